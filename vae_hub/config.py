@@ -1,0 +1,101 @@
+"""The model and training configuration, kept separate from the weights (the diffusers way)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any
+
+import torch
+from torch import nn
+
+# Activations are stored in config.json by name, never pickled. The class (e.g. ``nn.GELU``) is still
+# accepted for compatibility with the original design, and normalised to its name.
+ACTIVATIONS: dict[str, type[nn.Module]] = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "softplus": nn.Softplus,
+}
+
+
+def activation_name(act: str | type[nn.Module]) -> str:
+    """Normalise an activation given as a name or an ``nn.Module`` class to its registered name."""
+    if isinstance(act, str):
+        name = act.lower()
+        if name not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
+        return name
+    for name, cls in ACTIVATIONS.items():
+        if act is cls:
+            return name
+    raise ValueError(f"unsupported activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
+
+
+def resolve_device(device: str | torch.device = "auto") -> torch.device:
+    """``"auto"`` picks CUDA if available, then Apple MPS, else the CPU."""
+    if str(device) != "auto":
+        return torch.device(device)
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        return torch.device("mps")
+    return torch.device("cpu")
+
+
+@dataclass
+class Config:
+    """Architecture and training hyper-parameters, with the original design's defaults.
+
+    ``hidden_dims`` lists the encoder's widths; its last entry is the latent size. The decoder mirrors it:
+    784→128→32→16→(μ, log σ² ∈ R⁴) and 4→16→32→128→784.
+    """
+
+    input_dim: int = 784
+    hidden_dims: list[int] = field(default_factory=lambda: [128, 32, 16, 4])
+    act_fun: str = "gelu"
+    batch_size: int = 256
+    epochs: int = 50
+    lr: float = 1e-3
+    device: str = "auto"
+    # Additions for training (not architecture):
+    regularizer: str = "kl_wo_e"
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        self.act_fun = activation_name(self.act_fun)
+        self.hidden_dims = [int(d) for d in self.hidden_dims]
+        if self.input_dim <= 0 or len(self.hidden_dims) < 1 or any(d <= 0 for d in self.hidden_dims):
+            raise ValueError(f"dims must be positive: input_dim={self.input_dim}, hidden_dims={self.hidden_dims}")
+        if isinstance(self.device, torch.device):
+            self.device = str(self.device)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.hidden_dims[-1]
+
+    @property
+    def activation(self) -> type[nn.Module]:
+        return ACTIVATIONS[self.act_fun]
+
+    @property
+    def torch_device(self) -> torch.device:
+        return resolve_device(self.device)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Config:
+        """Build from a ``config.json`` dict, rejecting unknown keys with a message that names them."""
+        if not isinstance(data, dict):
+            raise ValueError(f"config must be a JSON object, got {type(data).__name__}")
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - known)
+        if unknown:
+            raise ValueError(f"config has unknown keys {unknown}; expected a subset of {sorted(known)}")
+        return cls(**data)
