@@ -21,6 +21,8 @@ ACTIVATIONS: dict[str, type[nn.Module]] = {
     "softplus": nn.Softplus,
 }
 
+LR_SCHEDULES = ("constant", "cosine")
+
 
 def activation_name(act: str | type[nn.Module]) -> str:
     """Normalise an activation given as a name or an ``nn.Module`` class to its registered name."""
@@ -65,12 +67,19 @@ class Config:
     # Additions for training (not architecture):
     regularizer: str = "kl_wo_e"
     seed: int = 0
+    # Learning-rate schedule (training only; the defaults are the original constant 1e-3):
+    # "constant", or "cosine" = linear warm-up over ``warmup_epochs`` then cosine decay to ``min_lr``.
+    lr_schedule: str = "constant"
+    warmup_epochs: float = 0.0
+    min_lr: float = 0.0
 
     def __post_init__(self) -> None:
         self.act_fun = activation_name(self.act_fun)
         self.hidden_dims = [int(d) for d in self.hidden_dims]
         if self.input_dim <= 0 or len(self.hidden_dims) < 1 or any(d <= 0 for d in self.hidden_dims):
             raise ValueError(f"dims must be positive: input_dim={self.input_dim}, hidden_dims={self.hidden_dims}")
+        if self.lr_schedule not in LR_SCHEDULES:
+            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
         if isinstance(self.device, torch.device):
             self.device = str(self.device)
 

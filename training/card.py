@@ -1,0 +1,220 @@
+"""The model card: README.md for a ``save_pretrained`` folder, rendered from what the folder holds.
+
+Reads ``config.json``, and if present ``metrics.json`` (written by :mod:`training.train`), ``eval.json``
+(written by ``python -m training.evaluate --save``) and the figures. Writes YAML metadata for the Hub
+(library, tags, license, dataset, model-index) followed by the description, metrics and usage.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+from .checkpoint import atomic_write_text
+
+METRICS_NAME = "metrics.json"
+EVAL_NAME = "eval.json"
+FIGURES = {
+    "samples": "samples.png",
+    "reconstructions": "reconstructions.png",
+    "latent": "latent.png",
+    "curves": "curves.png",
+}
+TAGS = ["vae", "variational-autoencoder", "mnist", "image-generation", "pytorch", "vae-hub"]
+
+REGULARIZER_TEXT = {
+    "sgvb": (
+        "**SGVB** (estimator A): the KL term is estimated by Monte Carlo, as log q(z|x) − log p(z) at the same "
+        "reparameterized sample z = μ + σ·ε that the reconstruction uses (Kingma & Welling 2014, eq. 6). It is "
+        "unbiased but noisy."
+    ),
+    "kl_wo_e": (
+        '**KL-WO-E** ("KL without expectation", estimator B): the KL term is the closed form '
+        "½ Σ (μ² + σ² − log σ² − 1), with no sampling (Kingma & Welling 2014, eq. 10). Only the reconstruction "
+        "term is sampled."
+    ),
+}
+
+
+def _read_json(path: Path) -> dict[str, Any] | None:
+    if not path.is_file():
+        return None
+    with open(path, encoding="utf-8") as f:
+        return json.load(f)
+
+
+def _fmt(value: Any, digits: int = 2) -> str:
+    return f"{value:.{digits}f}" if isinstance(value, int | float) else "—"
+
+
+def _card_data(variant: str, test: dict[str, Any], iwae: dict[str, Any] | None) -> ModelCardData:
+    results = []
+    if "nelbo" in test:
+        results.append(
+            EvalResult(
+                task_type="image-generation",
+                dataset_type="mnist",
+                dataset_name="MNIST",
+                dataset_split="test",
+                metric_type="nelbo",
+                metric_name="negative ELBO (nats/image, closed-form KL)",
+                metric_value=round(float(test["nelbo"]), 3),
+            )
+        )
+    if iwae and "log_likelihood" in iwae:
+        results.append(
+            EvalResult(
+                task_type="image-generation",
+                dataset_type="mnist",
+                dataset_name="MNIST",
+                dataset_split="test",
+                metric_type="log_likelihood",
+                metric_name=f"IWAE log-likelihood estimate, K={iwae.get('k')} (nats/image)",
+                metric_value=round(float(iwae["log_likelihood"]), 3),
+            )
+        )
+    return ModelCardData(
+        library_name="vae-hub",
+        license="cc-by-sa-3.0",
+        datasets=["mnist"],
+        tags=[*TAGS, variant],
+        pipeline_tag="image-to-image",
+        model_name=f"vae-mnist-{variant}",
+        eval_results=results or None,
+    )
+
+
+def _test_numbers(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> dict[str, Any]:
+    """The final test numbers: from eval.json if present (it is the more careful run), else the last epoch."""
+    if evaluation and "nelbo" in evaluation:
+        return {k: evaluation[k] for k in ("nelbo", "rec", "kl") if k in evaluation}
+    if metrics and metrics.get("history"):
+        last = metrics["history"][-1]
+        return {k: last[f"test_{k}"] for k in ("nelbo", "rec", "kl") if f"test_{k}" in last}
+    return {}
+
+
+def _grad_variance_section(gv: dict[str, Any]) -> str:
+    rows = "\n".join(
+        f"| {name} | {_fmt(v.get('variance'), 4)} | {_fmt(v.get('mean_sq_norm'), 4)} | {_fmt(v.get('snr'), 3)} |"
+        for name, v in gv.get("by_regularizer", {}).items()
+    )
+    return f"""
+### Gradient variance of the encoder
+
+On {gv.get("batches")} fixed test batches of {gv.get("batch_size")} images, the gradient of the batch-mean
+loss with respect to the encoder's parameters was drawn {gv.get("draws")} times per batch (fresh noise ε each
+time, the same ε for every estimator) at these weights. *Variance* is the trace of the gradient's covariance
+(summed over parameters, averaged over batches); *SNR* is ‖mean gradient‖² / variance. Both estimators have the
+same expected gradient; the closed form removes the KL term's sampling noise.
+
+| estimator | gradient variance | ‖mean gradient‖² | SNR |
+|---|---|---|---|
+{rows}
+"""
+
+
+def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
+    """Render ``folder/README.md`` from the folder's config, metrics, evaluation and figures; return its path."""
+    folder = Path(folder)
+    config = _read_json(folder / "config.json")
+    if config is None:
+        raise FileNotFoundError(f"{folder} has no config.json; save the model with save_pretrained first")
+    metrics = _read_json(folder / METRICS_NAME)
+    evaluation = _read_json(folder / EVAL_NAME)
+    variant = config.get("regularizer", folder.name)
+    repo = repo_id or f"USER/vae-mnist-{variant.replace('_', '-')}"
+    test = _test_numbers(metrics, evaluation)
+    iwae = (evaluation or {}).get("iwae")
+    history = (metrics or {}).get("history", [])
+
+    table = [
+        "| metric (MNIST test set, 10k images, nats/image) | value |",
+        "|---|---|",
+        f"| negative ELBO, single sample, closed-form KL | {_fmt(test.get('nelbo'))} |",
+        f"| reconstruction term −E_q log p(x\\|z) | {_fmt(test.get('rec'))} |",
+        f"| KL(q(z\\|x) ‖ p(z)) | {_fmt(test.get('kl'))} |",
+    ]
+    if iwae:
+        table.append(
+            f"| IWAE log-likelihood estimate log p(x), K={iwae.get('k')} | {_fmt(iwae.get('log_likelihood'))} |"
+        )
+    if history:
+        table.append(
+            f"| final training nELBO (running mean over the last epoch) | {_fmt(history[-1]['train_nelbo'])} |"
+        )
+    figures = "\n".join(
+        f"![{name}]({file})" for name, file in FIGURES.items() if (folder / file).is_file() and name != "curves"
+    )
+    curves = f"\n![training curves]({FIGURES['curves']})\n" if (folder / FIGURES["curves"]).is_file() else ""
+    gv = (evaluation or {}).get("grad_variance")
+    schedule = (
+        f"cosine decay from {config.get('lr')} to {config.get('min_lr')} after "
+        f"{config.get('warmup_epochs')} epoch(s) of linear warm-up"
+        if config.get("lr_schedule") == "cosine"
+        else f"constant {config.get('lr')}"
+    )
+    seconds = (metrics or {}).get("train_seconds")
+    timing = f" Training took {seconds:.0f} s on {metrics.get('device', '?')}." if seconds else ""
+
+    body = f"""
+# VAE on MNIST — `{variant}` regularizer
+
+A small variational autoencoder (Kingma & Welling, *Auto-Encoding Variational Bayes*, 2014) trained on the
+60,000 MNIST training images with the **{variant}** estimator of the KL term, built with
+[vae-hub](https://github.com/vae-hub/vae-hub) (PyTorch, safetensors, `PyTorchModelHubMixin`).
+
+- Encoder q(z|x): MLP {config.get("input_dim")}→{"→".join(str(d) for d in config.get("hidden_dims", [])[:-1])}
+  ({config.get("act_fun")}) → (μ, log σ²) ∈ R^{config.get("hidden_dims", [0])[-1]}, a diagonal Gaussian.
+- Decoder p(x|z): the mirrored MLP to 784 Bernoulli logits. Prior p(z) = N(0, I).
+- Objective: the negative ELBO = reconstruction + KL, with one reparameterized sample z = μ + σ·ε per image.
+
+## The two regularizers
+
+Both variants optimise the same objective and differ only in how the KL(q(z|x) ‖ p(z)) term is estimated:
+
+- {REGULARIZER_TEXT["sgvb"]}
+- {REGULARIZER_TEXT["kl_wo_e"]}
+
+Both give *pathwise* (reparameterization) gradients: SGVB is not a score-function (REINFORCE) estimator.
+This model was trained with **{variant}**. All numbers below use the closed-form KL for evaluation, so
+the two variants compare directly.
+
+## Metrics
+
+{chr(10).join(table)}
+{_grad_variance_section(gv) if gv else ""}
+## Samples and reconstructions
+
+{figures}
+{curves}
+## Usage
+
+```python
+import torch
+from vae_hub import VAE
+
+model = VAE.from_pretrained("{repo}")   # safetensors only, never pickle
+images = model.sample(16, generator=torch.Generator().manual_seed(0))  # (16, 1, 28, 28) in [0, 1]
+mu, logvar = model.encode(torch.rand(1, 784))                           # the posterior q(z|x)
+reconstruction = model.reconstruct(torch.rand(1, 1, 28, 28))
+```
+
+## Training
+
+{config.get("epochs")} epochs, batch size {config.get("batch_size")}, Adam, learning rate {schedule},
+seed {config.get("seed")}, on all 60,000 training images.{timing} Reproduce with
+`python -m training.train --regularizer {variant} --epochs {config.get("epochs")} --seed {config.get("seed")}`.
+The full configuration is in `config.json`; per-epoch metrics are in `metrics.json`.
+
+## License
+
+The weights are released under CC BY-SA 3.0, the license of the data they were trained on: the MNIST database
+by Yann LeCun, Corinna Cortes and Christopher J. C. Burges, available under the terms of the
+[Creative Commons Attribution-Share Alike 3.0](https://creativecommons.org/licenses/by-sa/3.0/) license.
+"""
+    card = ModelCard(f"---\n{_card_data(variant, test, iwae).to_yaml()}\n---\n{body}")
+    return atomic_write_text(folder / "README.md", str(card))

@@ -1,0 +1,257 @@
+"""The training loop, nanoGPT-style: plain PyTorch, no framework between the reader and the loop.
+
+``Trainer(config).fit(regularizer, train_loader, test_loader)`` trains a fresh :class:`vae_hub.VAE` with one
+of the two KL estimators and returns ``(model, history)``. Every epoch can end in an atomic checkpoint from
+which ``resume=True`` continues bit-identically (see :mod:`training.checkpoint`).
+
+Reproducibility: all randomness comes from three seeded sources, all checkpointed: torch's global RNG (the
+initial weights), the loader's ``generator`` (the shuffling; the trainer seeds it from ``config.seed``) and
+a dedicated generator for the reparameterization noise.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+import time
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Any, NamedTuple
+
+import torch
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from vae_hub import VAE, Config
+from vae_hub.objectives import elbo_terms, get_regularizer, kl_wo_e
+
+from .checkpoint import (
+    CKPT_NAME,
+    CheckpointError,
+    TrainingState,
+    load_checkpoint,
+    remove_stale_temporaries,
+    save_checkpoint,
+)
+
+# Fields whose change would make a resumed run differ from the run that wrote the checkpoint.
+RUN_FIELDS = ("input_dim", "hidden_dims", "act_fun", "batch_size", "epochs", "lr", "seed", "regularizer")
+RUN_FIELDS += ("lr_schedule", "warmup_epochs", "min_lr")
+EVAL_SEED = 1234  # the noise of the per-epoch test metrics, fixed so that epochs compare
+
+
+class TrainingError(RuntimeError):
+    """Training cannot go on; the message says why and what was kept."""
+
+
+class FitResult(NamedTuple):
+    model: VAE
+    history: list[dict[str, Any]]
+
+
+def lr_at(config: Config, step: int, total_steps: int, steps_per_epoch: int) -> float:
+    """The learning rate for optimizer step ``step`` (0-based) of ``total_steps``."""
+    if config.lr_schedule == "constant":
+        return config.lr
+    warm = config.warmup_epochs * steps_per_epoch
+    if step < warm:
+        return config.lr * (step + 1) / warm
+    progress = min(1.0, (step - warm) / max(1.0, total_steps - warm))
+    return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+def _flat(x: Tensor, model: VAE) -> Tensor:
+    return x.reshape(x.shape[0], -1).to(model.device, torch.float32, non_blocking=True)
+
+
+@torch.no_grad()
+def test_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[str, float]:
+    """Single-sample nELBO on ``loader`` with the closed-form KL (comparable across regularizers), nats/image."""
+    was_training = model.training
+    model.eval()
+    gen = torch.Generator(model.device).manual_seed(seed)
+    rec_sum = kl_sum = 0.0
+    n = 0
+    for x, _ in loader:
+        x = _flat(x, model)
+        out = model(x, generator=gen)
+        terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, "kl_wo_e")
+        rec_sum += terms.rec.sum().item()
+        kl_sum += terms.kl.sum().item()
+        n += len(x)
+    model.train(was_training)
+    if n == 0:
+        raise TrainingError("the test loader yielded no images")
+    return {"nelbo": (rec_sum + kl_sum) / n, "rec": rec_sum / n, "kl": kl_sum / n}
+
+
+class Trainer:
+    """Trains :class:`vae_hub.VAE` models described by one :class:`vae_hub.Config`."""
+
+    def __init__(self, config: Config | None = None) -> None:
+        self.config = config if config is not None else Config()
+
+    # The original API: one call per regularizer, each training a fresh model.
+    def train_with_sgvb(self, loader: Iterable, test_loader: Iterable | None = None, **kwargs: Any) -> FitResult:
+        """Train with estimator A (Monte Carlo KL at the reparameterized sample)."""
+        return self.fit("sgvb", loader, test_loader, **kwargs)
+
+    def train_with_kl_wo_e(self, loader: Iterable, test_loader: Iterable | None = None, **kwargs: Any) -> FitResult:
+        """Train with estimator B (closed-form KL)."""
+        return self.fit("kl_wo_e", loader, test_loader, **kwargs)
+
+    def fit(
+        self,
+        regularizer: str,
+        train_loader: Iterable,
+        test_loader: Iterable | None = None,
+        epochs: int | None = None,
+        ckpt_dir: str | Path | None = None,
+        resume: bool = False,
+        progress: bool = True,
+    ) -> FitResult:
+        """Train a fresh VAE for ``epochs`` (default ``config.epochs``) with ``regularizer``.
+
+        ``train_loader`` is any re-iterable of ``(x, y)`` batches, normally :class:`vae_hub.MNISTBatches`; if it
+        has a ``generator`` (its shuffling), the trainer seeds and checkpoints it. With ``ckpt_dir`` every epoch
+        ends in an atomic checkpoint; ``resume=True`` continues from the last one. Raises :class:`TrainingError`
+        on a non-finite loss, keeping the last good checkpoint.
+        """
+        get_regularizer(regularizer)  # fail early, with the list of names
+        cfg = dataclasses.replace(self.config, regularizer=regularizer, epochs=epochs or self.config.epochs)
+        device = cfg.torch_device
+        steps_per_epoch = len(train_loader)  # type: ignore[arg-type]
+        if steps_per_epoch == 0:
+            raise TrainingError("the training loader yields no batches")
+        total_steps = cfg.epochs * steps_per_epoch
+
+        torch.manual_seed(cfg.seed)  # the initial weights
+        model = VAE(cfg).to(device).train()
+        fused = device.type in ("cpu", "cuda")  # one kernel per step instead of one per tensor
+        optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(cfg, 0, total_steps, steps_per_epoch), fused=fused)
+        noise = torch.Generator(device).manual_seed(cfg.seed + 1)
+        shuffle: torch.Generator | None = getattr(train_loader, "generator", None)
+        if shuffle is not None:
+            shuffle.manual_seed(cfg.seed)
+
+        ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
+        history: list[dict[str, Any]] = []
+        start = 0
+        if ckpt is not None:
+            remove_stale_temporaries(ckpt.parent)
+        if resume and ckpt is not None and ckpt.is_file():
+            start, history = self._restore(ckpt, cfg, model, optimizer, noise, shuffle)
+
+        overall = tqdm(total=cfg.epochs, initial=start, desc=f"{regularizer}", unit="epoch", disable=not progress)
+        step = start * steps_per_epoch
+        try:
+            for epoch in range(start + 1, cfg.epochs + 1):
+                t0 = time.perf_counter()
+                sums = torch.zeros(4, dtype=torch.float64, device=device)  # objective, rec, closed-form kl, n
+                bar = tqdm(
+                    train_loader, total=steps_per_epoch, desc=f"epoch {epoch}", leave=False, disable=not progress
+                )
+                for i, (x, _) in enumerate(bar):
+                    lr = lr_at(cfg, step, total_steps, steps_per_epoch)
+                    for group in optimizer.param_groups:
+                        group["lr"] = lr
+                    x = _flat(x, model)
+                    out = model(x, generator=noise)
+                    terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
+                    loss = terms.loss.mean()
+                    optimizer.zero_grad(set_to_none=True)
+                    loss.backward()
+                    value = loss.item()
+                    if not math.isfinite(value):
+                        raise TrainingError(self._diverged(value, epoch, i, lr, ckpt))
+                    optimizer.step()
+                    step += 1
+                    with torch.no_grad():
+                        kl = terms.kl if regularizer == "kl_wo_e" else kl_wo_e(out.mu, out.logvar)
+                        sums += torch.stack(
+                            [terms.loss.sum(), terms.rec.sum(), kl.sum(), torch.tensor(len(x), device=device)]
+                        ).double()
+                    if i % 10 == 0:
+                        bar.set_postfix(loss=f"{value:.2f}", refresh=False)
+                bar.close()
+                objective, rec, kl_sum, n = sums.tolist()
+                record: dict[str, Any] = {
+                    "epoch": epoch,
+                    "lr": lr,
+                    "train_objective": objective / n,  # the estimator that was optimised
+                    "train_nelbo": (rec + kl_sum) / n,  # running average, closed-form KL
+                    "train_rec": rec / n,
+                    "train_kl": kl_sum / n,
+                }
+                if test_loader is not None:
+                    record.update({f"test_{k}": v for k, v in test_metrics(model, test_loader).items()})
+                record["seconds"] = time.perf_counter() - t0
+                history.append(record)
+                overall.set_postfix(
+                    train=f"{record['train_nelbo']:.2f}",
+                    test=f"{record.get('test_nelbo', float('nan')):.2f}",
+                    refresh=False,
+                )
+                overall.update(1)
+                if ckpt is not None:
+                    save_checkpoint(ckpt, self._state(epoch, cfg, history, model, optimizer, noise, shuffle))
+        finally:
+            overall.close()
+        return FitResult(model.eval(), history)
+
+    @staticmethod
+    def _diverged(value: float, epoch: int, step: int, lr: float, ckpt: Path | None) -> str:
+        kept = (
+            f"the last good checkpoint (epoch {load_checkpoint(ckpt).epoch}) is kept at {ckpt}"
+            if ckpt is not None and ckpt.is_file()
+            else "no checkpoint was written yet"
+        )
+        return (
+            f"training stopped: the loss became {value} at epoch {epoch}, step {step} (lr {lr:.3g}); {kept}. "
+            "Try a lower learning rate or check the input data for NaN/inf."
+        )
+
+    @staticmethod
+    def _state(
+        epoch: int,
+        cfg: Config,
+        history: list[dict[str, Any]],
+        model: VAE,
+        optimizer: torch.optim.Optimizer,
+        noise: torch.Generator,
+        shuffle: torch.Generator | None,
+    ) -> TrainingState:
+        rng = {"torch": torch.get_rng_state(), "noise": noise.get_state()}
+        if shuffle is not None:
+            rng["shuffle"] = shuffle.get_state()
+        return TrainingState(epoch, cfg.to_dict(), history, model.state_dict(), optimizer.state_dict(), rng)
+
+    @staticmethod
+    def _restore(
+        ckpt: Path,
+        cfg: Config,
+        model: VAE,
+        optimizer: torch.optim.Optimizer,
+        noise: torch.Generator,
+        shuffle: torch.Generator | None,
+    ) -> tuple[int, list[dict[str, Any]]]:
+        state = load_checkpoint(ckpt)
+        mine = cfg.to_dict()
+        diff = {k: (state.config.get(k), mine[k]) for k in RUN_FIELDS if state.config.get(k) != mine[k]}
+        if diff:
+            changes = ", ".join(f"{k}: {a!r} in the checkpoint, {b!r} now" for k, (a, b) in diff.items())
+            raise CheckpointError(
+                f"cannot resume from {ckpt}: the run's settings differ ({changes}). "
+                "Use the same settings, or delete the checkpoint to start afresh."
+            )
+        if state.epoch > cfg.epochs:
+            raise CheckpointError(f"{ckpt} is at epoch {state.epoch}, past the requested {cfg.epochs} epochs")
+        model.load_state_dict(state.model, strict=True)
+        optimizer.load_state_dict(state.optimizer)
+        torch.set_rng_state(state.rng["torch"])
+        noise.set_state(state.rng["noise"])
+        if shuffle is not None:
+            if "shuffle" not in state.rng:
+                raise CheckpointError(f"{ckpt} has no shuffling state but this loader shuffles")
+            shuffle.set_state(state.rng["shuffle"])
+        return state.epoch, state.history
