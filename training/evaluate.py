@@ -1,0 +1,198 @@
+"""Evaluate a trained model: ``python -m training.evaluate weights/sgvb [--grad-variance] [--save]``.
+
+Prints JSON with the test nELBO (one sample, closed-form KL for every model, so that variants compare), its
+reconstruction and KL terms, an importance-weighted (IWAE) log-likelihood estimate with K samples, and the
+figures it wrote. ``--grad-variance`` adds the variance of the encoder's gradient under each KL estimator,
+on fixed batches. ``--save`` stores the result as ``eval.json`` in the model folder and re-renders its card.
+
+Exit codes: 0 done, 2 bad input (no MNIST, unloadable weights, bad options).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from vae_hub import VAE, DataError, MNISTBatches, WeightsError, iwae_bound, load_mnist
+from vae_hub.objectives import REGULARIZERS, elbo_terms, reconstruction, score_function_surrogate
+
+from .card import EVAL_NAME, METRICS_NAME, write_model_card
+from .checkpoint import atomic_write_text
+from .figures import write_figures
+from .trainer import test_metrics
+
+SCORE_FUNCTION = "score_function"  # the REINFORCE baseline: measured for contrast, never used for training
+
+
+def encoder_parameters(model: VAE) -> list[torch.nn.Parameter]:
+    """The parameters of q(z|x): the encoder MLP and its (μ, log σ²) head."""
+    return [p for name, p in model.named_parameters() if name.startswith(("encoder.", "to_stats."))]
+
+
+def _batch_loss(model: VAE, x: Tensor, estimator: str, gen: torch.Generator) -> Tensor:
+    out = model(x, generator=gen)
+    if estimator == SCORE_FUNCTION:
+        return (reconstruction(out.logits, x) + score_function_surrogate(out.mu, out.logvar, out.z)).mean()
+    return elbo_terms(out.logits, x, out.mu, out.logvar, out.z, estimator).loss.mean()
+
+
+def grad_variance(
+    model: VAE,
+    batches: list[Tensor],
+    draws: int = 100,
+    seed: int = 0,
+    estimators: tuple[str, ...] = (*REGULARIZERS, SCORE_FUNCTION),
+) -> dict[str, Any]:
+    """Variance of the encoder's gradient of the batch-mean loss, per estimator, on fixed batches.
+
+    For each batch the gradient is drawn ``draws`` times with fresh noise ε; every estimator sees the same ε
+    (same seed per batch), so the comparison is paired. ``variance`` is the trace of the gradient's
+    covariance (summed over parameters), averaged over batches; ``snr`` = ‖mean gradient‖² / variance.
+    """
+    if draws < 2 or not batches:
+        raise ValueError("grad_variance needs at least 2 draws and 1 batch")
+    params = encoder_parameters(model)
+    t0 = time.perf_counter()
+    result: dict[str, dict[str, float]] = {}
+    for estimator in estimators:
+        variance = mean_sq = 0.0
+        for b, x in enumerate(batches):
+            gen = torch.Generator(model.device).manual_seed(seed + b)
+            grads = torch.stack(
+                [
+                    torch.cat([g.flatten() for g in torch.autograd.grad(_batch_loss(model, x, estimator, gen), params)])
+                    for _ in range(draws)
+                ]
+            ).double()
+            variance += grads.var(0).sum().item()
+            mean_sq += grads.mean(0).pow(2).sum().item()
+        variance, mean_sq = variance / len(batches), mean_sq / len(batches)
+        result[estimator] = {"variance": variance, "mean_sq_norm": mean_sq, "snr": mean_sq / variance}
+    return {
+        "batches": len(batches),
+        "batch_size": len(batches[0]),
+        "draws": draws,
+        "parameters": sum(p.numel() for p in params),
+        "by_regularizer": result,
+        "ratio_sgvb_over_kl_wo_e": result["sgvb"]["variance"] / result["kl_wo_e"]["variance"]
+        if "sgvb" in result and "kl_wo_e" in result
+        else None,
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+@torch.no_grad()
+def iwae_estimate(model: VAE, x: Tensor, k: int = 1000, chunk: int = 100, batch: int = 100, seed: int = 0) -> dict:
+    """Mean IWAE bound log p(x) over ``x`` with K samples, ``batch`` images × ``chunk`` samples at a time."""
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    values = torch.cat([iwae_bound(model, x[i : i + batch], k=k, chunk=chunk).cpu() for i in range(0, len(x), batch)])
+    return {
+        "k": k,
+        "log_likelihood": values.mean().item(),
+        "std_error": (values.std() / len(values) ** 0.5).item(),
+        "images": len(values),
+        "seconds": time.perf_counter() - t0,
+    }
+
+
+def evaluate(
+    model: VAE,
+    images: Tensor,
+    iwae_k: int = 1000,
+    iwae_chunk: int = 100,
+    iwae_batch: int = 100,
+    grad_var: bool = False,
+    gv_batches: int = 4,
+    gv_draws: int = 100,
+    seed: int = 0,
+) -> dict[str, Any]:
+    """All the numbers of the evaluation JSON, for ``images`` (uint8 (N, 28, 28) or float in [0, 1])."""
+    device = model.device
+    loader = MNISTBatches(images, batch_size=1000, shuffle=False, device=device)
+    result: dict[str, Any] = {"regularizer": model.config.regularizer, "test_images": len(loader.x)}
+    result.update(test_metrics(model, loader, seed=seed))
+    result["kl_estimator"] = "closed-form (for every model, so that variants compare)"
+    if iwae_k > 0:
+        result["iwae"] = iwae_estimate(model, loader.x, iwae_k, iwae_chunk, iwae_batch, seed)
+    if grad_var:
+        fixed = [loader.x[i * 256 : (i + 1) * 256] for i in range(gv_batches) if (i + 1) * 256 <= len(loader.x)]
+        if not fixed:
+            fixed = [loader.x]
+        result["grad_variance"] = grad_variance(model, fixed, gv_draws, seed)
+    return result
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    p.add_argument("model", help="a save_pretrained folder (e.g. weights/sgvb) or a Hub repo id")
+    p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $VAE_HUB_DATA, else ./data)")
+    p.add_argument("--iwae-k", type=int, default=1000, help="importance samples per image (0 to skip)")
+    p.add_argument("--iwae-chunk", type=int, default=100, help="samples drawn at a time (bounds memory)")
+    p.add_argument("--iwae-batch", type=int, default=100, help="images evaluated at a time (bounds memory)")
+    p.add_argument("--grad-variance", action="store_true", help="measure the encoder's gradient variance")
+    p.add_argument("--gv-batches", type=int, default=4, help="fixed batches of 256 test images")
+    p.add_argument("--gv-draws", type=int, default=100, help="gradient draws per batch")
+    p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
+    p.add_argument("--figures-dir", type=Path, help="where to write the figures (default: the model folder)")
+    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--save", action="store_true", help=f"write {EVAL_NAME} into the model folder, update its card")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--device", default="cpu")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    if args.iwae_k < 0 or args.iwae_chunk <= 0 or args.iwae_batch <= 0 or args.gv_batches <= 0 or args.gv_draws < 2:
+        print("error: --iwae-k must be ≥ 0, --gv-draws ≥ 2, and the other sizes positive", file=sys.stderr)
+        return 2
+    local = Path(args.model).is_dir()
+    if args.save and not local:
+        print("error: --save needs a local model folder", file=sys.stderr)
+        return 2
+    try:
+        model = VAE.from_pretrained(args.model, map_location=args.device)
+        images, _ = load_mnist("test", args.data_dir, download=False)
+    except (WeightsError, DataError, OSError, ValueError, RuntimeError) as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    if args.limit is not None:
+        images = images[: args.limit]
+    t0 = time.perf_counter()
+    result = {"model": args.model}
+    result.update(
+        evaluate(
+            model,
+            images,
+            args.iwae_k,
+            args.iwae_chunk,
+            args.iwae_batch,
+            args.grad_variance,
+            args.gv_batches,
+            args.gv_draws,
+            args.seed,
+        )
+    )
+    result["seconds"] = time.perf_counter() - t0
+    if not args.no_figures:
+        folder = args.figures_dir or (Path(args.model) if local else Path("runs/eval") / args.model.replace("/", "--"))
+        metrics_file = Path(args.model) / METRICS_NAME
+        history = json.loads(metrics_file.read_text())["history"] if local and metrics_file.is_file() else None
+        result["figures"] = [str(p) for p in write_figures(model, images, folder, history)]
+    if args.save:
+        atomic_write_text(Path(args.model) / EVAL_NAME, json.dumps(result, indent=1) + "\n")
+        result["card"] = str(write_model_card(Path(args.model)))
+    print(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
