@@ -2,14 +2,22 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import os
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from huggingface_hub import PyTorchModelHubMixin, hf_hub_download
-from huggingface_hub.errors import EntryNotFoundError
+from huggingface_hub import HfApi, PyTorchModelHubMixin, hf_hub_download
+from huggingface_hub.errors import (
+    HfHubHTTPError,
+    HFValidationError,
+    LocalEntryNotFoundError,
+    RemoteEntryNotFoundError,
+    RepositoryNotFoundError,
+    RevisionNotFoundError,
+)
 from safetensors import SafetensorError
 from safetensors.torch import load_file
 from torch import Tensor, nn
@@ -145,10 +153,16 @@ class VAE(
     ) -> VAE:
         """Load from a ``save_pretrained`` directory or a Hub repo id. Only safetensors is ever read.
 
-        Raises :class:`WeightsError` with a message naming the problem for anything malformed.
+        Only ``config.json`` and ``model.safetensors`` are ever downloaded. Raises :class:`WeightsError` with a
+        message naming the problem for anything malformed, missing or unreachable.
         """
         source = str(pretrained_model_name_or_path)
         is_dir = os.path.isdir(source)
+        if not is_dir and os.path.isfile(source):
+            raise WeightsError(f"{source} is a file: pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
+        # Hub ids look like "user/name"; anything else that is not a directory is a wrong local path.
+        if not is_dir and (os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") > 1):
+            raise WeightsError(f"no such model directory: {source}")
 
         def fetch(name: str) -> str | None:
             if is_dir:
@@ -164,35 +178,37 @@ class VAE(
                     force_download=force_download,
                     token=token,
                 )
-            except EntryNotFoundError:
-                return None
+            except RemoteEntryNotFoundError:
+                return None  # the repo exists but has no such file
+            except LocalEntryNotFoundError as e:  # a subclass of EntryNotFoundError: not "the repo lacks it"
+                why = "local_files_only=True" if local_files_only else f"the Hub could not be reached: {_first_line(e)}"
+                raise WeightsError(f"{source}: {name} is not in the local cache ({why})") from e
+            except RevisionNotFoundError as e:
+                raise WeightsError(f"{source}: revision {revision or 'main'!r} does not exist on the Hub") from e
+            except RepositoryNotFoundError as e:  # also a private or gated repo without a valid token
+                raise WeightsError(
+                    f"{source} is neither a local folder nor a Hub repo you can access "
+                    "(if it is private, log in with `hf auth login` or pass token=)"
+                ) from e
+            except HfHubHTTPError as e:
+                raise WeightsError(f"{source}: the Hub refused {name}: {_first_line(e)}") from e
+            except HFValidationError as e:
+                raise WeightsError(f"{source} is neither a local folder nor a valid Hub repo id ({e})") from e
 
-        # Hub ids look like "user/name"; anything else that is not a directory is a wrong local path.
-        if not is_dir and (os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") > 1):
-            raise WeightsError(f"no such model directory: {source}")
         config_file, weights_file = fetch(CONFIG_NAME), fetch(WEIGHTS_NAME)
         if weights_file is None:
-            pickles = [n for n in PICKLE_NAMES if is_dir and os.path.isfile(os.path.join(source, n))]
-            hint = (
-                f" It holds {pickles[0]}, a pickle file, which is refused: unpickling can run arbitrary code. "
-                "Convert it to safetensors with a tool you trust."
-                if pickles
-                else ""
-            )
-            raise WeightsError(f"{source}: no {WEIGHTS_NAME} found.{hint}")
+            raise WeightsError(f"{source}: no {WEIGHTS_NAME} found.{_pickle_hint(source, is_dir, revision, token)}")
         if config_file is None:
             raise WeightsError(f"{source}: no {CONFIG_NAME} found; it must sit beside {WEIGHTS_NAME}")
-        try:
-            with open(config_file, encoding="utf-8") as f:
-                config = Config.from_dict(json.load(f))
-        except (ValueError, TypeError) as e:
-            raise WeightsError(f"{source}: invalid {CONFIG_NAME}: {e}") from e
-        model = cls(config)
+        config = _read_config(config_file, source)
         try:
             state = load_file(weights_file, device="cpu")
         except (SafetensorError, OSError, ValueError) as e:
             raise WeightsError(f"{source}: {WEIGHTS_NAME} is corrupt or truncated ({e})") from e
-        expected = model.state_dict()
+        # The expected shapes come from a model on the meta device, so that a config.json with huge dims is
+        # refused for not matching the weights before any memory is allocated for it.
+        with torch.device("meta"):
+            expected = {name: t.shape for name, t in cls(config).state_dict().items()}
         missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
         if missing or unexpected:
             raise WeightsError(
@@ -200,15 +216,66 @@ class VAE(
                 f"unexpected tensors {unexpected}"
             )
         for name, tensor in state.items():
-            if tensor.shape != expected[name].shape:
+            if tensor.shape != expected[name]:
                 raise WeightsError(
                     f"{source}: tensor {name!r} has shape {tuple(tensor.shape)} but {CONFIG_NAME} implies "
-                    f"{tuple(expected[name].shape)}"
+                    f"{tuple(expected[name])}"
                 )
             if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
                 raise WeightsError(f"{source}: tensor {name!r} is not finite floating point")
+        model = cls(config)
         model.load_state_dict(state, strict=True)
         return model.to(map_location).eval()
+
+
+def _first_line(error: BaseException) -> str:
+    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
+
+
+# The JSON types of config.json's fields, by their annotations in Config (a bool is not an int here).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,)}
+
+
+def _json_type_ok(value: object, annotation: str) -> bool:
+    if isinstance(value, bool):
+        return annotation not in _JSON_TYPES and annotation != "list[int]"
+    if annotation == "list[int]":
+        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
+    return isinstance(value, _JSON_TYPES.get(annotation, (object,)))
+
+
+def _read_config(path: str, source: str) -> Config:
+    """Parse config.json strictly: valid JSON, known keys, JSON types matching Config, a known activation."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            data = json.load(f)
+    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
+        raise WeightsError(f"{source}: {CONFIG_NAME} is not valid JSON ({e})") from e
+    if isinstance(data, dict):
+        for f in dataclasses.fields(Config):
+            if f.name in data and not _json_type_ok(data[f.name], str(f.type)):
+                raise WeightsError(
+                    f"{source}: invalid {CONFIG_NAME}: {f.name!r} must be of type {f.type}, got {data[f.name]!r}"
+                )
+    try:
+        return Config.from_dict(data)
+    except (ValueError, TypeError) as e:
+        raise WeightsError(f"{source}: invalid {CONFIG_NAME}: {e}") from e
+
+
+def _pickle_hint(source: str, is_dir: bool, revision: str | None, token: str | bool | None) -> str:
+    """Say so when the weights exist only as a pickle. Hub files are only probed (HEAD), never downloaded."""
+    if is_dir:
+        pickles = [n for n in PICKLE_NAMES if os.path.isfile(os.path.join(source, n))]
+    else:
+        api = HfApi(token=token)
+        pickles = [n for n in PICKLE_NAMES if api.file_exists(source, n, revision=revision)]
+    if not pickles:
+        return ""
+    return (
+        f" It holds {pickles[0]}, a pickle file, which is refused: unpickling can run arbitrary code. "
+        "Convert it to safetensors with a tool you trust."
+    )
 
 
 # The mixin's class keywords have no `datasets`; set it on the card metadata it generates from.

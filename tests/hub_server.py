@@ -1,0 +1,305 @@
+"""A small Hugging Face Hub-compatible HTTP endpoint on 127.0.0.1, standing in for huggingface.co in tests.
+
+It implements only the routes that the real ``huggingface_hub`` client (2.4.0) calls for ``create_repo``,
+``create_branch``, ``upload_folder`` / ``PyTorchModelHubMixin.push_to_hub`` and ``hf_hub_download``. Found by
+reading the client's source, not by guessing:
+
+- ``HfApi.create_repo``: ``POST /api/repos/create`` {name, organization, visibility?}; 409 means "exists" (and
+  ``exist_ok=True`` accepts it). The JSON answer needs ``url``.
+- ``HfApi.create_branch``: ``POST /api/models/{repo}/branch/{branch}`` {startingPoint?}; 409 if it exists.
+- ``upload_folder`` first validates README.md: ``POST /api/validate-yaml`` {content, repoType}; it reads the JSON
+  answer (``errors``, ``warnings``) before checking the status. With ``hf_xet`` installed it then runs
+  ``_upload_pipeline.pipelined_upload``: ``POST /api/models/{repo}/preupload/{rev}`` returns, per file,
+  ``uploadMode`` ("regular" or "lfs"), ``shouldIgnore`` and the current ``oid``. The server decides the mode: the
+  real Hub says "lfs" for ``*.safetensors`` (its ``.gitattributes``) and the client then uploads through Xet (the
+  ``X-Xet-*`` token-refresh routes and a CAS server), or through the LFS batch API when ``HF_HUB_DISABLE_XET=1``.
+  Here every file is "regular", which the client fully supports: the bytes travel base64-encoded inside the commit
+  itself, so no Xet or LFS transfer is ever attempted and no environment switch is needed. Our code never sees
+  the difference.
+- The commit: ``POST /api/models/{repo}/commit/{rev}``, an NDJSON body (``header``, then ``file`` lines with
+  base64 content, or ``deletedFile``); the answer needs ``commitUrl``, ``commitOid`` and ``pullRequestUrl``. A
+  file whose ``oid`` (git blob sha1) is unchanged is dropped by the client; if nothing changed it reads the head
+  with ``GET /api/models/{repo}/revision/{rev}`` (``sha`` in the answer).
+- ``hf_hub_download``: ``HEAD /{repo}/resolve/{rev}/{path}`` must answer ``X-Repo-Commit`` (the commit sha, the
+  cache's snapshot name) and ``ETag`` (the git blob sha1 for a regular file; the real Hub adds
+  ``X-Linked-Etag``/``X-Linked-Size`` and a redirect only for LFS files), then ``GET`` the same URL for the bytes.
+  No ``X-Xet-Hash`` header, so the download is plain HTTP. Errors are typed by the ``X-Error-Code`` header:
+  ``RepoNotFound`` (401, also for a private repo asked without the owner's token, as on the real Hub),
+  ``RevisionNotFound`` and ``EntryNotFound`` (404, with ``X-Repo-Commit`` so the client caches the absence).
+
+The endpoint is pointed at through ``HF_ENDPOINT`` in a subprocess's environment (``huggingface_hub.constants``
+reads it at import time), or in-process by ``HfApi(endpoint=...)`` and by patching ``constants.ENDPOINT`` and
+``constants.HUGGINGFACE_CO_URL_TEMPLATE``, which ``hf_hub_url`` reads on every call.
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import re
+import threading
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import Any
+from urllib.parse import unquote, urlsplit
+
+import yaml
+
+GITATTRIBUTES = b"*.safetensors filter=lfs diff=lfs merge=lfs -text\n*.bin filter=lfs diff=lfs merge=lfs -text\n"
+
+
+def git_blob_sha1(data: bytes) -> str:
+    """What git (and the Hub) use as a regular file's oid and ETag."""
+    return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
+
+
+@dataclass
+class Repo:
+    owner: str
+    private: bool
+    commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit sha -> {path: bytes}
+    branches: dict[str, str] = field(default_factory=dict)  # branch -> commit sha
+
+    def resolve(self, revision: str) -> str | None:
+        """A branch name or a full commit sha -> the commit sha."""
+        if revision in self.branches:
+            return self.branches[revision]
+        return revision if revision in self.commits else None
+
+
+class HubError(Exception):
+    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.code, self.commit = status, message, code, commit
+
+
+class HubState:
+    """Repos, users and a log of the requests served, shared by the handler threads."""
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        self.tokens = tokens  # token -> user name
+        self.repos: dict[str, Repo] = {}
+        self.log: list[tuple[str, str]] = []  # (method, path) of every request, for assertions
+        self.lock = threading.Lock()
+
+    def commit(self, repo: Repo, branch: str, files: dict[str, bytes], message: str) -> str:
+        parent = repo.branches.get(branch, "")
+        sha = hashlib.sha1(f"{parent}\n{message}\n".encode() + repr(sorted(files.items())).encode()).hexdigest()
+        repo.commits[sha] = files
+        repo.branches[branch] = sha
+        return sha
+
+
+_REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
+ROUTES = [
+    ("POST", re.compile(r"/api/repos/create"), "create_repo"),
+    ("POST", re.compile(r"/api/validate-yaml"), "validate_yaml"),
+    ("POST", re.compile(rf"/api/models/{_REPO}/preupload/(?P<rev>[^/]+)"), "preupload"),
+    ("POST", re.compile(rf"/api/models/{_REPO}/commit/(?P<rev>[^/]+)"), "commit"),
+    ("POST", re.compile(rf"/api/models/{_REPO}/branch/(?P<branch>[^/]+)"), "create_branch"),
+    ("GET", re.compile(rf"/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?"), "repo_info"),
+    ("HEAD", re.compile(rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), "resolve"),
+    ("GET", re.compile(rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), "resolve"),
+]
+
+
+class HubHandler(BaseHTTPRequestHandler):
+    server: HubServer
+
+    def log_message(self, format: str, *args: Any) -> None:  # keep pytest output clean
+        pass
+
+    # --- plumbing ---
+    def do_GET(self) -> None:
+        self._dispatch("GET")
+
+    def do_HEAD(self) -> None:
+        self._dispatch("HEAD")
+
+    def do_POST(self) -> None:
+        self._dispatch("POST")
+
+    def _dispatch(self, method: str) -> None:
+        path = urlsplit(self.path).path
+        state = self.server.state
+        with state.lock:
+            state.log.append((method, unquote(path)))
+        for m, pattern, name in ROUTES:
+            match = pattern.fullmatch(path)
+            if m == method and match:
+                params = {k: unquote(v) for k, v in match.groupdict().items() if v is not None}
+                try:
+                    with state.lock:
+                        getattr(self, name)(method, **params)
+                except HubError as e:
+                    headers = {"X-Error-Message": e.message}
+                    if e.code:
+                        headers["X-Error-Code"] = e.code
+                    if e.commit:
+                        headers["X-Repo-Commit"] = e.commit
+                    self._send(e.status, {"error": e.message}, headers, body=method != "HEAD")
+                return
+        self._send(404, {"error": f"no route {method} {path}"})
+
+    def _send(self, status: int, payload: Any, headers: dict[str, str] | None = None, body: bool = True) -> None:
+        data = payload if isinstance(payload, bytes) else json.dumps(payload).encode()
+        self.send_response(status)
+        if not isinstance(payload, bytes):
+            self.send_header("Content-Type", "application/json")
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.send_header("Content-Length", str(len(data)))
+        self.end_headers()
+        if body:
+            self.wfile.write(data)
+
+    def _body(self) -> bytes:
+        return self.rfile.read(int(self.headers.get("Content-Length", 0)))
+
+    def _user(self, required: bool) -> str | None:
+        """The user behind ``Authorization: Bearer <token>``; a bad token is always refused."""
+        auth = self.headers.get("Authorization")
+        if auth is None:
+            if required:
+                raise HubError(401, "Authorization header is required")
+            return None
+        token = auth.removeprefix("Bearer ")
+        if not auth.startswith("Bearer ") or token not in self.server.state.tokens:
+            raise HubError(401, "Invalid credentials in Authorization header")
+        return self.server.state.tokens[token]
+
+    def _repo(self, repo_id: str, write: bool = False) -> Repo:
+        user = self._user(required=write)
+        repo = self.server.state.repos.get(repo_id)
+        # As on the Hub, a private repo is indistinguishable from a missing one to anyone but its owner.
+        if repo is None or (repo.private and user != repo.owner):
+            raise HubError(401 if user is None else 404, "Repository not found", "RepoNotFound")
+        if write and user != repo.owner:
+            raise HubError(403, f"You don't have the rights to write to {repo_id}")
+        return repo
+
+    def _commit_of(self, repo: Repo, rev: str) -> str:
+        sha = repo.resolve(rev)
+        if sha is None:
+            raise HubError(404, f"Invalid rev id: {rev}", "RevisionNotFound")
+        return sha
+
+    # --- routes ---
+    def create_repo(self, method: str) -> None:
+        user = self._user(required=True)
+        req = json.loads(self._body())
+        namespace = req.get("organization") or user
+        if namespace != user:
+            raise HubError(403, f"You don't have the rights to create a model under the namespace {namespace!r}")
+        repo_id = f"{namespace}/{req['name']}"
+        url = f"{self.server.url}/{repo_id}"
+        if repo_id in self.server.state.repos:
+            raise HubError(409, "You already created this model repo")
+        repo = Repo(owner=user, private=req.get("visibility") == "private")
+        self.server.state.commit(repo, "main", {".gitattributes": GITATTRIBUTES}, "initial commit")
+        self.server.state.repos[repo_id] = repo
+        self._send(200, {"url": url, "name": repo_id, "id": repo_id})
+
+    def validate_yaml(self, method: str) -> None:
+        self._user(required=False)
+        content = json.loads(self._body())["content"]
+        errors = []
+        match = re.match(r"---\n(.*?)\n---\n", content, re.S)
+        try:
+            meta = yaml.safe_load(match.group(1)) if match else {}
+            if not isinstance(meta, dict):
+                errors.append({"message": "metadata must be a YAML mapping"})
+        except yaml.YAMLError as e:
+            errors.append({"message": f"invalid YAML: {e}"})
+        self._send(400 if errors else 200, {"errors": errors, "warnings": []})
+
+    def preupload(self, method: str, repo: str, rev: str) -> None:
+        r = self._repo(repo, write=True)
+        files = r.commits[self._commit_of(r, rev)]
+        req = json.loads(self._body())
+        answer = [
+            {
+                "path": f["path"],
+                "uploadMode": "regular",  # see the module docstring: no Xet/LFS transfer
+                "shouldIgnore": False,
+                "oid": git_blob_sha1(files[f["path"]]) if f["path"] in files else None,
+            }
+            for f in req["files"]
+        ]
+        self._send(200, {"files": answer})
+
+    def commit(self, method: str, repo: str, rev: str) -> None:
+        r = self._repo(repo, write=True)
+        if "create_pr" in (urlsplit(self.path).query or ""):
+            raise HubError(400, "this test endpoint does not implement pull requests")
+        head = self._commit_of(r, rev)
+        if rev not in r.branches:
+            raise HubError(400, f"{rev} is not a branch: commits go to branches")
+        files = dict(r.commits[head])
+        summary = ""
+        for line in self._body().splitlines():
+            item = json.loads(line)
+            key, value = item["key"], item["value"]
+            if key == "header":
+                summary = value["summary"]
+                if value.get("parentCommit") not in (None, head):
+                    raise HubError(412, "parent commit is not the head of the branch")
+            elif key == "file" and value.get("encoding") == "base64":
+                files[value["path"]] = base64.b64decode(value["content"])
+            elif key == "deletedFile":
+                files.pop(value["path"], None)
+            else:  # lfsFile etc.: we never asked for them in preupload
+                raise HubError(400, f"unsupported commit operation {key!r}")
+        sha = self.server.state.commit(r, rev, files, summary)
+        self._send(200, {"commitUrl": f"{self.server.url}/{repo}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
+
+    def create_branch(self, method: str, repo: str, branch: str) -> None:
+        r = self._repo(repo, write=True)
+        body = self._body()
+        start = (json.loads(body) if body else {}).get("startingPoint") or "main"
+        if branch in r.branches:
+            raise HubError(409, f"Reference refs/heads/{branch} already exists")
+        r.branches[branch] = self._commit_of(r, start)
+        self._send(200, {})
+
+    def repo_info(self, method: str, repo: str, rev: str = "main") -> None:
+        r = self._repo(repo)
+        sha = self._commit_of(r, rev)
+        siblings = [{"rfilename": p} for p in sorted(r.commits[sha])]
+        self._send(200, {"id": repo, "modelId": repo, "sha": sha, "private": r.private, "siblings": siblings})
+
+    def resolve(self, method: str, repo: str, rev: str, path: str) -> None:
+        r = self._repo(repo)
+        sha = self._commit_of(r, rev)
+        data = r.commits[sha].get(path)
+        if data is None:
+            raise HubError(404, f"{path} does not exist at {rev}", "EntryNotFound", commit=sha)
+        headers = {"X-Repo-Commit": sha, "ETag": f'"{git_blob_sha1(data)}"'}
+        self._send(200, data, headers, body=method == "GET")
+
+
+class HubServer(ThreadingHTTPServer):
+    """``with HubServer({"token": "user"}) as hub: ...`` serves on ``hub.url`` from a background thread."""
+
+    daemon_threads = True
+
+    def __init__(self, tokens: dict[str, str]) -> None:
+        super().__init__(("127.0.0.1", 0), HubHandler)
+        self.state = HubState(tokens)
+        self.url = f"http://127.0.0.1:{self.server_address[1]}"
+        self._thread = threading.Thread(target=self.serve_forever, daemon=True)
+
+    def __enter__(self) -> HubServer:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.shutdown()
+        self.server_close()
+        self._thread.join()
+
+    def requests(self, method: str | None = None) -> list[str]:
+        """Paths requested so far (optionally only with ``method``)."""
+        with self.state.lock:
+            return [p for m, p in self.state.log if method is None or m == method]
