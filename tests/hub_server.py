@@ -69,9 +69,11 @@ class Repo:
 
 
 class HubError(Exception):
-    def __init__(self, status: int, message: str, code: str | None = None, commit: str | None = None) -> None:
+    def __init__(
+        self, status: int, message: str, code: str | None = None, commit: str | None = None, **extra: Any
+    ) -> None:
         super().__init__(message)
-        self.status, self.message, self.code, self.commit = status, message, code, commit
+        self.status, self.message, self.code, self.commit, self.extra = status, message, code, commit, extra
 
 
 class HubState:
@@ -138,7 +140,7 @@ class HubHandler(BaseHTTPRequestHandler):
                         headers["X-Error-Code"] = e.code
                     if e.commit:
                         headers["X-Repo-Commit"] = e.commit
-                    self._send(e.status, {"error": e.message}, headers, body=method != "HEAD")
+                    self._send(e.status, {"error": e.message, **e.extra}, headers, body=method != "HEAD")
                 return
         self._send(404, {"error": f"no route {method} {path}"})
 
@@ -195,7 +197,7 @@ class HubHandler(BaseHTTPRequestHandler):
         repo_id = f"{namespace}/{req['name']}"
         url = f"{self.server.url}/{repo_id}"
         if repo_id in self.server.state.repos:
-            raise HubError(409, "You already created this model repo")
+            raise HubError(409, "You already created this model repo", url=url)
         repo = Repo(owner=user, private=req.get("visibility") == "private")
         self.server.state.commit(repo, "main", {".gitattributes": GITATTRIBUTES}, "initial commit")
         self.server.state.repos[repo_id] = repo
@@ -252,7 +254,9 @@ class HubHandler(BaseHTTPRequestHandler):
             else:  # lfsFile etc.: we never asked for them in preupload
                 raise HubError(400, f"unsupported commit operation {key!r}")
         sha = self.server.state.commit(r, rev, files, summary)
-        self._send(200, {"commitUrl": f"{self.server.url}/{repo}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None})
+        self._send(
+            200, {"commitUrl": f"{self.server.url}/{repo}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None}
+        )
 
     def create_branch(self, method: str, repo: str, branch: str) -> None:
         r = self._repo(repo, write=True)

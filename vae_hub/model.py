@@ -181,7 +181,12 @@ class VAE(
             except RemoteEntryNotFoundError:
                 return None  # the repo exists but has no such file
             except LocalEntryNotFoundError as e:  # a subclass of EntryNotFoundError: not "the repo lacks it"
-                why = "local_files_only=True" if local_files_only else f"the Hub could not be reached: {_first_line(e)}"
+                cause = e.__cause__ or e
+                why = (
+                    "local_files_only=True"
+                    if local_files_only
+                    else f"the Hub could not be reached: {_first_line(cause)}"
+                )
                 raise WeightsError(f"{source}: {name} is not in the local cache ({why})") from e
             except RevisionNotFoundError as e:
                 raise WeightsError(f"{source}: revision {revision or 'main'!r} does not exist on the Hub") from e

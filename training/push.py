@@ -1,0 +1,183 @@
+"""Publish a trained model: ``python -m training.push weights/sgvb --repo-id USER/vae-mnist-sgvb``.
+
+Uploads a ``save_pretrained`` folder (config.json, model.safetensors, metrics, figures) with its model card
+(README.md) re-rendered for the real repo id. The token comes from ``--token``, else ``HF_TOKEN``, else the login
+cached by ``hf auth login``; it is never printed. ``--dry-run`` writes the exact folder that would be uploaded
+and lists it, without a token or any network access. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
+
+Exit codes: 0 done, 1 the Hub refused the upload or could not be reached, 2 bad input.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import sys
+import tempfile
+from pathlib import Path
+
+import httpx2
+from huggingface_hub import HfApi, constants, get_token
+from huggingface_hub.errors import HfHubHTTPError, HFValidationError
+from huggingface_hub.utils import validate_repo_id
+
+from vae_hub import VAE, WeightsError
+from vae_hub.model import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME
+
+from .card import EVAL_NAME, FIGURES, METRICS_NAME, write_model_card
+
+CARD_NAME = "README.md"
+# Everything else in the folder (checkpoints, pickles, stray files) stays home.
+DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME, EVAL_NAME, *FIGURES.values())
+
+
+class PushError(Exception):
+    """Bad input: reported as one line, exit code 2."""
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m training.push", description=__doc__.split("\n\n")[0])
+    p.add_argument("folder", type=Path, help="a save_pretrained folder, e.g. weights/sgvb")
+    p.add_argument("--repo-id", required=True, help="USER/NAME (or ORG/NAME) on the Hub")
+    p.add_argument("--private", action="store_true", help="create the repo private (no effect if it exists)")
+    p.add_argument("--token", help="a write token (default: $HF_TOKEN, else the cached `hf auth login`)")
+    p.add_argument("--revision", "--branch", dest="revision", default="main", help="branch to push to (created)")
+    p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--dry-run", action="store_true", help="write the upload folder and list it; upload nothing")
+    p.add_argument("--out", type=Path, help="with --dry-run: where to write the folder (new or empty)")
+    return p
+
+
+def check_repo_id(repo_id: str) -> None:
+    """A Hub model id of the form NAMESPACE/NAME, with the Hub's own rules on characters."""
+    if repo_id.count("/") != 1:
+        raise PushError(f"bad repo id {repo_id!r}: expected USER/NAME, e.g. alice/vae-mnist-sgvb")
+    try:
+        validate_repo_id(repo_id)
+    except HFValidationError as e:
+        raise PushError(f"bad repo id {repo_id!r}: {e}") from e
+
+
+def check_folder(folder: Path) -> list[Path]:
+    """The files to upload from ``folder``, after checking that the model in it loads (strictly, without pickle)."""
+    if not folder.exists():
+        raise PushError(f"no such folder: {folder}")
+    if not folder.is_dir():
+        raise PushError(f"{folder} is not a folder: pass the save_pretrained folder that holds {WEIGHTS_NAME}")
+    if not (folder / WEIGHTS_NAME).is_file():
+        pickles = [n for n in PICKLE_NAMES if (folder / n).is_file()]
+        why = f" ({pickles[0]} is a pickle file, which is never pushed)" if pickles else ""
+        raise PushError(f"{folder} has no {WEIGHTS_NAME}{why}: save the model with VAE.save_pretrained first")
+    try:
+        VAE.from_pretrained(folder)
+    except WeightsError as e:
+        raise PushError(f"the model in {folder} does not load, so it is not pushed: {e}") from e
+    return [folder / name for name in DATA_FILES if (folder / name).is_file()]
+
+
+def stage(folder: Path, repo_id: str, out: Path) -> list[Path]:
+    """Write the exact upload folder into ``out``: the data files and a model card for ``repo_id``."""
+    files = check_folder(folder)
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PushError(f"{out} exists and is not an empty folder; choose a new --out")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        for src in files:
+            shutil.copyfile(src, out / src.name)
+    except OSError as e:
+        raise PushError(f"cannot write the upload folder {out}: {e}") from e
+    try:
+        write_model_card(out, repo_id)
+    except (OSError, ValueError, KeyError, TypeError) as e:
+        raise PushError(f"cannot write the model card from {folder}: {e}") from e
+    try:
+        VAE.from_pretrained(out)  # the staged copy loads too
+    except WeightsError as e:
+        raise PushError(f"the staged copy in {out} does not load: {e}") from e
+    return sorted(out.iterdir())
+
+
+def resolve_token(cli_token: str | None) -> str | None:
+    """``--token``, else ``HF_TOKEN``, else the cached login."""
+    return cli_token or os.environ.get("HF_TOKEN") or get_token()
+
+
+def endpoint() -> str:
+    return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
+
+
+def upload(staged: Path, repo_id: str, token: str, private: bool, revision: str, message: str | None) -> str:
+    """Create the repo (and branch) if needed and commit the staged folder; return the commit URL."""
+    api = HfApi(endpoint=endpoint(), token=token)
+    api.create_repo(repo_id, private=private or None, exist_ok=True)
+    if revision != constants.DEFAULT_REVISION:
+        api.create_branch(repo_id, branch=revision, exist_ok=True)
+    info = api.upload_folder(
+        repo_id=repo_id,
+        folder_path=staged,
+        revision=revision,
+        commit_message=message or f"Upload VAE ({staged.name}) with vae-hub",
+    )
+    return info.commit_url
+
+
+def _hub_message(e: HfHubHTTPError) -> str:
+    status = e.response.status_code if e.response is not None else None
+    detail = e.server_message or next((line for line in str(e).splitlines() if line.strip()), "")
+    if status == 401:
+        return f"the Hub rejected the token ({detail}); log in again with `hf auth login` or pass --token"
+    if status == 403:
+        return f"the Hub refused ({detail}); check the namespace and that the token has write access"
+    return f"the Hub refused the upload: {detail} (HTTP {status})"
+
+
+def _listing(files: list[Path]) -> str:
+    rows = [f"{f.stat().st_size:>10,d}  {f.name}" for f in files]
+    total = sum(f.stat().st_size for f in files)
+    return "\n".join([*rows, f"{total:>10,d}  total bytes, {len(files)} files"])
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        check_repo_id(args.repo_id)
+        if args.out is not None and not args.dry_run:
+            raise PushError("--out only goes with --dry-run")
+        where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
+        if args.dry_run:
+            out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-push-"))
+            files = stage(args.folder, args.repo_id, out)
+            print(f"dry run: would upload {out} to {where}:\n{_listing(files)}")
+            if resolve_token(args.token) is None:
+                print("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before pushing")
+            return 0
+        check_folder(args.folder)
+        token = resolve_token(args.token)
+        if token is None:
+            raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
+        with tempfile.TemporaryDirectory(prefix="vae-hub-push-") as tmp:
+            staged = Path(tmp) / args.folder.resolve().name
+            listing = _listing(stage(args.folder, args.repo_id, staged))
+            try:
+                url = upload(staged, args.repo_id, token, args.private, args.revision, args.message)
+            except HfHubHTTPError as e:
+                print(f"error: {_hub_message(e)}", file=sys.stderr)
+                return 1
+            except (httpx2.TransportError, OSError) as e:
+                print(f"error: could not reach the Hub at {endpoint()}: {e}", file=sys.stderr)
+                return 1
+            except ValueError as e:  # e.g. the Hub's metadata check of README.md
+                print(f"error: {e}".replace("\n", " "), file=sys.stderr)
+                return 1
+        print(f"pushed to {where}:\n{listing}\ncommit: {url}")
+        revision = "" if args.revision == constants.DEFAULT_REVISION else f', revision="{args.revision}"'
+        print(f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})')
+        return 0
+    except PushError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
