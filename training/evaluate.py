@@ -26,7 +26,7 @@ from vae_hub.objectives import REGULARIZERS, elbo_terms, reconstruction, score_f
 from .card import EVAL_NAME, METRICS_NAME, write_model_card
 from .checkpoint import atomic_write_text
 from .figures import write_figures
-from .trainer import test_metrics
+from .trainer import nelbo_metrics
 
 SCORE_FUNCTION = "score_function"  # the REINFORCE baseline: measured for contrast, never used for training
 
@@ -118,7 +118,7 @@ def evaluate(
     device = model.device
     loader = MNISTBatches(images, batch_size=1000, shuffle=False, device=device)
     result: dict[str, Any] = {"regularizer": model.config.regularizer, "test_images": len(loader.x)}
-    result.update(test_metrics(model, loader, seed=seed))
+    result.update(nelbo_metrics(model, loader, seed=seed))
     result["kl_estimator"] = "closed-form (for every model, so that variants compare)"
     if iwae_k > 0:
         result["iwae"] = iwae_estimate(model, loader.x, iwae_k, iwae_chunk, iwae_batch, seed)

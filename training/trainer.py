@@ -65,7 +65,7 @@ def _flat(x: Tensor, model: VAE) -> Tensor:
 
 
 @torch.no_grad()
-def test_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[str, float]:
+def nelbo_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[str, float]:
     """Single-sample nELBO on ``loader`` with the closed-form KL (comparable across regularizers), nats/image."""
     was_training = model.training
     model.eval()
@@ -184,7 +184,7 @@ class Trainer:
                     "train_kl": kl_sum / n,
                 }
                 if test_loader is not None:
-                    record.update({f"test_{k}": v for k, v in test_metrics(model, test_loader).items()})
+                    record.update({f"test_{k}": v for k, v in nelbo_metrics(model, test_loader).items()})
                 record["seconds"] = time.perf_counter() - t0
                 history.append(record)
                 overall.set_postfix(

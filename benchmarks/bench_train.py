@@ -1,0 +1,120 @@
+"""Benchmark: steady-state training epochs of the project's trainer against the pytorch/examples pipeline.
+
+In one process it times
+  1. the pytorch/examples VAE pipeline: ``torchvision.datasets.MNIST`` with ``ToTensor`` through a
+     ``DataLoader`` (batch 256, shuffled), a plain Adam loop over the same model and objective;
+  2. the project's ``training.Trainer`` (in-memory batches, fused Adam, lr schedule);
+and prints the ratio, plus the fraction of the machine's matmul peak that each reaches (the peak is measured
+here too, with a large float32 matmul). Usage: ``python benchmarks/bench_train.py [--data-dir DIR]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.data import DataLoader
+from torchvision import datasets, transforms
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
+
+from training.train import RECIPE  # noqa: E402
+from training.trainer import Trainer  # noqa: E402
+from vae_hub import VAE, Config, MNISTBatches, load_mnist  # noqa: E402
+from vae_hub.data import prepare_root  # noqa: E402
+
+
+def matmul_peak_flops(n: int = 2048, seconds: float = 2.0) -> float:
+    """float32 FLOP/s of an n×n by n×n matmul, the best of repeated timings."""
+    a, b = torch.randn(n, n), torch.randn(n, n)
+    a @ b  # warm-up
+    best = float("inf")
+    deadline = time.perf_counter() + seconds
+    while time.perf_counter() < deadline:
+        t0 = time.perf_counter()
+        a @ b
+        best = min(best, time.perf_counter() - t0)
+    return 2 * n**3 / best
+
+
+def training_flops_per_image(model: VAE) -> float:
+    """Matmul FLOPs of one training step per image: forward 2·(in·out) per Linear, backward twice that."""
+    macs = sum(m.in_features * m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear))
+    return 3 * 2 * macs
+
+
+def examples_pipeline_epochs(root: Path, epochs: int, regularizer: str) -> list[float]:
+    """pytorch/examples/vae: MNIST + ToTensor + DataLoader(batch 256, shuffle), Adam, loss.item() per step."""
+    dataset = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
+    loader = DataLoader(dataset, batch_size=256, shuffle=True)
+    torch.manual_seed(0)
+    model = VAE(Config())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
+    times = []
+    for _ in range(epochs):
+        t0 = time.perf_counter()
+        train_loss = 0.0
+        for data, _ in loader:
+            optimizer.zero_grad()
+            loss = model.loss(data, regularizer).loss.mean()
+            loss.backward()
+            train_loss += loss.item()
+            optimizer.step()
+        times.append(time.perf_counter() - t0)
+    return times
+
+
+def trainer_epochs(images: torch.Tensor, labels: torch.Tensor, epochs: int, regularizer: str) -> list[float]:
+    config = Config(epochs=epochs, **RECIPE)
+    loader = MNISTBatches(images, labels, 256, shuffle=True, generator=torch.Generator(), device=config.torch_device)
+    _, history = Trainer(config).fit(regularizer, loader, progress=False)
+    return [h["seconds"] for h in history]
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $VAE_HUB_DATA, else ./data)")
+    p.add_argument("--pipeline-epochs", type=int, default=3, help="the first is warm-up")
+    p.add_argument("--trainer-epochs", type=int, default=6, help="the first is warm-up")
+    p.add_argument("--regularizer", default="kl_wo_e")
+    args = p.parse_args()
+
+    root = prepare_root(args.data_dir, download=False)
+    images, labels = load_mnist("train", root, download=False)
+    peak = matmul_peak_flops()
+    flops_epoch = training_flops_per_image(VAE(Config())) * len(images)
+    ideal = flops_epoch / peak
+
+    pipe = examples_pipeline_epochs(root, args.pipeline_epochs, args.regularizer)
+    ours = trainer_epochs(images, labels, args.trainer_epochs, args.regularizer)
+    pipe_s, ours_s = statistics.median(pipe[1:] or pipe), statistics.median(ours[1:] or ours)
+    result = {
+        "device": str(Config().torch_device),
+        "threads": torch.get_num_threads(),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "model_gflop_per_epoch": round(flops_epoch / 1e9, 1),
+        "matmul_limit_s_per_epoch": round(ideal, 3),
+        "pipeline_s_per_epoch": round(pipe_s, 3),
+        "trainer_s_per_epoch": round(ours_s, 3),
+        "speedup": round(pipe_s / ours_s, 2),
+        "pipeline_peak_fraction": round(ideal / pipe_s, 3),
+        "trainer_peak_fraction": round(ideal / ours_s, 3),
+        "pipeline_epochs_s": [round(t, 3) for t in pipe],
+        "trainer_epochs_s": [round(t, 3) for t in ours],
+    }
+    print(
+        f"pipeline (torchvision ToTensor + DataLoader): {pipe_s:.2f} s/epoch\n"
+        f"trainer (training.Trainer):                   {ours_s:.2f} s/epoch\n"
+        f"speed-up: {pipe_s / ours_s:.1f}x; matmul peak {peak / 1e9:.0f} GFLOP/s -> limit {ideal:.2f} s/epoch; "
+        f"trainer at {ideal / ours_s:.0%} of peak, pipeline at {ideal / pipe_s:.0%}"
+    )
+    print(json.dumps(result))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""Crash safety: a training process killed (SIGKILL) or interrupted (Ctrl-C) mid-epoch resumes to bit-identical
+weights, and a checkpoint on disk is never half-written."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from pathlib import Path
+
+import torch
+from safetensors.torch import load_file
+
+from training.checkpoint import CKPT_NAME, CheckpointError, load_checkpoint
+
+ROOT = Path(__file__).resolve().parent.parent
+ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
+EPOCHS = 5
+
+
+def _train_cmd(mnist_root: Path, out: Path, ck: Path, *extra: str) -> list[str]:
+    # 8192 images in batches of 32: 256 steps, a few tenths of a second per epoch, so a signal lands mid-epoch.
+    return [
+        *(sys.executable, "-m", "training.train", "--regularizer", "sgvb", "--epochs", str(EPOCHS)),
+        *("--data-dir", str(mnist_root), "--limit", "8192", "--test-limit", "500", "--batch-size", "32"),
+        *("--out", str(out), "--ckpt-dir", str(ck), "--no-progress", *extra),
+    ]
+
+
+def _epoch(ckpt: Path) -> int:
+    try:
+        return load_checkpoint(ckpt).epoch
+    except CheckpointError:
+        if ckpt.exists():
+            raise  # a checkpoint that exists must always be complete
+        return 0
+
+
+def _interrupt_after(cmd: list[str], ckpt: Path, epoch: int, sig: signal.Signals) -> tuple[int, str]:
+    """Start ``cmd``, wait until its checkpoint passes ``epoch``, then send ``sig`` a moment later (mid-epoch)."""
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    deadline = time.monotonic() + 120
+    while _epoch(ckpt) <= epoch and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.01)
+    time.sleep(0.1)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    return proc.returncode, err
+
+
+def test_killed_and_interrupted_training_resumes_bit_identical(tmp_path: Path, mnist_root: Path) -> None:
+    ref = subprocess.run(
+        _train_cmd(mnist_root, tmp_path / "ref", tmp_path / "ref_ck"), cwd=ROOT, env=ENV, capture_output=True
+    )
+    assert ref.returncode == 0, ref.stderr
+
+    out, ck = tmp_path / "out", tmp_path / "ck"
+    ckpt = ck / "sgvb" / CKPT_NAME
+    rc, err = _interrupt_after(_train_cmd(mnist_root, out, ck), ckpt, 0, signal.SIGINT)  # Ctrl-C
+    assert rc == 130, err
+    assert "interrupted" in err and "--resume" in err and "Traceback" not in err
+    after_ctrl_c = _epoch(ckpt)
+    assert 1 <= after_ctrl_c < EPOCHS
+
+    rc, _ = _interrupt_after(_train_cmd(mnist_root, out, ck, "--resume"), ckpt, after_ctrl_c, signal.SIGKILL)
+    assert rc == -signal.SIGKILL
+    after_kill = _epoch(ckpt)
+    assert after_ctrl_c < after_kill < EPOCHS, "the kill must land before the run finishes"
+    assert not (out / "sgvb").exists()
+
+    done = subprocess.run(_train_cmd(mnist_root, out, ck, "--resume"), cwd=ROOT, env=ENV, capture_output=True)
+    assert done.returncode == 0, done.stderr
+    a, b = load_file(tmp_path / "ref" / "sgvb" / "model.safetensors"), load_file(out / "sgvb" / "model.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)  # bit-identical weights
+    strip = lambda p: [{k: v for k, v in h.items() if k != "seconds"} for h in json.loads(p.read_text())["history"]]  # noqa: E731
+    assert strip(out / "sgvb" / "metrics.json") == strip(tmp_path / "ref" / "sgvb" / "metrics.json")
+    assert not [p for p in ckpt.parent.iterdir() if p.name != CKPT_NAME]  # no temporaries left behind
+
+
+WRITER = textwrap.dedent(
+    """
+    import sys, torch
+    from training.checkpoint import TrainingState, save_checkpoint
+    model = torch.nn.Linear(1000, 2000)  # 8 MB of weights: each write takes a while
+    opt = torch.optim.Adam(model.parameters())
+    for epoch in range(1, 10**6):
+        with torch.no_grad():
+            for p in model.parameters():
+                p.fill_(epoch)
+        save_checkpoint(sys.argv[1], TrainingState(epoch, {}, [{"epoch": epoch}], model.state_dict(),
+                                                   opt.state_dict(), {"torch": torch.get_rng_state()}))
+        if epoch == 1:
+            print("saved", flush=True)
+    """
+)
+
+
+def test_a_checkpoint_is_never_half_written(tmp_path: Path) -> None:
+    ckpt = tmp_path / CKPT_NAME
+    for delay in (0.0, 0.03, 0.11, 0.27):
+        proc = subprocess.Popen([sys.executable, "-c", WRITER, str(ckpt)], cwd=ROOT, env=ENV, stdout=subprocess.PIPE)
+        assert proc.stdout is not None and proc.stdout.readline() == b"saved\n"  # the first write is complete
+        time.sleep(delay)  # the kill lands at assorted points of later writes
+        proc.kill()
+        proc.wait()
+        proc.stdout.close()
+        state = load_checkpoint(ckpt)  # never raises: the file is the previous or the new complete version
+        assert state.history == [{"epoch": state.epoch}] and state.epoch >= 1
+        assert all(torch.all(t == state.epoch) for t in state.model.values())
