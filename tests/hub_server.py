@@ -307,3 +307,17 @@ class HubServer(ThreadingHTTPServer):
         """Paths requested so far (optionally only with ``method``)."""
         with self.state.lock:
             return [p for m, p in self.state.log if method is None or m == method]
+
+
+if __name__ == "__main__":  # try the push and load commands by hand: python tests/hub_server.py TOKEN USER
+    import sys
+    import time
+
+    token, user = (sys.argv[1:3] + ["hf_local_token", "alice"][len(sys.argv[1:3]) :])[:2]
+    with HubServer({token: user}) as hub:
+        print(f"local hub on {hub.url} for user {user!r}; export HF_ENDPOINT={hub.url} HF_TOKEN=<token>", flush=True)
+        try:
+            while True:
+                time.sleep(3600)
+        except KeyboardInterrupt:
+            pass
