@@ -44,6 +44,7 @@ def hub_env(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
     monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
     monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
     return hub
 
 
@@ -93,7 +94,7 @@ def test_push_cli_then_load_is_bit_identical(trained: Path, hub_env: HubServer, 
     home = tmp_path / "hf_home"
     home.mkdir()
     (home / "token").write_text(TOKEN)  # what `hf auth login` caches: no --token, no HF_TOKEN
-    env = {k: v for k, v in os.environ.items() if k != "HF_TOKEN"}
+    env = {k: v for k, v in os.environ.items() if not k.startswith("HF_")}  # no token, cache or mode from outside
     env.update(HF_ENDPOINT=hub.url, HF_HOME=str(home), PYTHONPATH=str(ROOT), HF_HUB_DISABLE_PROGRESS_BARS="1")
     cmd = [sys.executable, "-m", "training.push", str(trained), "--repo-id", "alice/vae-mnist-sgvb"]
     r = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
