@@ -104,6 +104,7 @@ def resolve_token(cli_token: str | None) -> str | None:
 
 
 def endpoint() -> str:
+    """``$HF_ENDPOINT`` read now (not at import, as ``huggingface_hub.constants`` does), else huggingface.co."""
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
 
 
