@@ -262,3 +262,23 @@ def test_hub_refusals_are_clear_and_never_show_the_token(hub_env, tmp_path: Path
     monkeypatch.setenv("HF_ENDPOINT", "http://127.0.0.1:9")  # nothing listens on the discard port
     code, _, err = _push(capsys, folder, "--repo-id", "alice/x", "--token", TOKEN)
     assert code == 1 and "could not reach the Hub at http://127.0.0.1:9" in err and TOKEN not in err
+
+
+# --- the Gradio app loads from the Hub too ---
+
+
+def test_the_app_loads_its_models_from_the_hub(hub_env: HubServer, tmp_path: Path, capsys) -> None:
+    import app  # imported here: it pulls in Gradio
+    from vae_hub.demo import load_models
+
+    pushed = {"sgvb": _model(7), "kl_wo_e": _model(8)}
+    for variant, model in pushed.items():
+        folder = _saved(model, tmp_path / variant)
+        assert _push(capsys, folder, "--repo-id", f"alice/app-{variant}", "--token", TOKEN)[0] == 0
+    # what `python app.py --model sgvb=alice/app-sgvb --model kl_wo_e=alice/app-kl_wo_e` loads
+    sources = app.model_sources([f"{v}=alice/app-{v}" for v in pushed])
+    for loaded in (load_models(sources), load_models(sources, local_files_only=True)):
+        for variant, model in pushed.items():
+            assert_identical(loaded[variant], model)
+    with pytest.raises(SystemExit, match="cannot load the weights: alice/nothing-here is neither a local folder"):
+        app.main(["--model", "sgvb=alice/nothing-here"])
