@@ -17,7 +17,6 @@ import sys
 import tempfile
 from pathlib import Path
 
-import httpx2
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
@@ -27,7 +26,11 @@ from vae_hub.model import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME
 
 from .card import EVAL_NAME, FIGURES, METRICS_NAME, write_model_card
 
-CARD_NAME = "README.md"
+try:  # the HTTP client under huggingface_hub: httpx2 since 2.0, httpx before
+    from httpx2 import TransportError
+except ImportError:  # pragma: no cover
+    from httpx import TransportError
+
 # Everything else in the folder (checkpoints, pickles, stray files) stays home.
 DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME, EVAL_NAME, *FIGURES.values())
 
@@ -165,7 +168,7 @@ def main(argv: list[str] | None = None) -> int:
             except HfHubHTTPError as e:
                 print(f"error: {_hub_message(e)}", file=sys.stderr)
                 return 1
-            except (httpx2.TransportError, OSError) as e:
+            except (TransportError, OSError) as e:
                 print(f"error: could not reach the Hub at {endpoint()}: {e}", file=sys.stderr)
                 return 1
             except ValueError as e:  # e.g. the Hub's metadata check of README.md
