@@ -238,15 +238,17 @@ def _first_line(error: BaseException) -> str:
 
 
 # The JSON types of config.json's fields, by their annotations in Config (a bool is not an int here).
-_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,)}
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
 
 
 def _json_type_ok(value: object, annotation: str) -> bool:
-    if isinstance(value, bool):
-        return annotation not in _JSON_TYPES and annotation != "list[int]"
     if annotation == "list[int]":
-        return isinstance(value, list) and all(isinstance(v, int) and not isinstance(v, bool) for v in value)
-    return isinstance(value, _JSON_TYPES.get(annotation, (object,)))
+        return isinstance(value, list) and all(type(v) is int for v in value)
+    if annotation not in _JSON_TYPES:
+        return True  # a field of another type: Config.__post_init__ validates it
+    if isinstance(value, bool):
+        return annotation == "bool"
+    return isinstance(value, _JSON_TYPES[annotation])
 
 
 def _read_config(path: str, source: str) -> Config:
