@@ -30,13 +30,14 @@ from vae_hub.preprocess import MAX_FILE_BYTES, MAX_PIXELS, InputError, to_mnist
 
 ROOT = Path(__file__).resolve().parent
 EXAMPLES_DIR = ROOT / "examples"
-CACHE_DIR = ROOT / "assets" / "latent_map"
+CACHE_DIR = Path(os.environ.get("VAE_HUB_MAP_CACHE") or ROOT / "assets" / "latent_map")  # see vae_hub.latent_map
 DEFAULT_MODELS = {v: str(ROOT / "weights" / v) for v in VARIANTS}
 ENV_MODELS = {v: f"VAE_HUB_{v.upper()}" for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_KL_WO_E
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
 VIEW_SCALE = 8  # 28×28 digits are shown at 224×224, nearest neighbour
 EXAMPLES = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
-CSS = ".pixelated img, .pixelated canvas { image-rendering: pixelated; }"
+# Small digits are enlarged by the browser without blurring.
+CSS = ".pixelated img { image-rendering: pixelated; object-fit: contain; width: 100%; height: 100%; }"
 
 log = logging.getLogger("vae_hub.app")
 # Pillow refuses images above twice this many pixels before decoding them, wherever Gradio decodes an upload.
@@ -81,7 +82,7 @@ def readable(editor: gr.ImageEditor) -> gr.ImageEditor:
 
 def sketchpad(label: str, editor: type[gr.ImageEditor] = gr.Sketchpad, **kwargs: Any) -> gr.ImageEditor:
     """A Sketchpad (black brush, transparent 800×800 canvas: the strokes are in the alpha channel)."""
-    brush = gr.Brush(default_size=24, colors=["#000000"], color_mode="fixed")  # ≈ MNIST's stroke for an 800 canvas
+    brush = gr.Brush(default_size=30, colors=["#000000"], color_mode="fixed")  # ≈ MNIST's stroke for an 800 canvas
     return readable(
         editor(
             label=label,
@@ -186,7 +187,9 @@ def build(handlers: Handlers) -> gr.Blocks:
                             )
                             gr.Examples(EXAMPLES, inputs=upload, label="MNIST test digits", examples_per_page=30)
                         with gr.Tab("Draw"):
-                            sketch = sketchpad("Draw a digit", elem_id="sketch", height=520)
+                            sketch = sketchpad(
+                                "Draw a digit (pick the brush on the left first)", elem_id="sketch", height=520
+                            )
                 with gr.Column(scale=3):
                     with gr.Row():
                         view = gr.Image(
@@ -241,7 +244,9 @@ def build(handlers: Handlers) -> gr.Blocks:
             g_inputs = [g_variant, g_x, g_y, g_span, g_k, g_n, *g_z]
             g_go.click(h["grid"], g_inputs, g_out, api_name="grid")
             gr.on([c.release for c in (g_k, g_n, *g_z)], h["grid"], g_inputs, g_out, api_visibility="private")
-            g_code.click(h["code"], [g_variant, digit], g_z, api_name="code").then(h["grid"], g_inputs, g_out)
+            g_code.click(h["code"], [g_variant, digit], g_z, api_name="code").then(
+                h["grid"], g_inputs, g_out, api_visibility="private"
+            )
             g_sample.click(h["samples"], [g_variant, g_n, g_seed], g_out, api_name="samples")
 
         with gr.Tab("Interpolate"):

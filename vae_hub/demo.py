@@ -47,7 +47,7 @@ def score(model: VAE, x: Tensor, samples: int = SCORE_SAMPLES, seed: int = 0) ->
     terms = model.loss(x.reshape(1, -1).expand(samples, -1), "kl_wo_e", torch.Generator().manual_seed(seed))
     rec, kl = float(terms.rec.mean()), float(terms.kl[0])
     mu = model.encode(x.reshape(1, -1))[0][0]
-    return Score(rec + kl, rec, kl, [round(float(v), 3) for v in mu])
+    return Score(rec + kl, rec, kl, [round(float(v), 2) for v in mu])
 
 
 def to_uint8(img: Tensor | np.ndarray, scale: int = 1) -> np.ndarray:

@@ -1,0 +1,64 @@
+"""Start ``app.py`` in a subprocess on a free port, for the HTTP, browser and load tests."""
+
+from __future__ import annotations
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+# The weights the app serves: the bundled ones, or a folder holding sgvb/ and kl_wo_e/ (for work in progress).
+WEIGHTS = Path(os.environ.get("VAE_HUB_TEST_WEIGHTS") or ROOT / "weights")
+
+
+def weights_present() -> bool:
+    return all((WEIGHTS / v / "model.safetensors").is_file() for v in ("sgvb", "kl_wo_e"))
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextmanager
+def serve(*args: str, timeout: float = 180.0, env: dict[str, str] | None = None) -> Iterator[str]:
+    """Run ``python app.py --port <free> <args>`` until the page answers; yield its URL; stop it afterwards."""
+    port = free_port()
+    cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *args]
+    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):
+        cmd += [f"--model=sgvb={WEIGHTS / 'sgvb'}", f"--model=kl_wo_e={WEIGHTS / 'kl_wo_e'}"]
+    full_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
+    log = open(os.devnull, "wb") if os.environ.get("VAE_HUB_QUIET_APP") else None
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}/"
+    try:
+        deadline = time.monotonic() + timeout
+        while True:
+            if proc.poll() is not None:
+                raise RuntimeError(f"app.py exited with code {proc.returncode} before serving")
+            try:
+                with urllib.request.urlopen(url, timeout=5) as r:
+                    if r.status == 200:
+                        break
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise TimeoutError(f"app.py did not serve {url} within {timeout:.0f} s")
+            time.sleep(0.25)
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(15)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+        if log is not None:
+            log.close()

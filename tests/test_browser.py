@@ -1,0 +1,100 @@
+"""A real browser (Debian's chromium, driven by Playwright) uploads a digit, draws one, and gets both reconstructions.
+
+The screenshots are saved under artifacts/browser/ (git-ignored) as test artefacts.
+"""
+
+from __future__ import annotations
+
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from app_server import ROOT, serve, weights_present
+from conftest import require
+
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+ARTIFACTS = ROOT / "artifacts" / "browser"
+FLAGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-sync",
+]
+TIMEOUT_MS = 60_000
+REC_IDS = ("#rec_sgvb", "#rec_kl_wo_e")
+
+
+@pytest.fixture(scope="module")
+def page() -> Iterator:
+    require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM} (apt-get install chromium)")
+    require(weights_present(), "the bundled weights weights/sgvb and weights/kl_wo_e")
+    sync_api = pytest.importorskip("playwright.sync_api")
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    with serve() as url, tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
+        browser = p.chromium.launch_persistent_context(
+            profile,
+            executable_path=CHROMIUM,
+            headless=True,
+            args=FLAGS,
+            viewport={"width": 1400, "height": 1000},
+        )
+        try:
+            pg = browser.pages[0] if browser.pages else browser.new_page()
+            pg.set_default_timeout(TIMEOUT_MS)
+            pg.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+            pg.locator("#upload").wait_for(state="visible")  # the app has rendered
+            yield pg
+        finally:
+            browser.close()
+
+
+def _sources(page) -> list[str | None]:
+    return [page.locator(f"{i} img").first.get_attribute("src") for i in REC_IDS]
+
+
+def _wait_for_new_outputs(page, before: list[str | None]) -> list[str]:
+    """Wait until both reconstruction images show (new) pictures; return their URLs."""
+    for sel, old in zip(REC_IDS, before):
+        page.wait_for_function(
+            """([sel, old]) => { const img = document.querySelector(sel + ' img');
+                return img && img.complete && img.naturalWidth > 0 && img.src !== old; }""",
+            arg=[sel, old or ""],
+            timeout=TIMEOUT_MS,
+        )
+    return _sources(page)
+
+
+def test_upload_and_draw_reconstruct(page) -> None:
+    # 1. Upload a digit image: both variants' reconstructions appear.
+    page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "7_0000.png"))
+    after_upload = _wait_for_new_outputs(page, [None, None])
+    assert page.locator("#view img").first.get_attribute("src")
+    page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+
+    # 2. Draw a stroke on the Sketchpad ("1"-like vertical line with a flag): new reconstructions appear.
+    page.get_by_role("tab", name="Draw").click()
+    canvas = page.locator("#sketch canvas").first
+    canvas.wait_for(state="visible")
+    page.locator("#sketch button[aria-label='Brush']").first.click()  # Gradio's editor starts with no tool
+    box = canvas.bounding_box()
+    assert box and box["width"] > 100 and box["height"] > 100
+    x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
+    page.mouse.move(x0 + 0.40 * w, y0 + 0.30 * h)
+    page.mouse.down()
+    for t in range(1, 21):  # up-right flag, then straight down
+        page.mouse.move(x0 + (0.40 + 0.10 * min(t, 5) / 5) * w, y0 + (0.30 - 0.12 * min(t, 5) / 5) * h)
+    for t in range(1, 31):
+        page.mouse.move(x0 + 0.50 * w, y0 + (0.18 + 0.64 * t / 30) * h)
+    page.mouse.up()
+    after_draw = _wait_for_new_outputs(page, after_upload)
+    assert after_draw != after_upload
+    page.wait_for_timeout(500)  # let the table and images settle before the picture
+    page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
+    scores = page.locator("#scores").inner_text()
+    assert "SGVB" in scores and "KL w/o E" in scores
