@@ -20,7 +20,7 @@ from training.card import write_model_card
 from training.checkpoint import CKPT_NAME, CheckpointError, load_checkpoint
 from training.evaluate import evaluate
 from training.figures import write_figures
-from training.trainer import Trainer, TrainingError, lr_at
+from training.trainer import Trainer, TrainingError, init_output_bias, lr_at
 from vae_hub import VAE, Config, MNISTBatches, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -113,8 +113,18 @@ def test_cosine_schedule_warms_up_and_decays() -> None:
         Config(lr_schedule="step")
 
 
+def test_output_bias_starts_at_the_mean_image(small: dict) -> None:
+    model, loader = VAE(), _loaders(small)[0]
+    init_output_bias(model, loader)
+    mean = (small["train"][0].reshape(-1, 784).float() / 255).mean(0).clamp(1e-3, 1 - 1e-3)
+    assert torch.allclose(torch.sigmoid(model.decoder[-1].bias), mean, atol=1e-5)
+    a, _ = Trainer(Config(epochs=1, init_output_bias=True)).fit("kl_wo_e", *_loaders(small), progress=False)
+    b, _ = Trainer(Config(epochs=1, init_output_bias=True)).fit("kl_wo_e", *_loaders(small), progress=False)
+    assert _same_weights(a, b)  # the extra pass over the data does not disturb the seeded shuffling
+
+
 def test_interrupted_run_resumes_bit_identical(small: dict, tmp_path: Path) -> None:
-    cfg = Config(epochs=4, batch_size=64, lr=3e-3, lr_schedule="cosine", warmup_epochs=1)
+    cfg = Config(epochs=4, batch_size=64, lr=3e-3, lr_schedule="cosine", warmup_epochs=1, init_output_bias=True)
     reference, ref_history = Trainer(cfg).fit("sgvb", *_loaders(small), progress=False)
 
     train, test = _loaders(small, cls=Interrupting)  # Ctrl-C in the middle of epoch 3

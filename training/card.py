@@ -50,32 +50,25 @@ def _fmt(value: Any, digits: int = 2) -> str:
     return f"{value:.{digits}f}" if isinstance(value, int | float) else "—"
 
 
+def _mnist_test_result(metric_type: str, metric_name: str, value: float) -> EvalResult:
+    return EvalResult(
+        task_type="image-generation",
+        dataset_type="mnist",
+        dataset_name="MNIST",
+        dataset_split="test",
+        metric_type=metric_type,
+        metric_name=metric_name,
+        metric_value=round(float(value), 3),
+    )
+
+
 def _card_data(variant: str, test: dict[str, Any], iwae: dict[str, Any] | None) -> ModelCardData:
     results = []
     if "nelbo" in test:
-        results.append(
-            EvalResult(
-                task_type="image-generation",
-                dataset_type="mnist",
-                dataset_name="MNIST",
-                dataset_split="test",
-                metric_type="nelbo",
-                metric_name="negative ELBO (nats/image, closed-form KL)",
-                metric_value=round(float(test["nelbo"]), 3),
-            )
-        )
+        results.append(_mnist_test_result("nelbo", "negative ELBO (nats/image, closed-form KL)", test["nelbo"]))
     if iwae and "log_likelihood" in iwae:
-        results.append(
-            EvalResult(
-                task_type="image-generation",
-                dataset_type="mnist",
-                dataset_name="MNIST",
-                dataset_split="test",
-                metric_type="log_likelihood",
-                metric_name=f"IWAE log-likelihood estimate, K={iwae.get('k')} (nats/image)",
-                metric_value=round(float(iwae["log_likelihood"]), 3),
-            )
-        )
+        name = f"IWAE log-likelihood estimate, K={iwae.get('k')} (nats/image)"
+        results.append(_mnist_test_result("log_likelihood", name, iwae["log_likelihood"]))
     return ModelCardData(
         library_name="vae-hub",
         license="cc-by-sa-3.0",
@@ -157,6 +150,10 @@ def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
         if config.get("lr_schedule") == "cosine"
         else f"constant {config.get('lr')}"
     )
+    if config.get("init_output_bias"):
+        schedule += "; the decoder's output bias started at the logit of the mean training image"
+    if config.get("init_logvar") is not None:
+        schedule += f"; the encoder's log σ² bias started at {config['init_logvar']} (a small initial variance)"
     seconds = (metrics or {}).get("train_seconds")
     timing = f" Training took {seconds:.0f} s on {metrics.get('device', '?')}." if seconds else ""
 

@@ -28,7 +28,14 @@ from .trainer import Trainer, TrainingError
 
 # The recipe of the bundled weights: the original architecture, batch size, optimizer (Adam) and objective,
 # with a higher peak learning rate, a short warm-up and a cosine decay to zero (see docs/training.md).
-RECIPE = {"lr": 3e-3, "lr_schedule": "cosine", "warmup_epochs": 1.0, "min_lr": 0.0}
+RECIPE = {
+    "lr": 3e-3,
+    "lr_schedule": "cosine",
+    "warmup_epochs": 1.0,
+    "min_lr": 0.0,
+    "init_output_bias": True,
+    "init_logvar": -4.0,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -46,6 +53,18 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=RECIPE["lr_schedule"])
     p.add_argument("--warmup-epochs", type=float, default=RECIPE["warmup_epochs"])
     p.add_argument("--min-lr", type=float, default=RECIPE["min_lr"])
+    p.add_argument(
+        "--init-output-bias",
+        action=argparse.BooleanOptionalAction,
+        default=RECIPE["init_output_bias"],
+        help="start the decoder's output bias at logit(mean training image)",
+    )
+    p.add_argument(
+        "--init-logvar",
+        type=lambda s: None if s.lower() == "none" else float(s),
+        default=RECIPE["init_logvar"],
+        help="initial bias of the encoder's log-variance head (default -4; 'none' keeps PyTorch's default)",
+    )
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, mps")
     p.add_argument("--limit", type=int, help="train on the first N training images only (for quick runs)")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
@@ -82,6 +101,7 @@ def train_variant(
         "test_images": len(data["test"][0]),
         "device": str(device),
         "torch": torch.__version__,
+        "threads": torch.get_num_threads(),
         "train_seconds": sum(h["seconds"] for h in history),
         "note": "test_* use one sample and the closed-form KL for both regularizers; train_* are running means "
         "over the epoch (train_objective is the optimised estimator, train_kl the closed form)",
@@ -115,6 +135,8 @@ def main(argv: list[str] | None = None) -> int:
             lr_schedule=args.lr_schedule,
             warmup_epochs=args.warmup_epochs,
             min_lr=args.min_lr,
+            init_output_bias=args.init_output_bias,
+            init_logvar=args.init_logvar,
         )
         config.torch_device  # noqa: B018 - an unknown device name fails here, before any work
         data = {

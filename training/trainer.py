@@ -36,7 +36,7 @@ from .checkpoint import (
 
 # Fields whose change would make a resumed run differ from the run that wrote the checkpoint.
 RUN_FIELDS = ("input_dim", "hidden_dims", "act_fun", "batch_size", "epochs", "lr", "seed", "regularizer")
-RUN_FIELDS += ("lr_schedule", "warmup_epochs", "min_lr")
+RUN_FIELDS += ("lr_schedule", "warmup_epochs", "min_lr", "init_output_bias", "init_logvar")
 EVAL_SEED = 1234  # the noise of the per-epoch test metrics, fixed so that epochs compare
 
 
@@ -58,6 +58,18 @@ def lr_at(config: Config, step: int, total_steps: int, steps_per_epoch: int) -> 
         return config.lr * (step + 1) / warm
     progress = min(1.0, (step - warm) / max(1.0, total_steps - warm))
     return config.min_lr + 0.5 * (config.lr - config.min_lr) * (1.0 + math.cos(math.pi * progress))
+
+
+@torch.no_grad()
+def init_output_bias(model: VAE, loader: Iterable) -> None:
+    """Set the decoder's output bias to logit(mean training pixel), so an untrained model draws the mean digit."""
+    total, n = None, 0
+    for x, _ in loader:
+        x = _flat(x, model)
+        total = x.sum(0) if total is None else total + x.sum(0)
+        n += len(x)
+    mean = (total / n).clamp(1e-3, 1 - 1e-3)
+    model.decoder[-1].bias.copy_(torch.logit(mean))
 
 
 def _flat(x: Tensor, model: VAE) -> Tensor:
@@ -127,6 +139,11 @@ class Trainer:
 
         torch.manual_seed(cfg.seed)  # the initial weights
         model = VAE(cfg).to(device).train()
+        if cfg.init_logvar is not None:
+            with torch.no_grad():
+                model.to_stats.bias[cfg.latent_dim :].fill_(cfg.init_logvar)
+        if cfg.init_output_bias:
+            init_output_bias(model, train_loader)  # before the shuffling is seeded: that pass must not count
         fused = device.type in ("cpu", "cuda")  # one kernel per step instead of one per tensor
         optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(cfg, 0, total_steps, steps_per_epoch), fused=fused)
         noise = torch.Generator(device).manual_seed(cfg.seed + 1)

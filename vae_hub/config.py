@@ -72,6 +72,12 @@ class Config:
     lr_schedule: str = "constant"
     warmup_epochs: float = 0.0
     min_lr: float = 0.0
+    # Initialise the decoder's output bias to the logit of the mean training image (a data-dependent start
+    # that spares the first epoch learning the average digit); the other weights keep PyTorch's default init.
+    init_output_bias: bool = False
+    # If set, the initial bias of the log σ² head: a small initial posterior variance (e.g. -4, σ² ≈ 0.02) lets
+    # the decoder learn to use every latent dimension before the KL term can switch one off.
+    init_logvar: float | None = None
 
     def __post_init__(self) -> None:
         self.act_fun = activation_name(self.act_fun)
