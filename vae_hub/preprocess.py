@@ -203,18 +203,18 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR))
 
 
-def _paper(v: np.ndarray, light: bool, cells: int = 8) -> np.ndarray:
-    """A smooth estimate of the paper: per-cell medians, then the lightest (or darkest) of each 3×3 block of cells.
-
-    Taking the extreme over neighbouring cells keeps cells that are mostly ink from being mistaken for paper.
+def _paper(v: np.ndarray, light: bool, cells: int = 12) -> np.ndarray:
+    """A smooth estimate of the paper: per cell, a value most of the paper is darker (lighter) than; then the
+    median of each 3×3 block of cells, so that a cell lying inside a thick stroke takes its neighbours' value.
     """
-    rows = np.array_split(np.arange(v.shape[0]), min(cells, v.shape[0]))
-    cols = np.array_split(np.arange(v.shape[1]), min(cells, v.shape[1]))
-    med = np.array([[np.median(v[r[0] : r[-1] + 1, c[0] : c[-1] + 1]) for c in cols] for r in rows], np.float32)
-    padded = np.pad(med, 1, mode="edge")
-    gh, gw = med.shape
-    blocks = [padded[i : i + gh, j : j + gw] for i in range(3) for j in range(3)]
-    return _resize(np.max(blocks, axis=0) if light else np.min(blocks, axis=0), *v.shape)
+    cells = max(1, min(cells, min(v.shape) // 10))  # cells of 10 pixels or more: wider than a stroke
+    gh, gw = cells, cells
+    ch, cw = v.shape[0] // gh, v.shape[1] // gw
+    blocks = v[: gh * ch, : gw * cw].reshape(gh, ch, gw, cw).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
+    level = np.percentile(blocks, 90 if light else 10, axis=-1).astype(np.float32)
+    padded = np.pad(level, 1, mode="edge")
+    smooth = np.median([padded[i : i + gh, j : j + gw] for i in range(3) for j in range(3)], axis=0)
+    return _resize(smooth.astype(np.float32), *v.shape)
 
 
 def find_ink(a: np.ndarray) -> np.ndarray:

@@ -1,0 +1,307 @@
+"""vae_hub.preprocess.to_mnist on real-looking inputs made from real MNIST test digits, and on bad inputs."""
+
+from __future__ import annotations
+
+import io
+import struct
+import zlib
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.extra import numpy as hnp
+from PIL import Image, ImageDraw
+
+from vae_hub.preprocess import BLANK_MESSAGE, EMPTY_SKETCH_MESSAGE, InputError, to_mnist
+
+N_DIGITS = 40
+
+
+def corr(a: torch.Tensor | np.ndarray, b: torch.Tensor | np.ndarray) -> float:
+    """Pearson correlation of two images' pixels."""
+    a, b = (torch.as_tensor(np.asarray(t), dtype=torch.float64).flatten() for t in (a, b))
+    a, b = a - a.mean(), b - b.mean()
+    return float(a @ b / (a.norm() * b.norm()))
+
+
+@pytest.fixture(scope="module")
+def digits(mnist_test) -> tuple[np.ndarray, np.ndarray]:
+    """The first test digits as uint8 (N, 28, 28), with their labels."""
+    images, labels = mnist_test
+    return images[:N_DIGITS].numpy(), labels[:N_DIGITS].numpy()
+
+
+def assert_valid(x: torch.Tensor) -> None:
+    assert x.shape == (1, 28, 28) and x.dtype == torch.float32
+    assert torch.isfinite(x).all() and x.min() >= 0 and x.max() <= 1
+
+
+def shifted_corr(a: torch.Tensor, b: np.ndarray) -> float:
+    """The best correlation over shifts of up to one pixel: a thin stroke one pixel off correlates poorly."""
+    return max(corr(torch.roll(a, (dy, dx), (0, 1)), b) for dy in (-1, 0, 1) for dx in (-1, 0, 1))
+
+
+def assert_matches(outs: list[torch.Tensor], originals: np.ndarray, mean: float, worst: float = 0.75) -> None:
+    """Each result is a valid digit that correlates with its original digit (not merely with 'a digit')."""
+    cs, best = [], []
+    for out, d in zip(outs, originals):
+        assert_valid(out)
+        cs.append(corr(out[0], d / 255.0))
+        best.append(shifted_corr(out[0], d / 255.0))
+    assert np.mean(cs) > mean and min(best) > worst, (np.mean(cs), min(best))
+    # And a result resembles its own original far more than the other digits (pairs 0↔1, 1↔2, …).
+    others = [corr(out[0], originals[(i + 1) % len(originals)] / 255.0) for i, out in enumerate(outs)]
+    assert np.mean(cs) > np.mean(others) + 0.3
+
+
+def png_bytes(im: Image.Image, fmt: str = "PNG", **kw) -> bytes:
+    buf = io.BytesIO()
+    im.save(buf, fmt, **kw)
+    return buf.getvalue()
+
+
+# --- real-looking inputs ------------------------------------------------------------------------------------
+
+
+def test_mnist_digits_come_back_unchanged(digits) -> None:
+    images, _ = digits
+    outs = [to_mnist(d) for d in images]
+    assert_matches(outs, images, mean=0.93)
+    for out in outs:  # the MNIST recipe: a 20-pixel box, the centre of mass at (14, 14)
+        m = out[0] > 0
+        rows, cols = torch.nonzero(m.any(1)).flatten(), torch.nonzero(m.any(0)).flatten()
+        assert max(rows[-1] - rows[0], cols[-1] - cols[0]) + 1 == 20
+        w = out[0] / out[0].sum()
+        ar = torch.arange(28.0)
+        assert abs(float((w.sum(1) * ar).sum()) - 14) <= 1 and abs(float((w.sum(0) * ar).sum()) - 14) <= 1
+
+
+def test_photo_of_dark_ink_on_grey_noisy_paper_as_jpeg(digits) -> None:
+    """Inverted, upscaled 10×, shifted on a larger grey sheet with noise, then JPEG-compressed at quality 60."""
+    images, _ = digits
+    rng = np.random.default_rng(0)
+    outs = []
+    for d in images:
+        sheet = Image.new("L", (640, 480), 255)
+        sheet.paste(Image.fromarray(255 - d).resize((280, 280), Image.Resampling.BICUBIC),
+                    (int(rng.integers(0, 360)), int(rng.integers(0, 200))))  # fmt: skip
+        paper = np.asarray(sheet, np.float32) * 0.75 + 40 + rng.normal(0, 8, (480, 640))
+        outs.append(to_mnist(png_bytes(Image.fromarray(paper.clip(0, 255).astype(np.uint8)), "JPEG", quality=60)))
+    assert_matches(outs, images, mean=0.9)
+
+
+def test_unevenly_lit_paper(digits) -> None:
+    """Light falling off from 100% to 35% across the sheet: the ink's contrast varies threefold."""
+    images, _ = digits
+    light = np.linspace(1.0, 0.35, 600)[None, :] * np.linspace(1.0, 0.8, 500)[:, None]
+    outs = []
+    for i, d in enumerate(images):
+        sheet = np.ones((500, 600), np.float32)
+        big = np.asarray(Image.fromarray(255 - d).resize((300, 300), Image.Resampling.BICUBIC)) / 255.0
+        x0 = 20 + 6 * i  # across the gradient
+        sheet[100:400, x0 : x0 + 300] = big
+        outs.append(to_mnist(sheet * light))
+    assert_matches(outs, images, mean=0.9)
+
+
+def test_strokes_on_a_transparent_800_canvas(digits) -> None:
+    """A drawing: black strokes, the ink only in the alpha channel, as the Sketchpad sends it (RGBA, RGB = 0)."""
+    images, _ = digits
+    outs = []
+    for i, d in enumerate(images):
+        canvas = np.zeros((800, 800, 4), np.uint8)
+        size = 400 + 7 * i
+        canvas[50 : 50 + size, 100 : 100 + size, 3] = np.asarray(
+            Image.fromarray(d).resize((size, size), Image.Resampling.BICUBIC)
+        )
+        outs.append(to_mnist({"background": None, "layers": [canvas], "composite": canvas}))
+    assert_matches(outs, images, mean=0.92)
+
+
+def test_a_drawn_one_is_a_centred_vertical_bar() -> None:
+    im = Image.new("RGBA", (800, 800), (0, 0, 0, 0))
+    ImageDraw.Draw(im).line([(300, 100), (300, 700)], fill=(0, 0, 0, 255), width=50)
+    out = to_mnist(im)[0]
+    assert_valid(out[None])
+    cols = out.sum(0)
+    assert cols.argmax() in (13, 14, 15) and cols[:10].sum() == 0 and cols[19:].sum() == 0
+    assert int((out.sum(1) > 0).sum()) == 20  # 20 rows tall
+
+
+@pytest.mark.parametrize("kind", ["pil", "path", "bytes", "tensor", "rgb", "rgba_opaque", "uint16", "float", "bool"])
+def test_input_types(digits, kind: str, tmp_path: Path) -> None:
+    d = digits[0][0]
+    value = {
+        "pil": Image.fromarray(d),
+        "path": str(tmp_path / "d.png"),
+        "bytes": png_bytes(Image.fromarray(d)),
+        "tensor": torch.from_numpy(d).float() / 255,
+        "rgb": np.repeat(d[..., None], 3, 2),
+        "rgba_opaque": np.dstack([255 - d, 255 - d, 255 - d, np.full_like(d, 255)]),
+        "uint16": d.astype(np.uint16) * 257,
+        "float": d / 255.0,
+        "bool": d > 127,
+    }[kind]
+    Image.fromarray(d).save(tmp_path / "d.png")
+    assert corr(to_mnist(value)[0], d / 255.0) > 0.85
+
+
+def test_sketch_values(digits, tmp_path: Path) -> None:
+    d = digits[0][0]
+    layer = np.zeros((400, 400, 4), np.uint8)
+    layer[..., 3] = np.asarray(Image.fromarray(d).resize((400, 400)))
+    bg = np.zeros((400, 400, 4), np.uint8)
+    Image.fromarray(layer).save(tmp_path / "c.png")
+    for value in (
+        {"background": None, "layers": [layer], "composite": None},  # layers only
+        {"background": bg, "layers": [layer], "composite": None},  # layers over a transparent background
+        {"background": None, "layers": [], "composite": str(tmp_path / "c.png")},  # file paths
+        {"background": None, "layers": [], "composite": {"path": str(tmp_path / "c.png")}},  # Gradio FileData
+    ):
+        assert corr(to_mnist(value)[0], d / 255.0) > 0.85
+
+
+# --- special files --------------------------------------------------------------------------------------
+
+
+def test_animated_gif_uses_the_first_frame(digits, tmp_path: Path) -> None:
+    (a, b), _ = digits[0][:2], None
+    path = tmp_path / "anim.gif"
+    Image.fromarray(a).save(path, save_all=True, append_images=[Image.fromarray(b)], duration=100, loop=0)
+    out = to_mnist(str(path))[0]
+    assert corr(out, a / 255.0) > 0.85 > corr(out, b / 255.0)
+
+
+def test_16_bit_png(digits, tmp_path: Path) -> None:
+    d = digits[0][1]
+    path = tmp_path / "deep.png"
+    Image.fromarray(d.astype(np.uint16) * 257).save(path)
+    assert Image.open(path).mode.startswith("I")
+    assert corr(to_mnist(str(path))[0], d / 255.0) > 0.85
+
+
+@pytest.mark.parametrize("mode", ["CMYK", "P", "1", "LA", "I", "F"])
+def test_other_colour_modes(digits, mode: str) -> None:
+    d = digits[0][2]
+    im = Image.fromarray(255 - d).resize((112, 112)).convert(mode)
+    data = png_bytes(im, "JPEG") if mode == "CMYK" else None
+    out = to_mnist(data if data is not None else im)
+    assert corr(out[0], d / 255.0) > 0.75
+
+
+def test_exif_rotated_phone_photo(digits) -> None:
+    d = digits[0][3]
+    upright = Image.fromarray(255 - d).resize((300, 300)).convert("RGB")
+    stored = upright.transpose(Image.Transpose.ROTATE_90)  # the camera's sensor orientation
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90° clockwise to display"
+    data = png_bytes(stored, "JPEG", exif=exif.tobytes(), quality=90)
+    good = corr(to_mnist(data)[0], d / 255.0)
+    assert good > 0.85
+    assert corr(to_mnist(stored)[0], d / 255.0) < good - 0.2  # without the orientation, it is another picture
+
+
+# --- bad inputs: every one gets a clear InputError --------------------------------------------------------
+
+
+def png_header_only(width: int, height: int, mode: int = 0) -> bytes:
+    """A PNG that declares width×height but holds almost no data: a decompression bomb's header."""
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    ihdr = struct.pack(">IIBBBBB", width, height, 8, mode, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", ihdr) + chunk(b"IDAT", zlib.compress(b"\0" * 64)) + chunk(b"IEND", b"")
+
+
+def _bad_inputs(tmp_path: Path, digit: np.ndarray) -> dict[str, tuple[object, str]]:
+    good_png = png_bytes(Image.fromarray(digit).resize((200, 200)))
+    good_jpg = png_bytes(Image.fromarray(digit).resize((200, 200)), "JPEG")
+    files = {
+        "truncated.png": good_png[: len(good_png) // 2],
+        "truncated.jpg": good_jpg[: len(good_jpg) // 2],
+        "text.png": b"this is not an image, just text\n" * 10,
+        "empty.png": b"",
+        "bomb.png": png_header_only(20000, 20000),
+        "megabomb.png": png_header_only(100000, 100000),
+    }
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+    canvas = np.zeros((800, 800, 4), np.uint8)
+    return {
+        "blank canvas": (canvas, "draw a digit first"),
+        "all white": (np.full((300, 300, 3), 255, np.uint8), "draw a digit first"),
+        "all black": (np.zeros((300, 300), np.uint8), "draw a digit first"),
+        "uniform grey": (np.full((300, 300), 0.5), "draw a digit first"),
+        "faint noise only": (np.random.default_rng(0).normal(0.5, 0.01, (300, 300)).clip(0, 1), "draw a digit first"),
+        "1×1": (np.ones((1, 1), np.uint8), "too small"),
+        "3×500": (np.random.default_rng(0).integers(0, 255, (500, 3), dtype=np.uint8), "too small"),
+        "20000×20000 array": (np.broadcast_to(np.zeros(1, np.uint8), (20000, 20000)), "megapixels"),
+        "20000×20000 PNG": (str(tmp_path / "bomb.png"), "megapixels"),
+        "decompression bomb": (str(tmp_path / "megabomb.png"), "megapixels"),
+        "truncated PNG": (str(tmp_path / "truncated.png"), "truncated or corrupt"),
+        "truncated JPEG": (str(tmp_path / "truncated.jpg"), "truncated or corrupt"),
+        "text file named .png": (str(tmp_path / "text.png"), "not an image"),
+        "empty file": (str(tmp_path / "empty.png"), "empty"),
+        "missing file": (str(tmp_path / "nope.png"), "not found"),
+        "NaN": (np.full((50, 50), np.nan), "NaN"),
+        "inf": (np.where(np.eye(50) > 0, np.inf, 0.0), "infinite"),
+        "complex dtype": (np.zeros((50, 50), np.complex64), "Unsupported array type"),
+        "object dtype": (np.empty((50, 50), object), "Unsupported array type"),
+        "string dtype": (np.full((50, 50), "a"), "Unsupported array type"),
+        "1-D array": (np.zeros(784), "shape"),
+        "4-D array": (np.zeros((1, 28, 28, 1)), "shape"),
+        "5 channels": (np.zeros((28, 28, 5)), "shape"),
+        "sketch with no layers": ({"background": None, "layers": [], "composite": None}, EMPTY_SKETCH_MESSAGE),
+        "blank sketch": ({"background": None, "layers": [canvas], "composite": canvas}, BLANK_MESSAGE),
+        "None": (None, "No image"),
+        "a list": ([[0, 1], [1, 0]], "Unsupported input"),
+    }
+
+
+def test_bad_inputs_get_clear_messages(tmp_path: Path, digits) -> None:
+    for name, (value, message) in _bad_inputs(tmp_path, digits[0][0]).items():
+        with pytest.raises(InputError) as info:
+            to_mnist(value)
+        assert message.lower() in str(info.value).lower(), (name, str(info.value))
+
+
+# --- property test: a valid digit or a clear error, never anything else -----------------------------------
+
+DTYPES = [np.uint8, np.uint16, np.int32, np.int64, np.float16, np.float32, np.float64, np.bool_]
+
+
+@st.composite
+def images(draw: st.DrawFn) -> object:
+    dtype = np.dtype(draw(st.sampled_from(DTYPES)))
+    h, w = draw(st.integers(1, 70)), draw(st.integers(1, 70))
+    shape = draw(st.sampled_from([(h, w), (h, w, 1), (h, w, 2), (h, w, 3), (h, w, 4), (h,), (h, w, 5)]))
+    if dtype.kind == "f":
+        bits = dtype.itemsize * 8
+        elements = st.one_of(st.floats(0, 1, width=bits), st.floats(allow_nan=True, allow_infinity=True, width=bits))
+        a = draw(hnp.arrays(dtype, shape, elements=elements))
+    else:
+        a = draw(hnp.arrays(dtype, shape))
+    kind = draw(st.sampled_from(["array", "pil", "tensor", "sketch"]))
+    if kind == "pil" and a.ndim in (2, 3) and a.dtype == np.uint8 and (a.ndim == 2 or a.shape[2] in (3, 4)):
+        return Image.fromarray(a)
+    if kind == "tensor" and a.dtype.kind in "uif" and a.dtype != np.uint16:
+        return torch.from_numpy(a.copy())
+    if kind == "sketch":
+        return {"background": None, "layers": [a], "composite": None}
+    return a
+
+
+@settings(max_examples=250, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(images())
+def test_property_valid_digit_or_clear_error(image: object) -> None:
+    try:
+        out = to_mnist(image)
+    except InputError as e:
+        assert str(e)  # a message, never an empty one
+        return
+    assert_valid(out)
+    assert out.max() == 1.0  # a found digit reaches full intensity, as MNIST's do
