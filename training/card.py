@@ -92,7 +92,8 @@ def _test_numbers(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | N
 
 def _grad_variance_section(gv: dict[str, Any]) -> str:
     rows = "\n".join(
-        f"| {name} | {_fmt(v.get('variance'), 4)} | {_fmt(v.get('mean_sq_norm'), 4)} | {_fmt(v.get('snr'), 3)} |"
+        f"| {name} | {_fmt(v.get('variance'), 1)} | {_fmt(v.get('kl_variance'), 1)} | {_fmt(v.get('mean_sq_norm'), 1)} "
+        f"| {_fmt(v.get('snr'), 3)} |"
         for name, v in gv.get("by_regularizer", {}).items()
     )
     return f"""
@@ -101,11 +102,14 @@ def _grad_variance_section(gv: dict[str, Any]) -> str:
 On {gv.get("batches")} fixed test batches of {gv.get("batch_size")} images, the gradient of the batch-mean
 loss with respect to the encoder's parameters was drawn {gv.get("draws")} times per batch (fresh noise ε each
 time, the same ε for every estimator) at these weights. *Variance* is the trace of the gradient's covariance
-(summed over parameters, averaged over batches); *SNR* is ‖mean gradient‖² / variance. Both estimators have the
-same expected gradient; the closed form removes the KL term's sampling noise.
+(summed over parameters, averaged over batches); *KL part* is the same for the KL term's gradient alone, the
+part in which the estimators differ; *SNR* is ‖mean gradient‖² / variance. SGVB and the closed form have the
+same expected gradient; the closed form removes the KL term's sampling noise entirely (its KL part is 0), while
+the reconstruction term's noise is common to both. The score-function (REINFORCE) estimator of the same KL
+gradient is shown for contrast; it is not used for training.
 
-| estimator | gradient variance | ‖mean gradient‖² | SNR |
-|---|---|---|---|
+| estimator | gradient variance | KL part | ‖mean gradient‖² | SNR |
+|---|---|---|---|---|
 {rows}
 """
 

@@ -36,11 +36,17 @@ def encoder_parameters(model: VAE) -> list[torch.nn.Parameter]:
     return [p for name, p in model.named_parameters() if name.startswith(("encoder.", "to_stats."))]
 
 
-def _batch_loss(model: VAE, x: Tensor, estimator: str, gen: torch.Generator) -> Tensor:
+def _batch_terms(model: VAE, x: Tensor, estimator: str, gen: torch.Generator) -> tuple[Tensor, Tensor]:
+    """The batch means of the reconstruction term and of the KL term under ``estimator``."""
     out = model(x, generator=gen)
     if estimator == SCORE_FUNCTION:
-        return (reconstruction(out.logits, x) + score_function_surrogate(out.mu, out.logvar, out.z)).mean()
-    return elbo_terms(out.logits, x, out.mu, out.logvar, out.z, estimator).loss.mean()
+        return reconstruction(out.logits, x).mean(), score_function_surrogate(out.mu, out.logvar, out.z).mean()
+    terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, estimator)
+    return terms.rec.mean(), terms.kl.mean()
+
+
+def _flat_grad(loss: Tensor, params: list[torch.nn.Parameter], retain: bool = False) -> Tensor:
+    return torch.cat([g.flatten() for g in torch.autograd.grad(loss, params, retain_graph=retain)])
 
 
 def grad_variance(
@@ -54,7 +60,8 @@ def grad_variance(
 
     For each batch the gradient is drawn ``draws`` times with fresh noise ε; every estimator sees the same ε
     (same seed per batch), so the comparison is paired. ``variance`` is the trace of the gradient's
-    covariance (summed over parameters), averaged over batches; ``snr`` = ‖mean gradient‖² / variance.
+    covariance (summed over parameters), averaged over batches; ``snr`` = ‖mean gradient‖² / variance;
+    ``kl_variance`` is the same for the KL term's gradient alone (the part in which the estimators differ).
     """
     if draws < 2 or not batches:
         raise ValueError("grad_variance needs at least 2 draws and 1 batch")
@@ -62,19 +69,22 @@ def grad_variance(
     t0 = time.perf_counter()
     result: dict[str, dict[str, float]] = {}
     for estimator in estimators:
-        variance = mean_sq = 0.0
+        sums = {"variance": 0.0, "mean_sq_norm": 0.0, "kl_variance": 0.0}
         for b, x in enumerate(batches):
             gen = torch.Generator(model.device).manual_seed(seed + b)
-            grads = torch.stack(
-                [
-                    torch.cat([g.flatten() for g in torch.autograd.grad(_batch_loss(model, x, estimator, gen), params)])
-                    for _ in range(draws)
-                ]
-            ).double()
-            variance += grads.var(0).sum().item()
-            mean_sq += grads.mean(0).pow(2).sum().item()
-        variance, mean_sq = variance / len(batches), mean_sq / len(batches)
-        result[estimator] = {"variance": variance, "mean_sq_norm": mean_sq, "snr": mean_sq / variance}
+            total, kl_only = [], []
+            for _ in range(draws):
+                rec, kl = _batch_terms(model, x, estimator, gen)
+                g_rec, g_kl = _flat_grad(rec, params, retain=True), _flat_grad(kl, params)
+                total.append(g_rec + g_kl)
+                kl_only.append(g_kl)
+            g, g_kl = torch.stack(total).double(), torch.stack(kl_only).double()
+            sums["variance"] += g.var(0).sum().item()
+            sums["mean_sq_norm"] += g.mean(0).pow(2).sum().item()
+            sums["kl_variance"] += g_kl.var(0).sum().item()
+        stats = {k: v / len(batches) for k, v in sums.items()}
+        stats["snr"] = stats["mean_sq_norm"] / stats["variance"]
+        result[estimator] = stats
     return {
         "batches": len(batches),
         "batch_size": len(batches[0]),
