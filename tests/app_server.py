@@ -6,6 +6,7 @@ import os
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -32,9 +33,12 @@ def serve(*args: str, timeout: float = 180.0, env: dict[str, str] | None = None)
     """Run ``python app.py --port <free> <args>`` until the page answers; yield its URL; stop it afterwards."""
     port = free_port()
     cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *args]
-    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):
-        cmd += [f"--model=sgvb={WEIGHTS / 'sgvb'}", f"--model=kl_wo_e={WEIGHTS / 'kl_wo_e'}"]
     full_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
+    scratch = None
+    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):  # other weights: keep their latent-map cache out of the repository
+        cmd += [f"--model=sgvb={WEIGHTS / 'sgvb'}", f"--model=kl_wo_e={WEIGHTS / 'kl_wo_e'}"]
+        scratch = tempfile.TemporaryDirectory()
+        full_env.setdefault("VAE_HUB_MAP_CACHE", scratch.name)
     log = open(os.devnull, "wb") if os.environ.get("VAE_HUB_QUIET_APP") else None
     proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -62,3 +66,5 @@ def serve(*args: str, timeout: float = 180.0, env: dict[str, str] | None = None)
             proc.wait()
         if log is not None:
             log.close()
+        if scratch is not None:
+            scratch.cleanup()

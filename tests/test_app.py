@@ -179,11 +179,10 @@ def test_models_must_share_a_latent_size(tmp_path: Path) -> None:
 
 
 @pytest.fixture(scope="module")
-def client(models, tmp_path_factory) -> Iterator:
+def client(models) -> Iterator:
     from gradio_client import Client
 
-    env = {"VAE_HUB_MAP_CACHE": str(tmp_path_factory.mktemp("map"))} if os.environ.get("VAE_HUB_TEST_WEIGHTS") else {}
-    with serve(env=env) as url:
+    with serve() as url:
         yield Client(url, verbose=False)
 
 

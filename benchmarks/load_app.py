@@ -1,0 +1,137 @@
+"""Concurrent load on the app: many gradio_client users sending reconstruct requests with real image files.
+
+    python benchmarks/load_app.py [--clients 50] [--requests 20] [--concurrency 2] [--weights weights]
+
+It starts ``app.py`` locally (queue concurrency ``--concurrency``), then each of ``--clients`` threads opens its
+own ``gradio_client.Client`` and sends ``--requests`` reconstruct requests, cycling through real files (MNIST
+examples, a JPEG photo of a digit on paper, an RGBA canvas drawing). Every answer is checked (four outputs, a
+28×28 view that resembles the digit sent). It reports errors (target 0), p50 / p99 latency and throughput.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+
+
+def make_files(folder: Path) -> list[tuple[str, np.ndarray]]:
+    """(path, the 28×28 digit it shows) for a few real files."""
+    files = []
+    for name in ("7_0000.png", "2_0001.png", "0_0003.png", "4_0004.png"):
+        d = np.asarray(Image.open(ROOT / "examples" / name))
+        files.append((str(ROOT / "examples" / name), d))
+        sheet = Image.new("L", (1024, 768), 225)
+        sheet.paste(Image.fromarray(255 - d).resize((400, 400), Image.Resampling.BICUBIC), (300, 180))
+        sheet.convert("RGB").save(folder / f"photo_{name}.jpg", quality=80)
+        files.append((str(folder / f"photo_{name}.jpg"), d))
+        drawing = np.zeros((800, 800, 4), np.uint8)
+        drawing[100:700, 100:700, 3] = np.asarray(Image.fromarray(d).resize((600, 600)))
+        Image.fromarray(drawing).save(folder / f"drawing_{name}")
+        files.append((str(folder / f"drawing_{name}"), d))
+    return files
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    a, b = a.astype(np.float64).ravel() - a.mean(), b.astype(np.float64).ravel() - b.mean()
+    return float(a @ b / (np.linalg.norm(a) * np.linalg.norm(b)))
+
+
+def run(url: str, files: list[tuple[str, np.ndarray]], clients: int, requests: int) -> dict[str, object]:
+    from gradio_client import Client, handle_file
+
+    latencies: list[float] = []
+    errors: list[str] = []
+    lock = threading.Lock()
+    start_gate = threading.Barrier(clients)
+
+    def user(i: int) -> None:
+        try:
+            c = Client(url, verbose=False)
+        except Exception as e:  # counted, not raised: the report is the point
+            with lock:
+                errors.extend([f"client {i}: connect: {e}"] * requests)
+            start_gate.wait()
+            return
+        start_gate.wait()  # all users start together
+        for r in range(requests):
+            path, digit = files[(i + r) % len(files)]
+            t = time.perf_counter()
+            try:
+                view = c.predict(handle_file(path), api_name="/reconstruct")[0]
+                dt = time.perf_counter() - t
+                seen = np.asarray(Image.open(view).convert("L"))[::8, ::8]
+                if corr(seen, digit) < 0.8:
+                    raise AssertionError(f"the answer does not show the digit sent ({Path(path).name})")
+                with lock:
+                    latencies.append(dt)
+            except Exception as e:
+                with lock:
+                    errors.append(f"client {i} request {r}: {type(e).__name__}: {e}")
+
+    threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(clients)]
+    for t in threads:
+        t.start()
+    t0 = time.perf_counter()
+    for t in threads:
+        t.join()
+    wall = time.perf_counter() - t0
+    lat = sorted(latencies)
+    pct = lambda q: round(lat[min(len(lat) - 1, int(q * len(lat)))] * 1e3, 1) if lat else None  # noqa: E731
+    return {
+        "clients": clients,
+        "requests per client": requests,
+        "requests": clients * requests,
+        "errors": len(errors),
+        "first errors": errors[:5],
+        "latency p50 (ms)": pct(0.50),
+        "latency p99 (ms)": pct(0.99),
+        "latency mean (ms)": round(statistics.mean(lat) * 1e3, 1) if lat else None,
+        "throughput (requests/s)": round(len(lat) / wall, 1),
+        "wall time (s)": round(wall, 1),
+    }
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--clients", type=int, default=50)
+    p.add_argument("--requests", type=int, default=20)
+    p.add_argument("--concurrency", type=int, help="the app's queue concurrency (default: the app's own default)")
+    p.add_argument("--weights", type=Path, help="folder holding sgvb/ and kl_wo_e/ (default: the bundled weights)")
+    p.add_argument("--json", type=Path, help="also write the results here")
+    args = p.parse_args()
+
+    os.environ["VAE_HUB_QUIET_APP"] = "1"
+    if args.weights:  # read by app_server.serve, which then passes --model flags for both variants
+        os.environ["VAE_HUB_TEST_WEIGHTS"] = str(args.weights.resolve())
+    from app_server import serve
+
+    import app
+
+    extra = [] if args.concurrency is None else ["--concurrency", str(args.concurrency)]
+    with tempfile.TemporaryDirectory() as tmp:
+        files = make_files(Path(tmp))
+        with serve(*extra) as url:
+            result = {"queue concurrency": args.concurrency or app.DEFAULT_CONCURRENCY}
+            result |= run(url, files, args.clients, args.requests)
+    for k, v in result.items():
+        print(f"{k:<26} {v}")
+    if args.json:
+        args.json.write_text(json.dumps(result, indent=2))
+    sys.exit(1 if result["errors"] else 0)
+
+
+if __name__ == "__main__":
+    main()
