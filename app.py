@@ -11,8 +11,11 @@ from __future__ import annotations
 
 import argparse
 import functools
+import hashlib
+import io
 import logging
 import os
+import tempfile
 import time
 from collections.abc import Callable, Mapping
 from pathlib import Path
@@ -35,6 +38,7 @@ DEFAULT_MODELS = {v: str(ROOT / "weights" / v) for v in VARIANTS}
 ENV_MODELS = {v: f"VAE_HUB_{v.upper()}" for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_KL_WO_E
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
 VIEW_SCALE = 8  # 28×28 digits are shown at 224×224, nearest neighbour
+OUTPUT_DIR = Path(tempfile.gettempdir()) / "vae_hub_app"  # the images sent back, named by content
 EXAMPLES = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
 # Small digits are enlarged by the browser without blurring.
 CSS = ".pixelated img { image-rendering: pixelated; object-fit: contain; width: 100%; height: 100%; }"
@@ -42,6 +46,52 @@ CSS = ".pixelated img { image-rendering: pixelated; object-fit: contain; width: 
 log = logging.getLogger("vae_hub.app")
 # Pillow refuses images above twice this many pixels before decoding them, wherever Gradio decodes an upload.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
+
+
+def png_file(img: np.ndarray) -> str:
+    """Write an image as a PNG named by its content, atomically, and return its path.
+
+    Gradio writes returned arrays into its cache by rewriting the file in place. Two requests with the same
+    output (two users sending the same example) then race, and one may be served a truncated file. A file written
+    under a temporary name and renamed into place is never seen half-written, and Gradio copies it into its
+    cache atomically.
+    """
+    buf = io.BytesIO()
+    Image.fromarray(img).save(buf, "PNG")
+    data = buf.getvalue()
+    path = OUTPUT_DIR / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
+    if not path.exists():
+        OUTPUT_DIR.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(dir=OUTPUT_DIR, suffix=".tmp")
+        with os.fdopen(fd, "wb") as f:
+            f.write(data)
+        os.replace(tmp, path)
+    return str(path)
+
+
+def images_as_files(fn: Callable) -> Callable:
+    """Return a handler's images (uint8 arrays) as PNG files (see :func:`png_file`); other values unchanged."""
+
+    def convert(value: Any) -> Any:
+        return png_file(value) if isinstance(value, np.ndarray) and value.dtype == np.uint8 else value
+
+    @functools.wraps(fn)
+    def wrapper(*args: Any, **kwargs: Any) -> Any:
+        out = fn(*args, **kwargs)
+        return tuple(convert(v) for v in out) if isinstance(out, tuple) else convert(out)
+
+    return wrapper
+
+
+def prune_outputs(max_age_s: float = 3600) -> None:
+    """Delete output files older than ``max_age_s`` (Gradio's own cache is pruned by ``delete_cache``)."""
+    now = time.time()
+    for f in OUTPUT_DIR.glob("*.png"):
+        try:
+            if now - f.stat().st_mtime > max_age_s:
+                f.unlink()
+        except OSError:
+            pass  # another process pruned it first
 
 
 def friendly(fn: Callable) -> Callable:
@@ -160,12 +210,12 @@ class Handlers:
 def build(handlers: Handlers) -> gr.Blocks:
     """The four tabs, wired to ``handlers``."""
     h = {
-        name: friendly(getattr(handlers, name))
+        name: friendly(images_as_files(getattr(handlers, name)))
         for name in ("reconstruct", "code", "grid", "samples", "interpolate", "latent_map")
     }
     variants = [(TITLES.get(v, v), v) for v in handlers.models]
     dims = list(range(handlers.latent_dim))
-    with gr.Blocks(title="vae-hub: a VAE for MNIST") as demo:
+    with gr.Blocks(title="vae-hub: a VAE for MNIST", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(
             "# vae-hub: a variational autoencoder for MNIST\n"
             "Upload or draw a digit: it is turned into a 28×28 MNIST-style image, encoded to a 4-D code and "
@@ -357,6 +407,7 @@ def main(argv: list[str] | None = None) -> None:
         demo, _ = create(model_sources(args.model))
     except WeightsError as e:
         raise SystemExit(f"cannot load the weights: {e}") from None
+    prune_outputs()
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
     demo.launch(
