@@ -92,8 +92,8 @@ def _test_numbers(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | N
 
 def _grad_variance_section(gv: dict[str, Any]) -> str:
     rows = "\n".join(
-        f"| {name} | {_fmt(v.get('variance'), 1)} | {_fmt(v.get('kl_variance'), 1)} | {_fmt(v.get('mean_sq_norm'), 1)} "
-        f"| {_fmt(v.get('snr'), 3)} |"
+        f"| {name} | {v.get('variance', 0):.4g} | {v.get('kl_variance', 0):.3g} | {v.get('mean_sq_norm', 0):.4g} "
+        f"| {v.get('snr', 0):.3g} |"
         for name, v in gv.get("by_regularizer", {}).items()
     )
     return f"""
