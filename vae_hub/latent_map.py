@@ -92,6 +92,7 @@ def load_or_build(
         path.parent.mkdir(parents=True, exist_ok=True)
         tmp = path.with_suffix(".tmp")
         save_file({"mu": lmap.mu.half(), "labels": lmap.labels.to(torch.uint8)}, tmp)
+        os.chmod(tmp, 0o644)  # a cache to ship and share, not a private file
         os.replace(tmp, path)
     except OSError:
         pass  # a read-only deployment simply recomputes at the next start
