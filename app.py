@@ -312,13 +312,25 @@ def build(handlers: Handlers) -> gr.Blocks:
                             height=420,
                             elem_id=f"interp_{side.lower()}",
                         )
-                        gr.Examples(EXAMPLES, inputs=ed, label=f"Pick digit {side}", examples_per_page=10)
+                        gr.Examples(
+                            EXAMPLES,
+                            inputs=ed,
+                            label=f"Pick digit {side}",
+                            examples_per_page=10,
+                            elem_id=f"examples_{side.lower()}",
+                        )
                         ends.append(ed)
             with gr.Row():
                 i_steps = gr.Slider(2, 25, value=10, step=1, label="Steps")
                 i_go = gr.Button("Interpolate", variant="primary")
             i_out = [
-                gr.Image(label=f"{TITLES.get(v, v)}: A → B", format="png", interactive=False, elem_classes="pixelated")
+                gr.Image(
+                    label=f"{TITLES.get(v, v)}: A → B",
+                    format="png",
+                    interactive=False,
+                    elem_classes="pixelated",
+                    elem_id=f"interp_out_{v}",
+                )
                 for v in handlers.models
             ]
             i_go.click(h["interpolate"], [*ends, i_steps], i_out, api_name="interpolate")

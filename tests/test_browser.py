@@ -98,3 +98,26 @@ def test_upload_and_draw_reconstruct(page) -> None:
     page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
     scores = page.locator("#scores").inner_text()
     assert "SGVB" in scores and "KL w/o E" in scores
+
+
+def test_other_tabs(page) -> None:
+    """The latent grid, the interpolation (between two clicked examples) and the latent map all render."""
+    page.get_by_role("tab", name="Latent grid").click()
+    page.get_by_role("button", name="Decode grid").click()
+    page.locator("#grid img").first.wait_for(state="visible")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "grid.png"), full_page=True)
+
+    page.get_by_role("tab", name="Interpolate").click()
+    for side, example in (("a", 0), ("b", 4)):
+        page.locator(f"#interp_{side}").wait_for(state="visible")
+        page.locator(f"#examples_{side} button, #examples_{side} td").nth(example).click()
+    page.get_by_role("button", name="Interpolate").click()
+    page.locator("#interp_out_sgvb img").first.wait_for(state="visible")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "interpolate.png"), full_page=True)
+
+    page.get_by_role("tab", name="Latent map").click()
+    page.locator("#map img").first.wait_for(state="visible")
+    page.wait_for_timeout(300)
+    page.screenshot(path=str(ARTIFACTS / "map.png"), full_page=True)
