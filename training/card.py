@@ -90,11 +90,26 @@ def _test_numbers(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | N
     return {}
 
 
-def _grad_variance_section(gv: dict[str, Any]) -> str:
-    rows = "\n".join(
+def _gv_rows(gv: dict[str, Any]) -> str:
+    return "\n".join(
         f"| {name} | {v.get('variance', 0):.4g} | {v.get('kl_variance', 0):.3g} | {v.get('mean_sq_norm', 0):.4g} "
         f"| {v.get('snr', 0):.3g} |"
         for name, v in gv.get("by_regularizer", {}).items()
+    )
+
+
+def _grad_variance_section(gv: dict[str, Any], at_init: dict[str, Any] | None) -> str:
+    header = "| estimator | gradient variance | KL part | ‖mean gradient‖² | SNR |\n|---|---|---|---|---|"
+    init = (
+        f"""
+The same measurement at a freshly initialised model (PyTorch's default initialisation, posterior σ ≈ 1), where
+the Monte Carlo KL is far noisier:
+
+{header}
+{_gv_rows(at_init)}
+"""
+        if at_init
+        else ""
     )
     return f"""
 ### Gradient variance of the encoder
@@ -108,10 +123,11 @@ same expected gradient; the closed form removes the KL term's sampling noise ent
 the reconstruction term's noise is common to both. The score-function (REINFORCE) estimator of the same KL
 gradient is shown for contrast; it is not used for training.
 
-| estimator | gradient variance | KL part | ‖mean gradient‖² | SNR |
-|---|---|---|---|---|
-{rows}
-"""
+At these (trained) weights:
+
+{header}
+{_gv_rows(gv)}
+{init}"""
 
 
 def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
@@ -187,7 +203,7 @@ the two variants compare directly.
 ## Metrics
 
 {chr(10).join(table)}
-{_grad_variance_section(gv) if gv else ""}
+{_grad_variance_section(gv, (evaluation or {}).get("grad_variance_at_init")) if gv else ""}
 ## Samples and reconstructions
 
 {figures}

@@ -137,6 +137,11 @@ def evaluate(
         if not fixed:
             fixed = [loader.x]
         result["grad_variance"] = grad_variance(model, fixed, gv_draws, seed)
+        # For contrast: the same measurement at a fresh model (PyTorch's default initialisation, σ ≈ 1), where
+        # the posterior is wide and the Monte Carlo KL's noise is no longer negligible.
+        torch.manual_seed(seed)
+        fresh = VAE(model.config).to(device)
+        result["grad_variance_at_init"] = grad_variance(fresh, fixed, gv_draws, seed)
     return result
 
 
