@@ -100,6 +100,22 @@ def test_upload_and_draw_reconstruct(page) -> None:
     assert "SGVB" in scores and "KL w/o E" in scores
 
 
+def test_bad_upload_shows_a_message(page, tmp_path) -> None:
+    """A text file named .png: the user sees the library's message in an error toast, and the page keeps working."""
+    bad = tmp_path / "notes.png"
+    bad.write_text("shopping list: milk, eggs\n")
+    page.get_by_role("tab", name="Reconstruct").click()
+    page.get_by_role("tab", name="Upload").click()
+    clear = page.locator("#upload button[aria-label='Clear']")
+    if clear.count():
+        clear.first.click()
+    page.locator("#upload input[type=file]").set_input_files(str(bad))
+    toast = page.get_by_text("is not an image that can be read")
+    toast.first.wait_for(state="visible", timeout=TIMEOUT_MS)
+    page.screenshot(path=str(ARTIFACTS / "bad_upload.png"), full_page=True)
+    assert "Traceback" not in page.locator("body").inner_text()
+
+
 def test_other_tabs(page) -> None:
     """The latent grid, the interpolation (between two clicked examples) and the latent map all render."""
     page.get_by_role("tab", name="Latent grid").click()
