@@ -189,6 +189,7 @@ class Handlers:
         )
 
     def samples(self, variant: str, n: int, seed: float) -> np.ndarray:
+        """n×n draws from the prior, decoded, for a given seed."""
         return sample_grid(self._model(variant), int(n), int(seed))
 
     def interpolate(self, a: Any, b: Any, steps: int) -> tuple:
@@ -203,8 +204,10 @@ class Handlers:
         return tuple(strips)
 
     def latent_map(self, variant: str, dim_x: int, dim_y: int, digit: np.ndarray | None) -> np.ndarray:
+        """The test digits' posterior means over (dim_x, dim_y) under ``variant``, the current digit marked."""
+        self._model(variant)  # a clear message for an unknown variant
         current = None if digit is None else self.code(variant, digit)
-        return lm.render(self.maps[variant], (int(dim_x), int(dim_y)), current, f"{TITLES.get(variant, variant)}")
+        return lm.render(self.maps[variant], (int(dim_x), int(dim_y)), current, TITLES.get(variant, variant))
 
 
 def build(handlers: Handlers) -> gr.Blocks:
