@@ -195,6 +195,8 @@ def test_evaluate_returns_all_numbers(small: dict) -> None:
     assert gv["score_function"]["variance"] > gv["sgvb"]["variance"]  # pathwise beats REINFORCE
     # The closed-form KL is deterministic given x: only the Monte Carlo estimators' KL gradients are noisy.
     assert gv["kl_wo_e"]["kl_variance"] == 0 and gv["sgvb"]["kl_variance"] > 0
+    init = result["grad_variance_at_init"]["by_regularizer"]  # wide posteriors: there the MC KL's noise shows
+    assert init["sgvb"]["variance"] > 2 * init["kl_wo_e"]["variance"]
 
 
 def test_model_card_has_metadata_and_license(tmp_path: Path) -> None:
@@ -251,7 +253,7 @@ def test_cli_end_to_end(tmp_path: Path, mnist_root: Path) -> None:
     )
     assert r.returncode == 0, r.stderr
     result = json.loads(r.stdout)
-    for key in ("nelbo", "rec", "kl", "iwae", "grad_variance", "figures", "kl_estimator"):
+    for key in ("nelbo", "rec", "kl", "iwae", "grad_variance", "grad_variance_at_init", "figures", "kl_estimator"):
         assert key in result
     assert result["iwae"]["k"] == 30 and result["iwae"]["seconds"] > 0 and result["test_images"] == 200
     assert all(Path(p).is_file() for p in result["figures"])

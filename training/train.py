@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="initial bias of the encoder's log-variance head (default -4; 'none' keeps PyTorch's default)",
     )
     p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, mps")
+    p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice, one per core)")
     p.add_argument("--limit", type=int, help="train on the first N training images only (for quick runs)")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -122,9 +123,11 @@ def train_variant(
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
-    if args.epochs <= 0 or args.batch_size <= 0:
-        print("error: --epochs and --batch-size must be positive", file=sys.stderr)
+    if args.epochs <= 0 or args.batch_size <= 0 or (args.threads is not None and args.threads <= 0):
+        print("error: --epochs, --batch-size and --threads must be positive", file=sys.stderr)
         return 2
+    if args.threads:
+        torch.set_num_threads(args.threads)
     try:
         config = Config(
             batch_size=args.batch_size,
