@@ -65,7 +65,6 @@ def run(url: str, files: list[tuple[str, np.ndarray]], clients: int, requests: i
             # Outputs are not downloaded by the client: each user fetches only the 28×28 view, which it checks.
             # (gradio_client's own downloads cost more CPU than the server's work, on the same two cores.)
             c = Client(url, verbose=False, download_files=False)
-            http = httpx.Client()
         except Exception as e:  # counted, not raised: the report is the point
             with lock:
                 errors.extend([f"client {i}: connect: {e}"] * requests)
@@ -75,9 +74,11 @@ def run(url: str, files: list[tuple[str, np.ndarray]], clients: int, requests: i
         for r in range(requests):
             path, digit = files[(i + r) % len(files)]
             t = time.perf_counter()
+            phase = "request"
             try:
                 view = c.predict(handle_file(path), api_name="/reconstruct")[0]
-                png = http.get(view["url"]).raise_for_status().content
+                phase = "fetching the view"  # on a fresh connection: a kept-alive one may time out between requests
+                png = httpx.get(view["url"]).raise_for_status().content
                 dt = time.perf_counter() - t
                 seen = np.asarray(Image.open(io.BytesIO(png)).convert("L"))[::8, ::8]
                 if corr(seen, digit) < 0.8:
@@ -86,7 +87,7 @@ def run(url: str, files: list[tuple[str, np.ndarray]], clients: int, requests: i
                     latencies.append(dt)
             except Exception as e:
                 with lock:
-                    errors.append(f"client {i} request {r}: {type(e).__name__}: {e}")
+                    errors.append(f"client {i} request {r}, {phase}: {type(e).__name__}: {e}")
 
     threads = [threading.Thread(target=user, args=(i,), daemon=True) for i in range(clients)]
     for t in threads:
