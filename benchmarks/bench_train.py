@@ -82,7 +82,10 @@ def main() -> None:
     p.add_argument("--pipeline-epochs", type=int, default=3, help="the first is warm-up")
     p.add_argument("--trainer-epochs", type=int, default=6, help="the first is warm-up")
     p.add_argument("--regularizer", default="kl_wo_e")
+    p.add_argument("--threads", type=int, help="torch CPU threads for both (on a loaded 2-core machine, 1 is steadier)")
     args = p.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
 
     root = prepare_root(args.data_dir, download=False)
     images, labels = load_mnist("train", root, download=False)
