@@ -14,6 +14,8 @@ from contextlib import contextmanager
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:  # `import app` in the tests, under a plain `pytest` as well as `python -m pytest`
+    sys.path.insert(0, str(ROOT))
 # The weights the app serves: the bundled ones, or a folder holding sgvb/ and kl_wo_e/ (for work in progress).
 WEIGHTS = Path(os.environ.get("VAE_HUB_TEST_WEIGHTS") or ROOT / "weights")
 
