@@ -143,6 +143,16 @@ def test_latent_map_cache_and_fallback(models, mnist_root, tmp_path: Path) -> No
     assert lm.fingerprint(other) != lm.fingerprint(m)
 
 
+def test_shipped_latent_map_matches_the_bundled_weights(models) -> None:
+    """A Space has no MNIST: the map of the bundled weights must ship (refresh it after retraining, docs/app.md)."""
+    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):
+        pytest.skip("other weights than the bundled ones")
+    for name, m in models.items():
+        path = lm.cache_path(m, app.ROOT / "assets" / "latent_map")
+        assert path.is_file(), f"no latent-map cache for the bundled {name} weights: {path} (see docs/app.md)"
+        assert len(lm.load_or_build(m, path.parent, app.EXAMPLES_DIR, "/nonexistent").labels) == lm.MAP_SIZE
+
+
 def test_friendly_errors() -> None:
     def bad_image() -> None:
         to_mnist(np.zeros((100, 100)))
