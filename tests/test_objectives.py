@@ -86,6 +86,21 @@ def test_reconstruction_is_summed_bernoulli_nll() -> None:
     assert torch.allclose(reconstruction(logits, x.reshape(3, 1, 28, 28)), manual, atol=1e-8)
 
 
+def test_reconstruction_gradient_and_extremes_match_torch_bce() -> None:
+    logits = (torch.randn(4, 784, dtype=torch.float64) * 30).requires_grad_()  # many saturated pixels
+    logits.data[0, :4] = torch.tensor([1e4, -1e4, 88.0, -88.0], dtype=torch.float64)
+    x = torch.rand(4, 784, dtype=torch.float64)
+    ours = reconstruction(logits, x)
+    ref = torch.nn.functional.binary_cross_entropy_with_logits(logits, x, reduction="none").sum(-1)
+    assert torch.allclose(ours, ref, rtol=1e-12, atol=1e-9)
+    g = torch.randn(4, dtype=torch.float64)
+    (g_ours,) = torch.autograd.grad(ours, logits, g)
+    (g_ref,) = torch.autograd.grad(ref, logits, g)
+    assert torch.allclose(g_ours, g_ref, atol=1e-12)
+    small, x_small = torch.randn(2, 6, dtype=torch.float64, requires_grad=True), torch.rand(2, 6, dtype=torch.float64)
+    assert torch.autograd.gradcheck(lambda lg: reconstruction(lg, x_small), small)
+
+
 def test_elbo_terms_add_up_and_registry() -> None:
     assert set(REGULARIZERS) == {"sgvb", "kl_wo_e"}
     with pytest.raises(ValueError, match="unknown regularizer"):

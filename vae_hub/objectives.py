@@ -23,15 +23,36 @@ from collections.abc import Callable
 from typing import NamedTuple
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 LOG_2PI = math.log(2 * math.pi)
 
 
 def reconstruction(logits: Tensor, x: Tensor) -> Tensor:
-    """−log p(x|z) = Σ_pixels BCE(sigmoid(logits), x), per image. Shape (N,)."""
-    return F.binary_cross_entropy_with_logits(logits, x.reshape_as(logits), reduction="none").sum(-1)
+    """−log p(x|z) = Σ_pixels [softplus(l) − x·l], the Bernoulli NLL (BCE with logits l), per image. Shape (N,)."""
+    return _BernoulliNLL.apply(logits, x.reshape_as(logits))
+
+
+class _BernoulliNLL(torch.autograd.Function):
+    """BCE with logits summed over pixels, ~3× faster than ``F.binary_cross_entropy_with_logits`` on the CPU.
+
+    Why: that op's log1p runs unvectorized and autograd keeps several temporaries; it was half of a training
+    step here. Forward: softplus(l) − x·l with softplus(l) = max(l, 0) + log(1 + e^−|l|), which is stable.
+    Backward: ∂/∂l = sigmoid(l) − x (the data x gets no gradient).
+    """
+
+    @staticmethod
+    def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:
+        ctx.save_for_backward(logits, x)
+        nll = logits.abs().neg_().exp_().add_(1).log_()  # log(1 + e^−|l|), in place to save memory traffic
+        nll += logits.clamp(min=0)
+        nll -= x * logits
+        return nll.sum(-1)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
+        logits, x = ctx.saved_tensors
+        return torch.sigmoid(logits).sub_(x).mul_(grad.unsqueeze(-1)), None
 
 
 def log_normal(z: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
@@ -113,7 +134,7 @@ def iwae_bound(model: torch.nn.Module, x: Tensor, k: int = 1000, chunk: int = 10
         c = min(chunk, k - start)
         z = mu + std * torch.randn((c, *mu.shape), device=mu.device, dtype=mu.dtype)  # (c, N, D)
         logits = model.decode_logits(z.reshape(-1, mu.shape[-1])).reshape(c, x.shape[0], -1)
-        log_px_z = -F.binary_cross_entropy_with_logits(logits, x.expand_as(logits), reduction="none").sum(-1)
+        log_px_z = -reconstruction(logits, x.expand_as(logits))
         log_w_parts.append(log_px_z + log_standard_normal(z) - log_normal(z, mu, logvar))
     log_w = torch.cat(log_w_parts)  # (K, N)
     return torch.logsumexp(log_w, 0) - math.log(k)
