@@ -231,6 +231,7 @@ def test_cli_end_to_end(tmp_path: Path, mnist_root: Path) -> None:
         )
         card = ModelCard.load(folder / "README.md")
         assert card.data.license == "cc-by-sa-3.0" and card.data.eval_results[0].metric_type == "nelbo"
+        assert "only the first 1,024 MNIST training images" in card.text and "60,000" not in card.text
         assert (folder / "curves.png").read_bytes()[:8] == PNG_MAGIC
         assert load_checkpoint(ck / variant / CKPT_NAME).epoch == 2
 

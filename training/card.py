@@ -174,14 +174,20 @@ def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
         schedule += "; the decoder's output bias started at the logit of the mean training image"
     if config.get("init_logvar") is not None:
         schedule += f"; the encoder's log σ² bias started at {config['init_logvar']} (a small initial variance)"
+    n_train = (metrics or {}).get("train_images")
+    on_images = (
+        "all 60,000 MNIST training images"
+        if n_train in (None, 60000)
+        else f"only the first {n_train:,} MNIST training images"
+    )
     seconds = (metrics or {}).get("train_seconds")
     timing = f" Training took {seconds:.0f} s on {metrics.get('device', '?')}." if seconds else ""
 
     body = f"""
 # VAE on MNIST — `{variant}` regularizer
 
-A small variational autoencoder (Kingma & Welling, *Auto-Encoding Variational Bayes*, 2014) trained on the
-60,000 MNIST training images with the **{variant}** estimator of the KL term, built with
+A small variational autoencoder (Kingma & Welling, *Auto-Encoding Variational Bayes*, 2014) trained on
+{on_images} with the **{variant}** estimator of the KL term, built with
 [vae-hub](https://github.com/vae-hub/vae-hub) (PyTorch, safetensors, `PyTorchModelHubMixin`).
 
 - Encoder q(z|x): MLP {config.get("input_dim")}→{"→".join(str(d) for d in config.get("hidden_dims", [])[:-1])}
@@ -223,7 +229,7 @@ reconstruction = model.reconstruct(torch.rand(1, 1, 28, 28))
 ## Training
 
 {config.get("epochs")} epochs, batch size {config.get("batch_size")}, Adam, learning rate {schedule},
-seed {config.get("seed")}, on all 60,000 training images.{timing} Reproduce with
+seed {config.get("seed")}, on {on_images}.{timing} Reproduce with
 `python -m training.train --regularizer {variant} --epochs {config.get("epochs")} --seed {config.get("seed")}`.
 The full configuration is in `config.json`; per-epoch metrics are in `metrics.json`.
 
