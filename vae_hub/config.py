@@ -37,6 +37,20 @@ def activation_name(act: str | type[nn.Module]) -> str:
     raise ValueError(f"unsupported activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
 
 
+# The JSON types of config.json's fields, by their annotations in Config (a bool is not an int here).
+_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
+
+
+def _json_type_ok(value: object, annotation: str) -> bool:
+    if annotation == "list[int]":
+        return isinstance(value, list) and all(type(v) is int for v in value)
+    if annotation not in _JSON_TYPES:
+        return True  # a field of another type: __post_init__ validates it
+    if isinstance(value, bool):
+        return annotation == "bool"
+    return isinstance(value, _JSON_TYPES[annotation])
+
+
 def resolve_device(device: str | torch.device = "auto") -> torch.device:
     """``"auto"`` picks CUDA if available, then Apple MPS, else the CPU."""
     if str(device) != "auto":
@@ -109,8 +123,11 @@ class Config:
         """Build from a ``config.json`` dict, rejecting unknown keys with a message that names them."""
         if not isinstance(data, dict):
             raise ValueError(f"config must be a JSON object, got {type(data).__name__}")
-        known = {f.name for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - known)
+        fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - set(fields))
         if unknown:
-            raise ValueError(f"config has unknown keys {unknown}; expected a subset of {sorted(known)}")
+            raise ValueError(f"config has unknown keys {unknown}; expected a subset of {sorted(fields)}")
+        for name, value in data.items():
+            if not _json_type_ok(value, fields[name]):
+                raise ValueError(f"{name!r} must be of type {fields[name]}, got {value!r}")
         return cls(**data)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import dataclasses
 import json
 import os
 from pathlib import Path
@@ -237,20 +236,6 @@ def _first_line(error: BaseException) -> str:
     return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
 
 
-# The JSON types of config.json's fields, by their annotations in Config (a bool is not an int here).
-_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-
-
-def _json_type_ok(value: object, annotation: str) -> bool:
-    if annotation == "list[int]":
-        return isinstance(value, list) and all(type(v) is int for v in value)
-    if annotation not in _JSON_TYPES:
-        return True  # a field of another type: Config.__post_init__ validates it
-    if isinstance(value, bool):
-        return annotation == "bool"
-    return isinstance(value, _JSON_TYPES[annotation])
-
-
 def _read_config(path: str, source: str) -> Config:
     """Parse config.json strictly: valid JSON, known keys, JSON types matching Config, a known activation."""
     try:
@@ -258,12 +243,6 @@ def _read_config(path: str, source: str) -> Config:
             data = json.load(f)
     except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
         raise WeightsError(f"{source}: {CONFIG_NAME} is not valid JSON ({e})") from e
-    if isinstance(data, dict):
-        for f in dataclasses.fields(Config):
-            if f.name in data and not _json_type_ok(data[f.name], str(f.type)):
-                raise WeightsError(
-                    f"{source}: invalid {CONFIG_NAME}: {f.name!r} must be of type {f.type}, got {data[f.name]!r}"
-                )
     try:
         return Config.from_dict(data)
     except (ValueError, TypeError) as e:
