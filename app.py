@@ -46,6 +46,14 @@ EXAMPLES = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
 # Small digits are enlarged by the browser without blurring.
 CSS = ".pixelated img { image-rendering: pixelated; object-fit: contain; width: 100%; height: 100%; }"
 
+SELECT_BRUSH_JS = """() => {
+  const pick = (tries) => {
+    const brush = document.querySelector("#sketch button[aria-label='Brush']");
+    if (brush) brush.click(); else if (tries > 0) setTimeout(() => pick(tries - 1), 100);
+  };
+  pick(20);
+}"""
+
 log = logging.getLogger("vae_hub.app")
 # Pillow refuses images above twice this many pixels before decoding them, wherever Gradio decodes an upload.
 Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
@@ -242,10 +250,10 @@ def build(handlers: Handlers) -> gr.Blocks:
                                 elem_classes="pixelated",
                             )
                             gr.Examples(EXAMPLES, inputs=upload, label="MNIST test digits", examples_per_page=30)
-                        with gr.Tab("Draw"):
-                            sketch = sketchpad(
-                                "Draw a digit (pick the brush on the left first)", elem_id="sketch", height=520
-                            )
+                        with gr.Tab("Draw") as draw_tab:
+                            sketch = sketchpad("Draw a digit", elem_id="sketch", height=520)
+                        # Gradio's editor opens with no tool selected: pick the brush, so one can draw at once.
+                        draw_tab.select(None, js=SELECT_BRUSH_JS)
                 with gr.Column(scale=3):
                     with gr.Row():
                         view = gr.Image(
