@@ -115,6 +115,11 @@ def load_mnist(
     return images, labels
 
 
+def to_unit(images: Tensor) -> Tensor:
+    """Images as float32 in [0, 1]: uint8 pixels are divided by 255, floats are taken as they are."""
+    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+
+
 class MNISTBatches:
     """Iterate ``(x, y)`` batches from in-memory tensors: x float (B, 784) in [0, 1], y int64 (B,).
 
@@ -135,7 +140,7 @@ class MNISTBatches:
         if batch_size <= 0:
             raise ValueError(f"batch_size must be positive, got {batch_size}")
         x = images.reshape(len(images), -1)
-        self.x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).to(device)
+        self.x = to_unit(x).to(device)
         self.y = (labels if labels is not None else torch.zeros(len(images), dtype=torch.long)).to(device)
         self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)

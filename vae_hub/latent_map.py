@@ -25,8 +25,9 @@ from safetensors import SafetensorError  # noqa: E402
 from safetensors.torch import load_file, save_file  # noqa: E402
 from torch import Tensor  # noqa: E402
 
-from .data import DataError, load_mnist  # noqa: E402
+from .data import DataError, load_mnist, to_unit  # noqa: E402
 from .model import VAE  # noqa: E402
+from .viz import check_dims  # noqa: E402
 
 MAP_SIZE = 5000  # test digits on the map: enough to see the classes' shapes, a 45 kB cache per variant
 
@@ -54,7 +55,7 @@ def cache_path(model: VAE, cache_dir: str | os.PathLike) -> Path:
 @torch.no_grad()
 def compute(model: VAE, images: Tensor, labels: Tensor, source: str) -> LatentMap:
     """Encode uint8 (N, 28, 28) images (or floats in [0, 1]) to their posterior means."""
-    x = images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+    x = to_unit(images)
     mu = model.encode(x.reshape(len(x), -1).to(model.device))[0].float().cpu()
     return LatentMap(mu, labels.long().cpu(), source)
 
@@ -101,10 +102,7 @@ def load_or_build(
 
 def render(lmap: LatentMap, dims: tuple[int, int], current: Sequence | None = None, title: str = "") -> np.ndarray:
     """Scatter of μ over two latent dimensions coloured by class, with ``current`` (a code) marked. RGB uint8."""
-    i, j = dims
-    d = lmap.mu.shape[1]
-    if not (0 <= i < d and 0 <= j < d) or i == j:
-        raise ValueError(f"choose two different latent dimensions in [0, {d - 1}], got {dims}")
+    i, j = check_dims(dims, lmap.mu.shape[1])
     fig, ax = plt.subplots(figsize=(6.4, 5.6), dpi=100)
     try:
         mu, labels = lmap.mu.numpy(), lmap.labels.numpy()

@@ -14,6 +14,7 @@ import torch  # noqa: E402
 from torch import Tensor  # noqa: E402
 from torchvision.utils import make_grid  # noqa: E402
 
+from .data import to_unit  # noqa: E402
 from .model import VAE  # noqa: E402
 
 
@@ -37,6 +38,14 @@ def grid_axis(n: int, span: str | float = "quantile", device: torch.device | str
     return torch.linspace(-k, k, n, device=device)
 
 
+def check_dims(dims: tuple[int, int], latent_dim: int) -> tuple[int, int]:
+    """Two different latent dimensions in [0, latent_dim), or a ValueError saying so."""
+    i, j = dims
+    if not (0 <= i < latent_dim and 0 <= j < latent_dim) or i == j:
+        raise ValueError(f"dims must be two different latent dimensions in [0, {latent_dim - 1}], got {dims}")
+    return i, j
+
+
 @torch.no_grad()
 def latent_grid(
     model: VAE,
@@ -50,9 +59,7 @@ def latent_grid(
     Returns images (n*n, 1, 28, 28), row-major: rows sweep ``dims[1]`` (top = high), columns ``dims[0]``.
     """
     d = model.latent_dim
-    i, j = dims
-    if not (0 <= i < d and 0 <= j < d) or i == j:
-        raise ValueError(f"dims must be two different latent dimensions in [0, {d - 1}], got {dims}")
+    i, j = check_dims(dims, d)
     if not 1 <= n <= 100:
         raise ValueError(f"grid size must be between 1 and 100, got {n}")
     z0 = torch.zeros(d) if base is None else torch.as_tensor(base, dtype=torch.float32).flatten().cpu()
@@ -91,7 +98,7 @@ def evaluate_model(
     ``data`` is a batch of images in any accepted shape, uint8 in [0, 255] or float in [0, 1].
     """
     x = data[:n]
-    x = (x.float() / 255.0 if x.dtype == torch.uint8 else x.float()).reshape(-1, 1, 28, 28)
+    x = to_unit(x).reshape(-1, 1, 28, 28)
     rec = model.reconstruct(x.to(model.device)).cpu()
     grid = image_grid(torch.cat([x, rec]), nrow=len(x))
     return _save(_figure_from_grid(grid, title or "originals (top) and reconstructions (bottom)", 1.0 * len(x)), path)
