@@ -230,10 +230,12 @@ class _Workers:
     """``with _Workers(t) as run: run(fn, items)`` calls ``fn(item, worker)`` for every item on t threads.
 
     Why not PyTorch's own intra-op threads: they split every op and meet at a barrier after each, dozens of
-    times per block; on a machine whose cores are shared with other jobs, each barrier waits for the slowest
-    thread's next time slice, and two threads ran 1.5–3× *slower* than one. Here each thread takes whole blocks
-    from a shared queue and runs its ops single-threaded, so a thread that loses its core delays only its own
-    block. PyTorch's thread count is set to 1 meanwhile (a process-wide setting, restored on exit).
+    times per block; when another job takes one of the cores, every barrier waits for that thread's next time
+    slice. On the 2-core development machine the fast bound for 200 images took 0.35 s on two intra-op threads
+    with both cores free, but 23.7 s in the next run, when they were not (0.62 s on one thread). Here each
+    thread takes whole blocks from a shared queue and runs its ops single-threaded, so a thread that loses its
+    core delays only its own block (0.37–0.52 s in the same runs). PyTorch's thread count is set to 1 meanwhile
+    (a process-wide setting, restored on exit).
     """
 
     def __init__(self, threads: int) -> None:
