@@ -8,6 +8,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -17,7 +18,7 @@ from huggingface_hub import HfApi, ModelCard, constants
 
 from training.push import main as push_main
 from training.train import train_variant
-from vae_hub import VAE, Config, WeightsError
+from vae_hub import VAE, Config, WeightsError, bundled_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN, OTHER_TOKEN = "hf_alice_write_token_0123456789", "hf_bob_token_9876543210"
@@ -104,8 +105,8 @@ def test_push_cli_then_load_is_bit_identical(trained: Path, hub_env: HubServer, 
 
     repo = hub.state.repos["alice/vae-mnist-sgvb"]
     files = repo.commits[repo.branches["main"]]
-    figures = {"samples.png", "reconstructions.png", "latent.png", "curves.png"}
-    assert set(files) == HUB_FILES | {"metrics.json"} | figures
+    figures = {"samples.png", "reconstructions.png", "latent.png", "latent_means.png", "curves.png"}
+    assert set(files) == HUB_FILES | {"metrics.json", "training_args.json"} | figures
     assert files["model.safetensors"] == (trained / "model.safetensors").read_bytes()
 
     card = ModelCard(files["README.md"].decode())
@@ -129,7 +130,7 @@ def test_private_repo_is_hidden_from_others(hub_env: HubServer, tmp_path: Path, 
     assert code == 0, err
     assert hub_env.state.repos["alice/private-vae"].private
     for token in (None, OTHER_TOKEN):  # anonymous, and another user
-        with pytest.raises(WeightsError, match="neither a local folder nor a Hub repo you can access"):
+        with pytest.raises(WeightsError, match="read as a Hub repo id, it does not exist or is private"):
             VAE.from_pretrained("alice/private-vae", cache_dir=tmp_path / "c1", token=token)
     assert_identical(VAE.from_pretrained("alice/private-vae", cache_dir=tmp_path / "c2", token=TOKEN), _model(1))
     # HF_TOKEN is picked up by both the push and the download
@@ -198,10 +199,11 @@ def test_dry_run_writes_the_exact_upload_folder(trained: Path, hub_env: HubServe
     assert len(hub_env.requests()) == before  # no network at all, and no token needed
     assert "no token found" in out
     staged = {p.name: p.stat().st_size for p in out_dir.iterdir()}
-    assert set(staged) == {"config.json", "model.safetensors", "README.md", "metrics.json"} | {
+    assert set(staged) == {"config.json", "model.safetensors", "README.md", "metrics.json", "training_args.json"} | {
         "samples.png",
         "reconstructions.png",
         "latent.png",
+        "latent_means.png",
         "curves.png",
     }
     for name, size in staged.items():
@@ -280,5 +282,52 @@ def test_the_app_loads_its_models_from_the_hub(hub_env: HubServer, tmp_path: Pat
     for loaded in (load_models(sources), load_models(sources, local_files_only=True)):
         for variant, model in pushed.items():
             assert_identical(loaded[variant], model)
-    with pytest.raises(SystemExit, match="cannot load the weights: alice/nothing-here is neither a local folder"):
+    with pytest.raises(
+        SystemExit, match="cannot load the weights: .alice/nothing-here. is not a local folder .* does not exist"
+    ):
         app.main(["--model", "sgvb=alice/nothing-here"])
+
+
+# --- loading is strict about its arguments and quick about names that are neither a folder nor a repo ---
+
+
+def test_from_pretrained_refuses_unknown_keyword_arguments(tmp_path: Path) -> None:
+    folder = _saved(_model(8), tmp_path / "w")
+    for typo in ({"local_file_only": True}, {"revison": "v2"}, {"strict": False}):
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            VAE.from_pretrained(folder, **typo)
+
+
+def test_a_missing_path_is_explained_quickly(hub_env: HubServer, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("weights/sgvd", "sgvd"):  # a typo, and a folder that exists only in another working directory
+        t0 = time.perf_counter()
+        with pytest.raises(WeightsError) as info:
+            VAE.from_pretrained(name)
+        message = str(info.value)
+        assert time.perf_counter() - t0 < 5
+        assert str(tmp_path / name) in message and f"resolved against {tmp_path}" in message
+        assert "read as a Hub repo id, it does not exist" in message
+
+
+def test_an_unreachable_hub_fails_fast_and_falls_back_to_the_cache(hub_env: HubServer, tmp_path: Path, monkeypatch):
+    model, cache = _model(9), tmp_path / "cache"
+    model.push_to_hub("alice/offline", token=TOKEN)
+    assert_identical(VAE.from_pretrained("alice/offline", cache_dir=cache), model)
+    dead = "http://127.0.0.1:9"  # nothing listens on the discard port
+    monkeypatch.setattr(constants, "ENDPOINT", dead)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", dead + "/{repo_id}/resolve/{revision}/{filename}")
+    t0 = time.perf_counter()
+    assert_identical(VAE.from_pretrained("alice/offline", cache_dir=cache), model)  # the cached copy
+    with pytest.raises(WeightsError, match=r"not in the local cache \(the Hub could not be reached"):
+        VAE.from_pretrained("alice/never-cached", cache_dir=cache)
+    assert time.perf_counter() - t0 < 5  # hf_hub_download alone retries a dead network for ~30 s
+
+
+def test_bundled_weights_load_from_any_working_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e"):
+        model = VAE.from_pretrained(bundled_weights(name))
+        assert model.latent_dim == (4 if name.startswith("z4") else 2)
+    with pytest.raises(WeightsError, match="unknown bundled model 'z3'"):
+        bundled_weights("z3")

@@ -22,9 +22,9 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from vae_hub import VAE, WeightsError
-from vae_hub.model import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME
+from vae_hub.hub import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME
 
-from .card import EVAL_NAME, FIGURES, METRICS_NAME, write_model_card
+from .card import EVAL_NAME, FIGURES, METRICS_NAME, TRAINING_ARGS_NAME, write_model_card
 
 try:  # the HTTP client under huggingface_hub: httpx2 since 2.0, httpx before
     from httpx2 import TransportError
@@ -32,7 +32,7 @@ except ImportError:  # pragma: no cover
     from httpx import TransportError
 
 # Everything else in the folder (checkpoints, pickles, stray files) stays home.
-DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME, EVAL_NAME, *FIGURES.values())
+DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, TRAINING_ARGS_NAME, METRICS_NAME, EVAL_NAME, *FIGURES.values())
 
 
 class PushError(Exception):
