@@ -13,20 +13,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from vae_hub.files import EVAL_NAME, FIGURES, METRICS_NAME, TRAINING_ARGS_NAME, atomic_write_text
 from vae_hub.hub import CARD_METADATA
-
-from .checkpoint import atomic_write_text
-
-METRICS_NAME = "metrics.json"
-TRAINING_ARGS_NAME = "training_args.json"
-EVAL_NAME = "eval.json"
-FIGURES = {
-    "samples": "samples.png",
-    "reconstructions": "reconstructions.png",
-    "latent": "latent.png",
-    "latent_means": "latent_means.png",
-    "curves": "curves.png",
-}
 
 REGULARIZER_TEXT = {
     "sgvb": (

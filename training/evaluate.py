@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 
 from vae_hub import VAE, DataError, MNISTBatches, WeightsError, iwae_bound, load_mnist
+from vae_hub.files import EVAL_NAME, METRICS_NAME, atomic_write_text
 from vae_hub.objectives import REGULARIZERS, elbo_terms, reconstruction, score_function_surrogate
 
-from .card import EVAL_NAME, METRICS_NAME, write_model_card
-from .checkpoint import atomic_write_text
+from .card import write_model_card
 from .figures import write_figures
 from .trainer import nelbo_metrics
 

@@ -13,9 +13,8 @@ from torch import Tensor
 
 from vae_hub import VAE
 from vae_hub.data import to_unit
+from vae_hub.files import FIGURES
 from vae_hub.viz import evaluate_model, plot_latent_images, plot_latent_scatter, plot_samples
-
-from .card import FIGURES
 
 
 def save_compact(fig: Figure, path: str | Path, dpi: int = 72, gray: bool = True) -> Path:

@@ -24,9 +24,9 @@ from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from vae_hub import VAE, WeightsError
-from vae_hub.hub import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME
+from vae_hub.files import CONFIG_NAME, EVAL_NAME, FIGURES, METRICS_NAME, PICKLE_NAMES, TRAINING_ARGS_NAME, WEIGHTS_NAME
 
-from .card import EVAL_NAME, FIGURES, METRICS_NAME, TRAINING_ARGS_NAME, write_model_card
+from .card import write_model_card
 
 try:  # the HTTP client under huggingface_hub: httpx2 since 2.0, httpx before
     from httpx2 import TransportError

@@ -26,8 +26,8 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from vae_hub import VAE
+from vae_hub.files import CONFIG_NAME, WEIGHTS_NAME
 from vae_hub.latent_map import cache_path
-from vae_hub.hub import CONFIG_NAME, WEIGHTS_NAME
 
 from .push import PushError, check_folder, check_repo_id, endpoint, listing, resolve_token, run, send
 

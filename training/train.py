@@ -21,10 +21,11 @@ import torch
 
 from vae_hub import Config, DataError, MNISTBatches, load_mnist
 from vae_hub.config import LR_SCHEDULES
+from vae_hub.files import CKPT_NAME, METRICS_NAME, TRAINING_ARGS_NAME, atomic_write_text
 from vae_hub.objectives import REGULARIZERS
 
-from .card import METRICS_NAME, TRAINING_ARGS_NAME, write_model_card
-from .checkpoint import CKPT_NAME, CheckpointError, atomic_write_text
+from .card import write_model_card
+from .checkpoint import CheckpointError
 from .figures import write_figures
 from .trainer import RECIPE, Trainer, TrainingError, active_dimensions, recipe
 

@@ -31,10 +31,8 @@ from safetensors.torch import load_file
 from torch import Tensor, nn
 
 from .config import Config
+from .files import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME, atomic_write_text
 
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
 MAX_CONFIG_BYTES = 64 * 1024  # a real config.json is ~150 bytes; a larger one is refused unread
 REPO_URL = "https://github.com/vae-hub/vae-hub"
 PAPER_URL = "https://arxiv.org/abs/1312.6114"
@@ -85,7 +83,7 @@ def bundled_weights(name: str = "sgvb") -> Path:
 
 
 def write_json(path: str | os.PathLike, data: Any) -> None:
-    Path(path).write_text(json.dumps(data, indent=2, sort_keys=True) + "\n", encoding="utf-8")
+    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
 
 
 def read_config(path: str | os.PathLike, source: str) -> Config:

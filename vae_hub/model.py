@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from . import hub
 from .config import Config
 from .data import to_unit
+from .files import CONFIG_NAME, WEIGHTS_NAME
 
 # log σ² is clamped to a range far wider than training ever visits (σ from ~1e-4 to ~150), so that
 # extreme or adversarial inputs cannot overflow exp(log σ²) into inf or NaN.
@@ -118,9 +119,9 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.MIXIN_METADATA):
     def _save_pretrained(self, save_directory: Path) -> None:
         """``model.safetensors`` and ``config.json``: the architecture only (training settings live elsewhere)."""
         save_file(
-            {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, save_directory / hub.WEIGHTS_NAME
+            {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, save_directory / WEIGHTS_NAME
         )
-        hub.write_json(save_directory / hub.CONFIG_NAME, self.config.architecture())
+        hub.write_json(save_directory / CONFIG_NAME, self.config.architecture())
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:
         """A minimal card with the project's metadata; ``training.card`` writes the full one for trained models."""
