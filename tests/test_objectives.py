@@ -8,7 +8,14 @@ import pytest
 import torch
 
 from vae_hub import VAE, iwae_bound, kl_wo_e, reconstruction, sgvb
-from vae_hub.objectives import REGULARIZERS, elbo_terms, get_regularizer, score_function_surrogate
+from vae_hub.config import Config
+from vae_hub.objectives import (
+    REGULARIZERS,
+    elbo_terms,
+    get_regularizer,
+    iwae_bound_reference,
+    score_function_surrogate,
+)
 
 M = 200_000  # Monte Carlo samples
 Z_TOL = 5.0  # a 5-sigma band: a correct estimator fails it with probability < 1e-6 per coordinate
@@ -128,3 +135,59 @@ def test_iwae_bound_is_tighter_than_elbo_and_k1_is_elbo() -> None:
     k_many = iwae_bound(model, x, k=500, chunk=64)  # chunking must not change the estimator
     elbo_avg = torch.stack([-(model.loss(x, "kl_wo_e").loss.detach()) for _ in range(50)]).mean(0)
     assert torch.all(k_many >= elbo_avg - 0.5)  # IWAE_K ≥ E[ELBO], up to Monte Carlo noise
+
+
+def _iwae_pair(model: VAE, x: torch.Tensor, **kw) -> tuple[torch.Tensor, torch.Tensor]:
+    """The fast and the plain bound on the same noise (same generator seed)."""
+    fast = iwae_bound(model, x, generator=torch.Generator().manual_seed(5), **kw)
+    plain = iwae_bound_reference(model, x, generator=torch.Generator().manual_seed(5), **kw)
+    return fast, plain
+
+
+@pytest.mark.parametrize(
+    ("hidden_dims", "n", "k", "chunk", "threads"),
+    [
+        ([128, 32, 16, 4], 7, 300, 64, 1),  # 7 images: blocks of rows start at every image offset
+        ([128, 32, 16, 8], 300, 10, 3, 1),  # more rows per chunk than one block, a last short chunk
+        ([64, 2], 5, 450, 450, 2),  # another depth and latent size, on two worker threads
+        ([32, 16, 1], 1, 5, 2, 1),
+    ],
+)
+def test_fast_iwae_equals_plain_formula_on_the_same_noise(
+    hidden_dims: list[int], n: int, k: int, chunk: int, threads: int
+) -> None:
+    torch.manual_seed(0)
+    model = VAE(Config(hidden_dims=hidden_dims)).double().eval()
+    with torch.no_grad():  # logits far from 0, like a trained model's, so that the sigmoid products get small
+        model.decoder[-1].weight.mul_(20)
+    x = torch.rand(n, 784, dtype=torch.float64)
+    x[: n // 2] = (x[: n // 2] > 0.6).double()  # binary and grey images
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        fast, plain = _iwae_pair(model, x, k=k, chunk=chunk)
+    finally:
+        torch.set_num_threads(before)
+    assert torch.get_num_threads() == before  # the worker threads' setting was undone
+    assert fast.shape == (n,) and fast.dtype == torch.float64
+    assert torch.allclose(fast, plain, rtol=1e-12, atol=1e-9), (fast - plain).abs().max()
+
+
+def test_fast_iwae_in_float32_and_extreme_logits() -> None:
+    torch.manual_seed(1)
+    model = VAE().eval()
+    x = (torch.rand(50, 784) > 0.7).float()
+    fast, plain = _iwae_pair(model, x, k=40, chunk=16)
+    # float32 rounding of sums over 784 pixels: ~1e-5 relative, far below the Monte Carlo noise (≫ 0.01 nats)
+    assert torch.allclose(fast, plain, rtol=2e-6, atol=1e-4), (fast - plain).abs().max()
+    with torch.no_grad():  # |logits| in the thousands: sigmoid(|l|) rounds to 1, softplus to max(l, 0)
+        model.decoder[-1].weight.mul_(1000)
+    fast, plain = _iwae_pair(model, x, k=8, chunk=8)
+    assert torch.isfinite(fast).all() and torch.allclose(fast, plain, rtol=1e-5), (fast - plain).abs().max()
+
+
+def test_fast_iwae_is_not_differentiated_and_keeps_grad_mode() -> None:
+    model = VAE()
+    x = torch.rand(3, 784)
+    value = iwae_bound(model, x, k=4)
+    assert not value.requires_grad and torch.is_grad_enabled()
