@@ -31,18 +31,22 @@ def free_port() -> int:
 
 
 @contextmanager
-def serve(*args: str, timeout: float = 180.0, env: dict[str, str] | None = None) -> Iterator[str]:
-    """Run ``python app.py --port <free> <args>`` until the page answers; yield its URL; stop it afterwards."""
+def serve(
+    *args: str, timeout: float = 180.0, env: dict[str, str | None] | None = None, app_dir: Path = ROOT
+) -> Iterator[str]:
+    """Run ``python app.py --port <free> <args>`` (from ``app_dir``) until the page answers; yield its URL; stop it
+    afterwards. An ``env`` value of None removes that variable."""
     port = free_port()
-    cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port), *args]
-    full_env = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
+    cmd = [sys.executable, str(app_dir / "app.py"), "--port", str(port), *args]
+    merged = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
+    full_env = {k: v for k, v in merged.items() if v is not None}
     scratch = None
     if os.environ.get("VAE_HUB_TEST_WEIGHTS"):  # other weights: keep their latent-map cache out of the repository
         cmd += [f"--model=sgvb={WEIGHTS / 'sgvb'}", f"--model=kl_wo_e={WEIGHTS / 'kl_wo_e'}"]
         scratch = tempfile.TemporaryDirectory()
         full_env.setdefault("VAE_HUB_MAP_CACHE", scratch.name)
     log = open(os.devnull, "wb") if os.environ.get("VAE_HUB_QUIET_APP") else None
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=full_env, stdout=log, stderr=subprocess.STDOUT)
+    proc = subprocess.Popen(cmd, cwd=app_dir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
         deadline = time.monotonic() + timeout

@@ -1,14 +1,25 @@
 """A small Hugging Face Hub-compatible HTTP endpoint on 127.0.0.1, standing in for huggingface.co in tests.
 
 It implements only the routes that the real ``huggingface_hub`` client (2.4.0) calls for ``create_repo``,
-``create_branch``, ``upload_folder`` / ``PyTorchModelHubMixin.push_to_hub`` and ``hf_hub_download``. Found by
-reading the client's source, not by guessing:
+``create_branch``, ``upload_folder`` / ``PyTorchModelHubMixin.push_to_hub``, ``list_repo_files`` and
+``hf_hub_download``, for model repos and for Spaces. Found by reading the client's source, not by guessing:
 
-- ``HfApi.create_repo``: ``POST /api/repos/create`` {name, organization, visibility?}; 409 means "exists" (and
-  ``exist_ok=True`` accepts it). The JSON answer needs ``url``.
+- Every ``/api/`` route of a repo is typed: ``/api/models/{repo}/...`` or ``/api/spaces/{repo}/...``
+  (``f"{endpoint}/api/{repo_type}s/{repo_id}/..."`` in the client). Below, ``/api/models/`` stands for both. A model
+  and a Space may share a name: they are different repos (stored under ``alice/x`` and ``spaces/alice/x``, the
+  paths of their pages on the Hub).
+- ``HfApi.create_repo``: ``POST /api/repos/create`` {name, organization, visibility?, type?, sdk?}; a Space
+  (``type: "space"``) needs an ``sdk`` (the client refuses to send one without, the Hub too). 409 means "exists"
+  (and ``exist_ok=True`` accepts it). The JSON answer needs ``url``: ``{endpoint}/spaces/{repo}`` for a Space,
+  which the client parses into ``RepoUrl.repo_type``.
 - ``HfApi.create_branch``: ``POST /api/models/{repo}/branch/{branch}`` {startingPoint?}; 409 if it exists.
 - ``upload_folder`` first validates README.md: ``POST /api/validate-yaml`` {content, repoType}; it reads the JSON
-  answer (``errors``, ``warnings``) before checking the status. With ``hf_xet`` installed it then runs
+  answer (``errors``, ``warnings``) before checking the status. For a Space (``repoType: "space"``) this server
+  also checks the keys of the Spaces configuration reference that the deploy command writes: ``sdk`` one of the
+  four SDKs, ``sdk_version``/``python_version``/``app_file``/``title``/``emoji`` strings (so ``python_version:
+  3.10``, which YAML reads as the float 3.1, is an error), ``models`` a list of repo ids. With
+  ``upload_folder(delete_patterns=...)`` the client lists the repo first (``list_repo_files``, below) and adds a
+  ``deletedFile`` line per match, never for ``.gitattributes``. With ``hf_xet`` installed it then runs
   ``_upload_pipeline.pipelined_upload``: ``POST /api/models/{repo}/preupload/{rev}`` returns, per file,
   ``uploadMode`` ("regular" or "lfs"), ``shouldIgnore`` and the current ``oid``. The server decides the mode: the
   real Hub says "lfs" for ``*.safetensors`` (its ``.gitattributes``) and the client then uploads through Xet (the
@@ -19,10 +30,15 @@ reading the client's source, not by guessing:
 - The commit: ``POST /api/models/{repo}/commit/{rev}``, an NDJSON body (``header``, then ``file`` lines with
   base64 content, or ``deletedFile``); the answer needs ``commitUrl``, ``commitOid`` and ``pullRequestUrl``. A
   file whose ``oid`` (git blob sha1) is unchanged is dropped by the client; if nothing changed it reads the head
-  with ``GET /api/models/{repo}/revision/{rev}`` (``sha`` in the answer).
-- ``hf_hub_download``: ``HEAD /{repo}/resolve/{rev}/{path}`` must answer ``X-Repo-Commit`` (the commit sha, the
-  cache's snapshot name) and ``ETag`` (the git blob sha1 for a regular file; the real Hub adds
-  ``X-Linked-Etag``/``X-Linked-Size`` and a redirect only for LFS files), then ``GET`` the same URL for the bytes.
+  with ``GET /api/models/{repo}/revision/{rev}`` (``sha`` in the answer; a Space's answer also has ``sdk``).
+  The pipeline may split a large upload into several commits; only the first carries ``parentCommit``.
+- ``list_repo_files``: ``GET /api/models/{repo}/tree/{rev}[/{path}]?recursive=True&expand=False``, paginated by a
+  ``Link`` header (one page here); entries ``{"type": "file", path, size, oid}`` or ``{"type": "directory", path,
+  oid}``, and the client keeps only the files.
+- ``hf_hub_download``: ``HEAD /{repo}/resolve/{rev}/{path}`` (``/spaces/{repo}/resolve/...`` for a Space) must
+  answer ``X-Repo-Commit`` (the commit sha, the cache's snapshot name) and ``ETag`` (the git blob sha1 for a
+  regular file; the real Hub adds ``X-Linked-Etag``/``X-Linked-Size`` and a redirect only for LFS files), then
+  ``GET`` the same URL for the bytes.
   No ``X-Xet-Hash`` header, so the download is plain HTTP. Errors are typed by the ``X-Error-Code`` header:
   ``RepoNotFound`` (401, also for a private repo asked without the owner's token, as on the real Hub),
   ``RevisionNotFound`` and ``EntryNotFound`` (404, with ``X-Repo-Commit`` so the client caches the absence).
@@ -42,7 +58,7 @@ import threading
 from dataclasses import dataclass, field
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import yaml
 
@@ -54,10 +70,20 @@ def git_blob_sha1(data: bytes) -> str:
     return hashlib.sha1(b"blob %d\0" % len(data) + data).hexdigest()
 
 
+SPACE_SDKS = ("gradio", "streamlit", "docker", "static")  # huggingface_hub.constants.SPACES_SDK_TYPES
+SPACE_STRING_KEYS = ("title", "emoji", "sdk_version", "python_version", "app_file", "license", "short_description")
+
+
+def repo_key(kind: str, repo_id: str) -> str:
+    """Where a repo lives: ``alice/x`` for a model, ``spaces/alice/x`` for a Space (its page on the Hub)."""
+    return repo_id if kind == "models" else f"{kind}/{repo_id}"
+
+
 @dataclass
 class Repo:
     owner: str
     private: bool
+    sdk: str | None = None  # a Space's SDK
     commits: dict[str, dict[str, bytes]] = field(default_factory=dict)  # commit sha -> {path: bytes}
     branches: dict[str, str] = field(default_factory=dict)  # branch -> commit sha
 
@@ -66,6 +92,22 @@ class Repo:
         if revision in self.branches:
             return self.branches[revision]
         return revision if revision in self.commits else None
+
+
+def space_metadata_errors(meta: dict[str, Any]) -> list[str]:
+    """What is wrong with a Space README's metadata, for the keys the Spaces configuration reference documents."""
+    errors = []
+    if meta.get("sdk") not in SPACE_SDKS:
+        errors.append(f'"sdk" must be one of {", ".join(SPACE_SDKS)}; got {meta.get("sdk")!r}')
+    for key in SPACE_STRING_KEYS:
+        if key in meta and not isinstance(meta[key], str):
+            errors.append(f'"{key}" must be a string; got {meta[key]!r} (quote it in the YAML)')
+    models = meta.get("models", [])
+    if not isinstance(models, list) or not all(
+        isinstance(m, str) and re.fullmatch(r"[\w.-]+/[\w.-]+", m) for m in models
+    ):
+        errors.append(f'"models" must be a list of model repo ids (USER/NAME); got {models!r}')
+    return errors
 
 
 class HubError(Exception):
@@ -94,15 +136,18 @@ class HubState:
 
 
 _REPO = r"(?P<repo>[\w.-]+/[\w.-]+)"
+_API = r"/api/(?P<kind>models|spaces)"  # typed API routes
+_PAGE = r"/(?:(?P<kind>spaces)/)?"  # file URLs: no prefix for a model
 ROUTES = [
     ("POST", re.compile(r"/api/repos/create"), "create_repo"),
     ("POST", re.compile(r"/api/validate-yaml"), "validate_yaml"),
-    ("POST", re.compile(rf"/api/models/{_REPO}/preupload/(?P<rev>[^/]+)"), "preupload"),
-    ("POST", re.compile(rf"/api/models/{_REPO}/commit/(?P<rev>[^/]+)"), "commit"),
-    ("POST", re.compile(rf"/api/models/{_REPO}/branch/(?P<branch>[^/]+)"), "create_branch"),
-    ("GET", re.compile(rf"/api/models/{_REPO}(?:/revision/(?P<rev>[^/]+))?"), "repo_info"),
-    ("HEAD", re.compile(rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), "resolve"),
-    ("GET", re.compile(rf"/{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), "resolve"),
+    ("POST", re.compile(rf"{_API}/{_REPO}/preupload/(?P<rev>[^/]+)"), "preupload"),
+    ("POST", re.compile(rf"{_API}/{_REPO}/commit/(?P<rev>[^/]+)"), "commit"),
+    ("POST", re.compile(rf"{_API}/{_REPO}/branch/(?P<branch>[^/]+)"), "create_branch"),
+    ("GET", re.compile(rf"{_API}/{_REPO}/tree/(?P<rev>[^/]+)(?:/(?P<path>.+))?"), "tree"),
+    ("GET", re.compile(rf"{_API}/{_REPO}(?:/revision/(?P<rev>[^/]+))?"), "repo_info"),
+    ("HEAD", re.compile(rf"{_PAGE}{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), "resolve"),
+    ("GET", re.compile(rf"{_PAGE}{_REPO}/resolve/(?P<rev>[^/]+)/(?P<path>.+)"), "resolve"),
 ]
 
 
@@ -171,9 +216,9 @@ class HubHandler(BaseHTTPRequestHandler):
             raise HubError(401, "Invalid credentials in Authorization header")
         return self.server.state.tokens[token]
 
-    def _repo(self, repo_id: str, write: bool = False) -> Repo:
+    def _repo(self, kind: str, repo_id: str, write: bool = False) -> Repo:
         user = self._user(required=write)
-        repo = self.server.state.repos.get(repo_id)
+        repo = self.server.state.repos.get(repo_key(kind, repo_id))
         # As on the Hub, a private repo is indistinguishable from a missing one to anyone but its owner.
         if repo is None or (repo.private and user != repo.owner):
             raise HubError(401 if user is None else 404, "Repository not found", "RepoNotFound")
@@ -192,32 +237,40 @@ class HubHandler(BaseHTTPRequestHandler):
         user = self._user(required=True)
         req = json.loads(self._body())
         namespace = req.get("organization") or user
+        kind = req.get("type") or "model"
+        if kind not in ("model", "space"):
+            raise HubError(400, f"this test endpoint does not implement {kind} repos")
         if namespace != user:
-            raise HubError(403, f"You don't have the rights to create a model under the namespace {namespace!r}")
+            raise HubError(403, f"You don't have the rights to create a {kind} under the namespace {namespace!r}")
+        if kind == "space" and req.get("sdk") not in SPACE_SDKS:
+            raise HubError(400, f"a Space needs an sdk, one of {', '.join(SPACE_SDKS)}; got {req.get('sdk')!r}")
         repo_id = f"{namespace}/{req['name']}"
-        url = f"{self.server.url}/{repo_id}"
-        if repo_id in self.server.state.repos:
-            raise HubError(409, "You already created this model repo", url=url)
-        repo = Repo(owner=user, private=req.get("visibility") == "private")
+        key = repo_key(f"{kind}s", repo_id)
+        url = f"{self.server.url}/{key}"
+        if key in self.server.state.repos:
+            raise HubError(409, f"You already created this {kind} repo", url=url)
+        repo = Repo(owner=user, private=req.get("visibility") == "private", sdk=req.get("sdk"))
         self.server.state.commit(repo, "main", {".gitattributes": GITATTRIBUTES}, "initial commit")
-        self.server.state.repos[repo_id] = repo
+        self.server.state.repos[key] = repo
         self._send(200, {"url": url, "name": repo_id, "id": repo_id})
 
     def validate_yaml(self, method: str) -> None:
         self._user(required=False)
-        content = json.loads(self._body())["content"]
+        req = json.loads(self._body())
         errors = []
-        match = re.match(r"---\n(.*?)\n---\n", content, re.S)
+        match = re.match(r"---\n(.*?)\n---\n", req["content"], re.S)
         try:
             meta = yaml.safe_load(match.group(1)) if match else {}
             if not isinstance(meta, dict):
                 errors.append({"message": "metadata must be a YAML mapping"})
+            elif req.get("repoType") == "space":
+                errors += [{"message": m} for m in space_metadata_errors(meta)]
         except yaml.YAMLError as e:
             errors.append({"message": f"invalid YAML: {e}"})
         self._send(400 if errors else 200, {"errors": errors, "warnings": []})
 
-    def preupload(self, method: str, repo: str, rev: str) -> None:
-        r = self._repo(repo, write=True)
+    def preupload(self, method: str, kind: str, repo: str, rev: str) -> None:
+        r = self._repo(kind, repo, write=True)
         files = r.commits[self._commit_of(r, rev)]
         req = json.loads(self._body())
         answer = [
@@ -231,8 +284,8 @@ class HubHandler(BaseHTTPRequestHandler):
         ]
         self._send(200, {"files": answer})
 
-    def commit(self, method: str, repo: str, rev: str) -> None:
-        r = self._repo(repo, write=True)
+    def commit(self, method: str, kind: str, repo: str, rev: str) -> None:
+        r = self._repo(kind, repo, write=True)
         if "create_pr" in (urlsplit(self.path).query or ""):
             raise HubError(400, "this test endpoint does not implement pull requests")
         head = self._commit_of(r, rev)
@@ -254,12 +307,11 @@ class HubHandler(BaseHTTPRequestHandler):
             else:  # lfsFile etc.: we never asked for them in preupload
                 raise HubError(400, f"unsupported commit operation {key!r}")
         sha = self.server.state.commit(r, rev, files, summary)
-        self._send(
-            200, {"commitUrl": f"{self.server.url}/{repo}/commit/{sha}", "commitOid": sha, "pullRequestUrl": None}
-        )
+        url = f"{self.server.url}/{repo_key(kind, repo)}/commit/{sha}"
+        self._send(200, {"commitUrl": url, "commitOid": sha, "pullRequestUrl": None})
 
-    def create_branch(self, method: str, repo: str, branch: str) -> None:
-        r = self._repo(repo, write=True)
+    def create_branch(self, method: str, kind: str, repo: str, branch: str) -> None:
+        r = self._repo(kind, repo, write=True)
         body = self._body()
         start = (json.loads(body) if body else {}).get("startingPoint") or "main"
         if branch in r.branches:
@@ -267,14 +319,36 @@ class HubHandler(BaseHTTPRequestHandler):
         r.branches[branch] = self._commit_of(r, start)
         self._send(200, {})
 
-    def repo_info(self, method: str, repo: str, rev: str = "main") -> None:
-        r = self._repo(repo)
+    def repo_info(self, method: str, kind: str, repo: str, rev: str = "main") -> None:
+        r = self._repo(kind, repo)
         sha = self._commit_of(r, rev)
         siblings = [{"rfilename": p} for p in sorted(r.commits[sha])]
-        self._send(200, {"id": repo, "modelId": repo, "sha": sha, "private": r.private, "siblings": siblings})
+        info = {"id": repo, "sha": sha, "private": r.private, "siblings": siblings}
+        self._send(200, {**info, "modelId": repo} if kind == "models" else {**info, "sdk": r.sdk})
 
-    def resolve(self, method: str, repo: str, rev: str, path: str) -> None:
-        r = self._repo(repo)
+    def tree(self, method: str, kind: str, repo: str, rev: str, path: str = "") -> None:
+        r = self._repo(kind, repo)
+        sha = self._commit_of(r, rev)
+        recursive = parse_qs(urlsplit(self.path).query).get("recursive", ["false"])[0].lower() in ("true", "1")
+        prefix = f"{path.strip('/')}/" if path.strip("/") else ""
+        entries: dict[str, dict[str, Any]] = {}
+        for name, data in r.commits[sha].items():
+            if not name.startswith(prefix):
+                continue
+            parts = name[len(prefix) :].split("/")
+            depth = len(parts) if recursive else 1
+            for i in range(1, min(depth, len(parts) - 1) + 1):  # the folders on the way
+                folder = prefix + "/".join(parts[:i])
+                oid = hashlib.sha1(folder.encode()).hexdigest()  # not a git tree sha; the client ignores it
+                entries[folder] = {"type": "directory", "path": folder, "oid": oid}
+            if len(parts) <= depth:
+                entries[name] = {"type": "file", "path": name, "size": len(data), "oid": git_blob_sha1(data)}
+        if prefix and not entries:
+            raise HubError(404, f"{path} does not exist at {rev}", "EntryNotFound", commit=sha)
+        self._send(200, [entries[k] for k in sorted(entries)])
+
+    def resolve(self, method: str, repo: str, rev: str, path: str, kind: str = "models") -> None:
+        r = self._repo(kind, repo)
         sha = self._commit_of(r, rev)
         data = r.commits[sha].get(path)
         if data is None:

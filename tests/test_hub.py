@@ -5,19 +5,28 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
 import torch
+import yaml
+from app_server import serve
+from conftest import require
 from hub_server import HubServer  # tests/ is on sys.path under pytest
-from huggingface_hub import HfApi, ModelCard, constants
+from huggingface_hub import HfApi, ModelCard, constants, hf_hub_download
+from huggingface_hub.errors import RepositoryNotFoundError
 
+from training import space
 from training.push import main as push_main
+from training.space import main as space_main
 from training.train import train_variant
-from vae_hub import VAE, Config, WeightsError
+from vae_hub import VAE, Config, WeightsError, bundled_weights
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKEN, OTHER_TOKEN = "hf_alice_write_token_0123456789", "hf_bob_token_9876543210"
@@ -104,8 +113,8 @@ def test_push_cli_then_load_is_bit_identical(trained: Path, hub_env: HubServer, 
 
     repo = hub.state.repos["alice/vae-mnist-sgvb"]
     files = repo.commits[repo.branches["main"]]
-    figures = {"samples.png", "reconstructions.png", "latent.png", "curves.png"}
-    assert set(files) == HUB_FILES | {"metrics.json"} | figures
+    figures = {"samples.png", "reconstructions.png", "latent.png", "latent_means.png", "curves.png"}
+    assert set(files) == HUB_FILES | {"metrics.json", "training_args.json"} | figures
     assert files["model.safetensors"] == (trained / "model.safetensors").read_bytes()
 
     card = ModelCard(files["README.md"].decode())
@@ -129,7 +138,7 @@ def test_private_repo_is_hidden_from_others(hub_env: HubServer, tmp_path: Path, 
     assert code == 0, err
     assert hub_env.state.repos["alice/private-vae"].private
     for token in (None, OTHER_TOKEN):  # anonymous, and another user
-        with pytest.raises(WeightsError, match="neither a local folder nor a Hub repo you can access"):
+        with pytest.raises(WeightsError, match="read as a Hub repo id, it does not exist or is private"):
             VAE.from_pretrained("alice/private-vae", cache_dir=tmp_path / "c1", token=token)
     assert_identical(VAE.from_pretrained("alice/private-vae", cache_dir=tmp_path / "c2", token=TOKEN), _model(1))
     # HF_TOKEN is picked up by both the push and the download
@@ -198,10 +207,11 @@ def test_dry_run_writes_the_exact_upload_folder(trained: Path, hub_env: HubServe
     assert len(hub_env.requests()) == before  # no network at all, and no token needed
     assert "no token found" in out
     staged = {p.name: p.stat().st_size for p in out_dir.iterdir()}
-    assert set(staged) == {"config.json", "model.safetensors", "README.md", "metrics.json"} | {
+    assert set(staged) == {"config.json", "model.safetensors", "README.md", "metrics.json", "training_args.json"} | {
         "samples.png",
         "reconstructions.png",
         "latent.png",
+        "latent_means.png",
         "curves.png",
     }
     for name, size in staged.items():
@@ -280,5 +290,258 @@ def test_the_app_loads_its_models_from_the_hub(hub_env: HubServer, tmp_path: Pat
     for loaded in (load_models(sources), load_models(sources, local_files_only=True)):
         for variant, model in pushed.items():
             assert_identical(loaded[variant], model)
-    with pytest.raises(SystemExit, match="cannot load the weights: alice/nothing-here is neither a local folder"):
+    with pytest.raises(
+        SystemExit, match="cannot load the weights: .alice/nothing-here. is not a local folder .* does not exist"
+    ):
         app.main(["--model", "sgvb=alice/nothing-here"])
+
+
+# --- loading is strict about its arguments and quick about names that are neither a folder nor a repo ---
+
+
+def test_from_pretrained_refuses_unknown_keyword_arguments(tmp_path: Path) -> None:
+    folder = _saved(_model(8), tmp_path / "w")
+    for typo in ({"local_file_only": True}, {"revison": "v2"}, {"strict": False}):
+        with pytest.raises(TypeError, match="unexpected keyword argument"):
+            VAE.from_pretrained(folder, **typo)
+
+
+def test_a_missing_path_is_explained_quickly(hub_env: HubServer, tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("weights/sgvd", "sgvd"):  # a typo, and a folder that exists only in another working directory
+        t0 = time.perf_counter()
+        with pytest.raises(WeightsError) as info:
+            VAE.from_pretrained(name)
+        message = str(info.value)
+        assert time.perf_counter() - t0 < 5
+        assert str(tmp_path / name) in message and f"resolved against {tmp_path}" in message
+        assert "read as a Hub repo id, it does not exist" in message
+
+
+def test_an_unreachable_hub_fails_fast_and_falls_back_to_the_cache(hub_env: HubServer, tmp_path: Path, monkeypatch):
+    model, cache = _model(9), tmp_path / "cache"
+    model.push_to_hub("alice/offline", token=TOKEN)
+    assert_identical(VAE.from_pretrained("alice/offline", cache_dir=cache), model)
+    dead = "http://127.0.0.1:9"  # nothing listens on the discard port
+    monkeypatch.setattr(constants, "ENDPOINT", dead)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", dead + "/{repo_id}/resolve/{revision}/{filename}")
+    t0 = time.perf_counter()
+    assert_identical(VAE.from_pretrained("alice/offline", cache_dir=cache), model)  # the cached copy
+    with pytest.raises(WeightsError, match=r"not in the local cache \(the Hub could not be reached"):
+        VAE.from_pretrained("alice/never-cached", cache_dir=cache)
+    assert time.perf_counter() - t0 < 5  # hf_hub_download alone retries a dead network for ~30 s
+
+
+def test_bundled_weights_load_from_any_working_directory(tmp_path: Path, monkeypatch) -> None:
+    monkeypatch.chdir(tmp_path)
+    for name in ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e"):
+        model = VAE.from_pretrained(bundled_weights(name))
+        assert model.latent_dim == (4 if name.startswith("z4") else 2)
+    with pytest.raises(WeightsError, match="unknown bundled model 'z3'"):
+        bundled_weights("z3")
+
+
+# --- the demo as a Space ---
+
+SPACE = "alice/vae-demo"
+MODELS = ["alice/vae-mnist-sgvb", "alice/vae-mnist-kl-wo-e"]
+NOT_SHIPPED = ("__pycache__", ".pyc", ".venv", ".ckpt", ".bin", ".pt", "metrics.json", "curves.png", "training/")
+
+
+def _space(capsys: pytest.CaptureFixture, *args: str) -> tuple[int, str, str]:
+    code = space_main([str(a) for a in args])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+def _files_under(folder: Path) -> dict[str, bytes]:
+    return {p.relative_to(folder).as_posix(): p.read_bytes() for p in folder.rglob("*") if p.is_file()}
+
+
+@pytest.fixture(scope="module")
+def bundled() -> Path:
+    """The repository's own weights folders: what a real deploy ships."""
+    folders = [ROOT / "weights" / v for v in ("sgvb", "kl_wo_e")]
+    require(all((f / "model.safetensors").is_file() for f in folders), "the bundled weights in weights/")
+    return ROOT
+
+
+@pytest.fixture
+def checkout(bundled: Path, tmp_path: Path) -> Path:
+    """A copy of the files a deploy reads, with the junk a working checkout accumulates, and a second,
+    nested weights folder (as weights/z4/sgvb will be)."""
+    root = tmp_path / "checkout"
+    root.mkdir()
+    for name in ("app.py", "LICENSE", "requirements.txt", "pyproject.toml"):
+        shutil.copyfile(ROOT / name, root / name)
+    for name in (*[p for p in space.PACKAGES if (ROOT / p).is_dir()], "weights", "examples", "assets", "training"):
+        shutil.copytree(ROOT / name, root / name, ignore=shutil.ignore_patterns("__pycache__"))
+    if not (root / "webapp").is_dir():  # the app package that app.py will import: shipped once it exists
+        (root / "webapp").mkdir()
+        (root / "webapp" / "__init__.py").write_text('"""The app."""\n')
+        (root / "webapp" / "ui.py").write_text("TITLE = 'vae-hub'\n")
+    _saved(_model(11), root / "weights" / "z4" / "sgvb")
+    junk = [
+        "vae_hub/__pycache__/model.cpython-311.pyc",
+        "webapp/__pycache__/ui.cpython-311.pyc",
+        "vae_hub/stray.pyc",
+        ".venv/lib/python3.11/site-packages/gradio/__init__.py",
+        "weights/sgvb/optimizer.ckpt",
+        "weights/sgvb/pytorch_model.bin",
+        "weights/kl_wo_e/model.pt",
+        "assets/.DS_Store",
+        "examples/.ipynb_checkpoints/0_0003-checkpoint.png",
+    ]
+    for rel in junk:
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_bytes(b"junk")
+    return root
+
+
+def _front_matter(readme: str) -> dict:
+    head, sep, _ = readme.removeprefix("---\n").partition("\n---\n")
+    assert readme.startswith("---\n") and sep, "README.md must open with a YAML front matter block"
+    return yaml.safe_load(head)
+
+
+def test_space_dry_run_stages_exactly_what_the_space_runs(checkout: Path, hub_env, tmp_path: Path, capsys) -> None:
+    before = len(hub_env.requests())
+    out_dir = tmp_path / "space"
+    code, out, err = _space(capsys, SPACE, "--dry-run", "--out", out_dir, "--root", checkout, "--models", *MODELS)
+    assert code == 0, err
+    assert len(hub_env.requests()) == before  # no network at all, and no token needed
+    assert f"would upload {out_dir} to {hub_env.url}/spaces/{SPACE}" in out and "no token found" in out
+
+    py = {p.relative_to(checkout).as_posix() for pkg in ("vae_hub", "webapp") for p in (checkout / pkg).rglob("*.py")}
+    bundled = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")
+    weights = [f"weights/{v}/{n}" for v in bundled for n in ("config.json", "model.safetensors")]
+    examples = {f"examples/{p.name}" for p in (ROOT / "examples").glob("*.png")}
+    maps = {f"assets/latent_map/{p.name}" for p in (ROOT / "assets" / "latent_map").glob("*.safetensors")}
+    expected = {"app.py", "LICENSE", "README.md", "requirements.txt", *py, *weights, *examples, *maps}
+    staged = _files_under(out_dir)
+    assert set(staged) == expected
+    assert len(examples) >= 10 and maps and "webapp/ui.py" in staged
+    for rel, data in staged.items():  # listed with its size; copied files are byte for byte the checkout's
+        assert f"{len(data):>10,d}  {rel}" in out
+        assert not any(bad in rel for bad in NOT_SHIPPED), rel
+        if rel not in ("README.md", "requirements.txt"):
+            assert data == (checkout / rel).read_bytes(), rel
+    assert f"{sum(map(len, staged.values())):>10,d}  total bytes, {len(staged)} files" in out
+    # weights/z4/sgvb has no shipped latent-map cache: said, not silently served without one
+    assert "no latent-map cache for weights/z4/sgvb" in out and "for weights/sgvb " not in out
+
+    # requirements.txt: the package's runtime dependencies at the checkout's pins; no Gradio (the SDK brings it at
+    # sdk_version), no test tools
+    pins = dict(line.split("==") for line in (ROOT / "requirements.txt").read_text().splitlines() if "==" in line)
+    requirements = (out_dir / "requirements.txt").read_text().splitlines()
+    assert f"torch=={pins['torch']}" in requirements and f"torchvision=={pins['torchvision']}" in requirements
+    names = {re.split(r"[<>=!~ ;\[]", line)[0].lower() for line in requirements}
+    assert {"torch", "torchvision", "huggingface-hub", "safetensors", "numpy", "pillow", "matplotlib"} <= names
+    assert not names & {"gradio", "gradio_client", "gradio-client", "pytest", "playwright", "ruff", "pyyaml"}
+
+    meta = _front_matter((out_dir / "README.md").read_text())
+    assert meta["sdk"] == "gradio" and meta["sdk_version"] == pins["gradio"] and meta["app_file"] == "app.py"
+    assert meta["python_version"] == "3.11"  # a string: unquoted, YAML would read the number 3.11
+    assert meta["models"] == MODELS and meta["title"] and meta["emoji"] and meta["license"] == "other"
+    assert len(meta["short_description"]) <= 60
+
+    # no --models: an empty list; without --out a new temporary folder, said where; a used --out is refused
+    code, out, _ = _space(capsys, SPACE, "--dry-run", "--root", checkout)
+    tmp_dir = Path(out.split(" would upload ")[1].split(" to ")[0])
+    assert code == 0 and _front_matter((tmp_dir / "README.md").read_text())["models"] == []
+    assert _space(capsys, SPACE, "--dry-run", "--out", out_dir, "--root", checkout)[0] == 2
+
+
+def test_space_push_then_read_back_with_the_client(bundled: Path, hub_env, tmp_path: Path, capsys) -> None:
+    staged = tmp_path / "staged"
+    assert _space(capsys, SPACE, "--dry-run", "--out", staged, "--models", *MODELS)[0] == 0
+    expected = _files_under(staged)
+    assert set(expected) >= {"app.py", "vae_hub/model.py", "weights/sgvb/model.safetensors", "README.md"}
+
+    code, out, err = _space(capsys, SPACE, "--models", *MODELS, "--token", TOKEN)
+    assert code == 0, err
+    assert f"deployed to {hub_env.url}/spaces/{SPACE}" in out and f"commit: {hub_env.url}/spaces/{SPACE}/commit/" in out
+    assert TOKEN not in out + err
+
+    api = HfApi(endpoint=hub_env.url)  # anonymous: the Space is public
+    assert sorted(api.list_repo_files(SPACE, repo_type="space")) == sorted({*expected, ".gitattributes"})
+    assert api.space_info(SPACE).sdk == "gradio"
+    for rel, data in expected.items():
+        path = hf_hub_download(SPACE, rel, repo_type="space", cache_dir=tmp_path / "cache")
+        assert Path(path).read_bytes() == data, rel
+    # it is a Space, not a model: the model namespace is separate, and a model may share the name
+    with pytest.raises(RepositoryNotFoundError):
+        api.model_info(SPACE)
+    assert _push(capsys, _saved(_model(12), tmp_path / "m"), "--repo-id", SPACE, "--token", TOKEN)[0] == 0
+    assert "app.py" not in api.list_repo_files(SPACE) and "app.py" in api.list_repo_files(SPACE, repo_type="space")
+
+    # a redeploy makes the Space exactly the staged folder again: a stale file goes, .gitattributes stays
+    owner = HfApi(endpoint=hub_env.url, token=TOKEN)
+    owner.upload_file(path_or_fileobj=b"x = 1\n", path_in_repo="vae_hub/old.py", repo_id=SPACE, repo_type="space")
+    assert "vae_hub/old.py" in api.list_repo_files(SPACE, repo_type="space")
+    assert _space(capsys, SPACE, "--models", *MODELS, "--token", TOKEN)[0] == 0
+    assert sorted(api.list_repo_files(SPACE, repo_type="space")) == sorted({*expected, ".gitattributes"})
+
+    # --private: hidden from everyone but its owner
+    assert _space(capsys, "alice/private-demo", "--private", "--token", TOKEN)[0] == 0
+    assert hub_env.state.repos["spaces/alice/private-demo"].private
+    with pytest.raises(RepositoryNotFoundError):
+        api.list_repo_files("alice/private-demo", repo_type="space")
+    assert "app.py" in owner.list_repo_files("alice/private-demo", repo_type="space")
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["no-namespace"], "bad repo id 'no-namespace': expected USER/NAME"),
+        (["a/b/c", "--dry-run"], "bad repo id 'a/b/c'"),
+        ([SPACE, "--models", "alice/ok", "bad model"], "bad repo id 'bad model'"),
+        ([SPACE, "--out", "somewhere"], "--out only goes with --dry-run"),
+        ([SPACE], "no Hugging Face token: run `hf auth login`"),
+        ([SPACE, "--dry-run", "--root", "EMPTY"], "has no app.py"),
+        ([SPACE, "--dry-run", "--root", "NO_GRADIO_PIN"], "must pin gradio exactly"),
+    ],
+)
+def test_space_user_errors_are_one_line_exit_2(args, message, checkout: Path, hub_env, tmp_path: Path, capsys) -> None:
+    (tmp_path / "empty").mkdir()
+    pins = (checkout / "requirements.txt").read_text()
+    (checkout / "requirements.txt").write_text(re.sub(r"(?m)^gradio==", "gradio>=", pins))
+    roots = {"EMPTY": str(tmp_path / "empty"), "NO_GRADIO_PIN": str(checkout)}
+    before = len(hub_env.requests())
+    code, out, err = _space(capsys, *[roots.get(a, a) for a in args])
+    assert code == 2
+    assert err.startswith("error: ") and message in err and err.count("\n") == 1 and "Traceback" not in err
+    assert len(hub_env.requests()) == before  # nothing was sent
+
+
+def test_space_hub_refusals_exit_1(bundled: Path, hub_env, capsys) -> None:
+    code, _, err = _space(capsys, SPACE, "--token", "hf_wrong_token_secret")
+    assert code == 1 and "rejected the token" in err and "hf_wrong_token_secret" not in err
+    code, _, err = _space(capsys, "bob/demo", "--token", TOKEN)  # not alice's namespace
+    assert code == 1 and "namespace" in err and TOKEN not in err
+
+
+def test_staged_space_serves_without_the_repository(bundled: Path, tmp_path: Path, capsys, monkeypatch) -> None:
+    """The staged folder alone runs the demo: app.py imports only what was staged (not the checkout, nor an
+    installed vae-hub), loads the staged weights and answers a real request."""
+    from gradio_client import Client, handle_file
+
+    staged = tmp_path / "space"
+    assert _space(capsys, SPACE, "--dry-run", "--out", staged)[0] == 0
+    monkeypatch.delenv("VAE_HUB_TEST_WEIGHTS", raising=False)  # serve() would point the app at other weights
+    env: dict[str, str | None] = {k: None for k in os.environ if k.startswith("VAE_HUB_") or k == "PYTHONPATH"}
+    clean = {k: v for k, v in os.environ.items() if v is not None and k not in env}
+    packages = [p for p in space.PACKAGES if (ROOT / p).is_dir()]  # what the checkout has must be in the Space
+    probe = "import importlib, sys; print(*(importlib.import_module(p).__file__ for p in sys.argv[1:]))"
+    where = subprocess.run(
+        [sys.executable, "-c", probe, *packages], cwd=staged, env=clean, capture_output=True, text=True, timeout=60
+    )
+    assert where.returncode == 0, where.stderr
+    assert all(Path(f).resolve().is_relative_to(staged.resolve()) for f in where.stdout.split()), where.stdout
+    with serve(env=env, app_dir=staged) as url:
+        with urllib.request.urlopen(url, timeout=30) as r:
+            assert r.status == 200 and b"gradio" in r.read().lower()
+        view, rec_a, rec_b, table = Client(url, verbose=False).predict(
+            handle_file(str(staged / "examples" / "7_0000.png")), api_name="/reconstruct"
+        )
+        assert all(Path(p).is_file() for p in (view, rec_a, rec_b))

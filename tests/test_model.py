@@ -24,18 +24,27 @@ def test_shapes_and_dtypes(model: VAE, shape: tuple[int, ...]) -> None:
     out = model(x)
     assert out.logits.shape == (6, 784) and out.logits.dtype == torch.float32
     for t in (out.mu, out.logvar, out.z):
-        assert t.shape == (6, 4) and t.dtype == torch.float32
+        assert t.shape == (6, 2) and t.dtype == torch.float32
     mu, logvar = model.encode(x)
-    assert mu.shape == logvar.shape == (6, 4)
+    assert mu.shape == logvar.shape == (6, 2)
     rec = model.reconstruct(x)
     assert rec.shape == (6, 1, 28, 28) and rec.min() >= 0 and rec.max() <= 1
     assert torch.equal(rec, model.reconstruct(x))  # deterministic: decodes μ
-    assert model.decode(torch.randn(3, 4)).shape == (3, 1, 28, 28)
-    assert model.decode_logits(torch.randn(3, 4)).shape == (3, 784)
+    assert model.decode(torch.randn(3, 2)).shape == (3, 1, 28, 28)
+    assert model.decode_logits(torch.randn(3, 2)).shape == (3, 784)
 
 
-def test_uint8_like_and_double_inputs_are_accepted(model: VAE) -> None:
+def test_double_inputs_are_accepted(model: VAE) -> None:
     assert model.reconstruct(torch.rand(2, 784, dtype=torch.float64)).dtype == torch.float32
+
+
+def test_uint8_images_are_scaled_to_unit_range(model: VAE) -> None:
+    # load_mnist gives uint8 pixels 0..255: they must encode like the same images in [0, 1], not as 255× brighter.
+    pixels = torch.randint(0, 256, (4, 28, 28), dtype=torch.uint8, generator=torch.Generator().manual_seed(0))
+    mu_u8, logvar_u8 = model.encode(pixels)
+    mu_f, logvar_f = model.encode(pixels.float() / 255)
+    assert torch.equal(mu_u8, mu_f) and torch.equal(logvar_u8, logvar_f)
+    assert not torch.allclose(model.encode(pixels.float())[0], mu_f)  # 0..255 floats are taken as they are
 
 
 def test_bad_shape_is_a_clear_error(model: VAE) -> None:
@@ -72,27 +81,61 @@ def test_config_defaults_and_activation_round_trip() -> None:
         1e-3,
         "auto",
     )
-    assert c.latent_dim == 4 and c.activation is nn.GELU
+    assert c.latent_dim == 2 and c.activation is nn.GELU
     assert Config(act_fun=nn.GELU).act_fun == "gelu"  # the original API passed the class
     assert Config(act_fun=nn.ReLU).activation is nn.ReLU
     with pytest.raises(ValueError, match="unknown activation"):
         Config(act_fun="swishy")
     with pytest.raises(ValueError, match="unknown keys"):
         Config.from_dict({"input_dim": 784, "colour": "red"})
-    assert resolve_device("auto").type in ("cpu", "cuda", "mps")
     assert resolve_device("cpu") == torch.device("cpu")
 
 
-def test_architecture_matches_the_design() -> None:
+def _layers(seq: nn.Sequential) -> list:
+    return [(m.in_features, m.out_features) if isinstance(m, nn.Linear) else type(m).__name__ for m in seq]
+
+
+def test_default_config_builds_the_original_network_layer_for_layer() -> None:
     m = VAE(Config(act_fun=nn.GELU))
-    linears = [mod for mod in m.modules() if isinstance(mod, nn.Linear)]
-    shapes = [(lin.in_features, lin.out_features) for lin in linears]
-    assert shapes == [(784, 128), (128, 32), (32, 16), (16, 8), (4, 16), (16, 32), (32, 128), (128, 784)]
-    assert any(isinstance(mod, nn.GELU) for mod in m.modules())
+    # Encoder 784→128→32→16→4 with the last layer linear (μ and log σ² share it), decoder 2→4→16→32→128→784.
+    assert _layers(m.encoder) == [(784, 128), "GELU", (128, 32), "GELU", (32, 16), "GELU", (16, 4)]
+    assert _layers(m.decoder) == [(2, 4), "GELU", (4, 16), "GELU", (16, 32), "GELU", (32, 128), "GELU", (128, 784)]
+    assert sum(p.numel() for p in m.parameters()) == 211_200
+    assert m.latent_dim == Config().latent_dim == 2
+    assert list(m.state_dict()) == [
+        f"{part}.{i}.{w}"
+        for part, n in (("encoder", 7), ("decoder", 9))
+        for i in range(0, n, 2)
+        for w in ("weight", "bias")
+    ]
 
 
-def test_save_load_round_trip_is_bit_identical(tmp_path, model: VAE) -> None:
-    cfg = Config(hidden_dims=[64, 8, 3], act_fun="silu", regularizer="sgvb", seed=7)
+def test_mu_and_logvar_are_the_two_halves_of_the_last_encoder_layer() -> None:
+    torch.manual_seed(0)
+    m = VAE().eval()
+    x = torch.rand(5, 784)
+    out = m.encoder(x)
+    mu, logvar = m.encode(x)
+    assert torch.equal(mu, out[:, :2]) and torch.equal(logvar, out[:, 2:].clamp(-18, 10))
+
+
+def test_the_4d_family() -> None:
+    m = VAE(Config(hidden_dims=[128, 32, 16, 8]))
+    assert m.latent_dim == 4
+    assert _layers(m.encoder)[-1] == (16, 8)
+    assert [s for s in _layers(m.decoder) if s != "GELU"] == [(4, 8), (8, 16), (16, 32), (32, 128), (128, 784)]
+    assert m.sample(3).shape == (3, 1, 28, 28)
+
+
+@pytest.mark.parametrize("last", [3, 5, 1])
+def test_an_odd_last_hidden_size_is_refused(last: int) -> None:
+    with pytest.raises(ValueError, match=f"must be even; got {last}"):
+        Config(hidden_dims=[128, 32, last])
+
+
+@pytest.mark.parametrize("hidden", [[128, 32, 16, 4], [128, 32, 16, 8], [64, 8, 6]])
+def test_save_load_round_trip_is_bit_identical(tmp_path, hidden: list[int]) -> None:
+    cfg = Config(hidden_dims=hidden, act_fun="silu", regularizer="sgvb", seed=7, lr=0.5)
     torch.manual_seed(1)
     m = VAE(cfg).eval()
     m.save_pretrained(tmp_path)
@@ -100,10 +143,12 @@ def test_save_load_round_trip_is_bit_identical(tmp_path, model: VAE) -> None:
     assert "config.json" in files and "model.safetensors" in files
     assert not any(f.endswith((".bin", ".pt", ".pth", ".pkl")) for f in files)
     saved = json.loads((tmp_path / "config.json").read_text())
-    assert saved == cfg.to_dict() and saved["act_fun"] == "silu" and saved["hidden_dims"] == [64, 8, 3]
+    # config.json is the architecture (and the regularizer as a label), never the training settings.
+    assert saved == {"input_dim": 784, "hidden_dims": hidden, "act_fun": "silu", "regularizer": "sgvb"}
 
     loaded = VAE.from_pretrained(tmp_path)
-    assert loaded.config == cfg and not loaded.training
+    assert loaded.config.architecture() == cfg.architecture() and not loaded.training
+    assert loaded.latent_dim == hidden[-1] // 2
     x = torch.rand(16, 784)
     assert torch.equal(loaded.reconstruct(x), m.reconstruct(x))
     g1, g2 = torch.Generator().manual_seed(5), torch.Generator().manual_seed(5)

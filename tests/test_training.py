@@ -20,7 +20,7 @@ from training.card import write_model_card
 from training.checkpoint import CKPT_NAME, CheckpointError, load_checkpoint
 from training.evaluate import evaluate
 from training.figures import write_figures
-from training.trainer import Trainer, TrainingError, init_output_bias, lr_at
+from training.trainer import Trainer, TrainingError, init_output_bias, kl_weight_at, lr_at, recipe
 from vae_hub import VAE, Config, MNISTBatches, load_mnist
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -111,6 +111,21 @@ def test_cosine_schedule_warms_up_and_decays() -> None:
     assert lr_at(Config(), 57, 100, 10) == 1e-3  # the original: constant
     with pytest.raises(ValueError, match="lr_schedule"):
         Config(lr_schedule="step")
+
+
+def test_kl_warm_up_rises_linearly_then_stays_at_one() -> None:
+    warm = Config(kl_warmup_epochs=2)
+    assert [kl_weight_at(warm, step, 10) for step in (0, 9, 19, 20, 500)] == [0.05, 0.5, 1.0, 1.0, 1.0]
+    assert kl_weight_at(Config(), 0, 10) == 1.0  # off by default: Trainer(Config()) is the original loop
+
+
+def test_the_cli_defaults_are_the_importable_recipe() -> None:
+    from training.train import SKIPPED_FIELDS, build_parser
+
+    args = build_parser().parse_args([])
+    fields = {k: getattr(args, k) for k in Config().to_dict() if k not in SKIPPED_FIELDS}
+    assert Config(**fields) == recipe() != Config()
+    assert recipe().kl_warmup_epochs == 10 and recipe().lr_schedule == "cosine"
 
 
 def test_output_bias_starts_at_the_mean_image(small: dict) -> None:
@@ -223,8 +238,18 @@ def test_cli_end_to_end(tmp_path: Path, mnist_root: Path) -> None:
     for variant in ("sgvb", "kl_wo_e"):
         folder = out / variant
         model = VAE.from_pretrained(folder)
-        assert model.config.regularizer == variant and model.config.lr_schedule == "cosine"
+        assert model.config.regularizer == variant and model.latent_dim == 2
+        # config.json is the architecture; the recipe's settings sit beside it in training_args.json
+        assert set(json.loads((folder / "config.json").read_text())) == {
+            "input_dim",
+            "hidden_dims",
+            "act_fun",
+            "regularizer",
+        }
+        args = json.loads((folder / "training_args.json").read_text())
+        assert args == recipe(epochs=2).training_args()
         metrics = json.loads((folder / "metrics.json").read_text())
+        assert metrics["active_dims"] in (0, 1, 2) and len(metrics["mu_variance"]) == 2
         assert len(metrics["history"]) == 2 and metrics["train_images"] == 1024
         assert {"train_nelbo", "train_rec", "train_kl", "test_nelbo", "test_rec", "test_kl"} <= set(
             metrics["history"][0]
@@ -270,4 +295,4 @@ def test_cli_reports_bad_input_without_traceback(tmp_path: Path) -> None:
     assert r.returncode == 2
     assert "MNIST not found" in r.stderr and "Traceback" not in r.stderr
     r = _run("training.evaluate", str(tmp_path / "no-model"))
-    assert r.returncode == 2 and "no such model directory" in r.stderr and "Traceback" not in r.stderr
+    assert r.returncode == 2 and "no such model folder" in r.stderr and "Traceback" not in r.stderr

@@ -2,7 +2,7 @@
 
 from .card import write_model_card
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .trainer import FitResult, Trainer, TrainingError, nelbo_metrics
+from .trainer import RECIPE, FitResult, Trainer, TrainingError, nelbo_metrics, recipe
 
 __all__ = [
     "CheckpointError",
@@ -13,4 +13,6 @@ __all__ = [
     "save_checkpoint",
     "nelbo_metrics",
     "write_model_card",
+    "RECIPE",
+    "recipe",
 ]

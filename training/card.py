@@ -13,17 +13,8 @@ from typing import Any
 
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
-from .checkpoint import atomic_write_text
-
-METRICS_NAME = "metrics.json"
-EVAL_NAME = "eval.json"
-FIGURES = {
-    "samples": "samples.png",
-    "reconstructions": "reconstructions.png",
-    "latent": "latent.png",
-    "curves": "curves.png",
-}
-TAGS = ["vae", "variational-autoencoder", "mnist", "image-generation", "pytorch", "vae-hub"]
+from vae_hub.files import EVAL_NAME, FIGURES, METRICS_NAME, TRAINING_ARGS_NAME, atomic_write_text
+from vae_hub.hub import CARD_METADATA
 
 REGULARIZER_TEXT = {
     "sgvb": (
@@ -69,15 +60,8 @@ def _card_data(variant: str, test: dict[str, Any], iwae: dict[str, Any] | None) 
     if iwae and "log_likelihood" in iwae:
         name = f"IWAE log-likelihood estimate, K={iwae.get('k')} (nats/image)"
         results.append(_mnist_test_result("log_likelihood", name, iwae["log_likelihood"]))
-    return ModelCardData(
-        library_name="vae-hub",
-        license="cc-by-sa-3.0",
-        datasets=["mnist"],
-        tags=[*TAGS, variant],
-        pipeline_tag="image-to-image",
-        model_name=f"vae-mnist-{variant}",
-        eval_results=results or None,
-    )
+    metadata = {**CARD_METADATA, "tags": [*CARD_METADATA["tags"], variant]}
+    return ModelCardData(**metadata, model_name=f"vae-mnist-{variant}", eval_results=results or None)
 
 
 def _test_numbers(metrics: dict[str, Any] | None, evaluation: dict[str, Any] | None) -> dict[str, Any]:
@@ -138,7 +122,13 @@ def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
         raise FileNotFoundError(f"{folder} has no config.json; save the model with save_pretrained first")
     metrics = _read_json(folder / METRICS_NAME)
     evaluation = _read_json(folder / EVAL_NAME)
+    args = _read_json(folder / TRAINING_ARGS_NAME) or {}
     variant = config.get("regularizer", folder.name)
+    hidden = config.get("hidden_dims", [])
+    latent = hidden[-1] // 2 if hidden else 0
+    dims = [config.get("input_dim", 0), *hidden]
+    n_params = sum(a * b + b for a, b in zip(dims, dims[1:]))
+    n_params += sum(a * b + b for a, b in zip([latent, *hidden[::-1]], [*hidden[::-1], config.get("input_dim", 0)]))
     repo = repo_id or f"USER/vae-mnist-{variant.replace('_', '-')}"
     test = _test_numbers(metrics, evaluation)
     iwae = (evaluation or {}).get("iwae")
@@ -155,6 +145,17 @@ def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
         table.append(
             f"| IWAE log-likelihood estimate log p(x), K={iwae.get('k')} | {_fmt(iwae.get('log_likelihood'))} |"
         )
+    if (metrics or {}).get("active_dims") is not None:
+        table.append(
+            f"| active latent dimensions (Var[μ] > {metrics.get('threshold', 0.01)}) "
+            f"| {metrics['active_dims']} of {latent} |"
+        )
+    clf = (evaluation or {}).get("classifier")
+    if clf:
+        table.append(
+            f"| test digits a classifier reads correctly: originals / reconstructions | "
+            f"{clf['originals']:.2%} / {clf['reconstructions']:.2%} |"
+        )
     if history:
         table.append(
             f"| final training nELBO (running mean over the last epoch) | {_fmt(history[-1]['train_nelbo'])} |"
@@ -165,15 +166,19 @@ def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
     curves = f"\n![training curves]({FIGURES['curves']})\n" if (folder / FIGURES["curves"]).is_file() else ""
     gv = (evaluation or {}).get("grad_variance")
     schedule = (
-        f"cosine decay from {config.get('lr')} to {config.get('min_lr')} after "
-        f"{config.get('warmup_epochs')} epoch(s) of linear warm-up"
-        if config.get("lr_schedule") == "cosine"
-        else f"constant {config.get('lr')}"
+        f"cosine decay from {args.get('lr')} to {args.get('min_lr')} after "
+        f"{args.get('warmup_epochs')} epoch(s) of linear warm-up"
+        if args.get("lr_schedule") == "cosine"
+        else f"constant {args.get('lr')}"
     )
-    if config.get("init_output_bias"):
+    if args.get("init_output_bias"):
         schedule += "; the decoder's output bias started at the logit of the mean training image"
-    if config.get("init_logvar") is not None:
-        schedule += f"; the encoder's log σ² bias started at {config['init_logvar']} (a small initial variance)"
+    if args.get("init_logvar") is not None:
+        schedule += f"; the encoder's log σ² bias started at {args['init_logvar']} (a small initial variance)"
+    if args.get("kl_warmup_epochs"):
+        schedule += (
+            f"; the KL term's weight rose linearly from 0 to 1 over the first {args['kl_warmup_epochs']:g} epochs"
+        )
     n_train = (metrics or {}).get("train_images")
     on_images = (
         "all 60,000 MNIST training images"
@@ -190,9 +195,10 @@ A small variational autoencoder (Kingma & Welling, *Auto-Encoding Variational Ba
 {on_images} with the **{variant}** estimator of the KL term, built with
 [vae-hub](https://github.com/vae-hub/vae-hub) (PyTorch, safetensors, `PyTorchModelHubMixin`).
 
-- Encoder q(z|x): MLP {config.get("input_dim")}→{"→".join(str(d) for d in config.get("hidden_dims", [])[:-1])}
-  ({config.get("act_fun")}) → (μ, log σ²) ∈ R^{config.get("hidden_dims", [0])[-1]}, a diagonal Gaussian.
-- Decoder p(x|z): the mirrored MLP to 784 Bernoulli logits. Prior p(z) = N(0, I).
+- Encoder q(z|x): MLP {"→".join(str(d) for d in [config.get("input_dim"), *hidden])} ({config.get("act_fun")}), the
+  last layer linear and split into μ and log σ² ∈ R^{latent}: a diagonal Gaussian over a **{latent}-D latent**.
+- Decoder p(x|z): MLP {"→".join(str(d) for d in [latent, *reversed(hidden), config.get("input_dim")])} to Bernoulli
+  logits. Prior p(z) = N(0, I). {n_params:,} parameters.
 - Objective: the negative ELBO = reconstruction + KL, with one reparameterized sample z = μ + σ·ε per image.
 
 ## The two regularizers
@@ -228,10 +234,13 @@ reconstruction = model.reconstruct(torch.rand(1, 1, 28, 28))
 
 ## Training
 
-{config.get("epochs")} epochs, batch size {config.get("batch_size")}, Adam, learning rate {schedule},
-seed {config.get("seed")}, on {on_images}.{timing} Reproduce with
-`python -m training.train --regularizer {variant} --epochs {config.get("epochs")} --seed {config.get("seed")}`.
-The full configuration is in `config.json`; per-epoch metrics are in `metrics.json`.
+{args.get("epochs")} epochs, batch size {args.get("batch_size")}, Adam, learning rate {schedule},
+seed {args.get("seed")}, on {on_images}.{timing} Reproduce with
+`python -m training.train --regularizer {variant} --hidden-dims {" ".join(map(str, hidden))} \
+--epochs {args.get("epochs")} --seed {args.get("seed")}`, or from Python with
+`Trainer(recipe(hidden_dims={hidden})).train_with_{variant}(loader)` (`from training import Trainer, recipe`).
+The architecture is in `config.json`, the training settings in `training_args.json`, per-epoch metrics
+in `metrics.json`.
 
 ## License
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -20,45 +19,15 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import load_file, save
 from torch import Tensor
 
-CKPT_NAME = "checkpoint.safetensors"
+from vae_hub.files import CKPT_NAME, atomic_write_bytes
+
+__all__ = ["CKPT_NAME", "CheckpointError", "TrainingState", "load_checkpoint", "save_checkpoint"]
+
 FORMAT = "vae-hub-checkpoint/1"
 
 
 class CheckpointError(RuntimeError):
     """A checkpoint that cannot be read or does not match the run; the message says what and where."""
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to ``path`` so that readers only ever see the old file or the complete new one.
-
-    The bytes go to a temporary file in the same folder, are fsynced, and then ``os.replace`` swaps it in
-    (atomic on POSIX and Windows). A crash at any point leaves at worst a stray ``.tmp`` file beside the
-    intact previous version, never a half-written ``path``.
-    """
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.fchmod(fd, 0o644)  # mkstemp's 0600 would make README.md etc. private to their writer
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    if hasattr(os, "O_DIRECTORY"):  # make the rename itself durable
-        dir_fd = os.open(path.parent, os.O_RDONLY | os.O_DIRECTORY)
-        try:
-            os.fsync(dir_fd)
-        finally:
-            os.close(dir_fd)
-    return path
-
-
-def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
-    return atomic_write_bytes(path, text.encode("utf-8"))
 
 
 def remove_stale_temporaries(folder: str | os.PathLike) -> list[Path]:

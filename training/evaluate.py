@@ -21,10 +21,10 @@ import torch
 from torch import Tensor
 
 from vae_hub import VAE, DataError, MNISTBatches, WeightsError, iwae_bound, load_mnist
+from vae_hub.files import EVAL_NAME, METRICS_NAME, atomic_write_text
 from vae_hub.objectives import REGULARIZERS, elbo_terms, reconstruction, score_function_surrogate
 
-from .card import EVAL_NAME, METRICS_NAME, write_model_card
-from .checkpoint import atomic_write_text
+from .card import write_model_card
 from .figures import write_figures
 from .trainer import nelbo_metrics
 
@@ -32,8 +32,8 @@ SCORE_FUNCTION = "score_function"  # the REINFORCE baseline: measured for contra
 
 
 def encoder_parameters(model: VAE) -> list[torch.nn.Parameter]:
-    """The parameters of q(z|x): the encoder MLP and its (μ, log σ²) head."""
-    return [p for name, p in model.named_parameters() if name.startswith(("encoder.", "to_stats."))]
+    """The parameters of q(z|x): the encoder MLP, whose last layer outputs (μ, log σ²)."""
+    return [p for name, p in model.named_parameters() if name.startswith("encoder.")]
 
 
 def _batch_terms(model: VAE, x: Tensor, estimator: str, gen: torch.Generator) -> tuple[Tensor, Tensor]:
@@ -183,12 +183,12 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     try:
         model = VAE.from_pretrained(args.model, map_location=args.device)
-        images, _ = load_mnist("test", args.data_dir, download=False)
+        images, labels = load_mnist("test", args.data_dir, download=False)
     except (WeightsError, DataError, OSError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
     if args.limit is not None:
-        images = images[: args.limit]
+        images, labels = images[: args.limit], labels[: args.limit]
     t0 = time.perf_counter()
     result = {"model": args.model}
     result.update(
@@ -209,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
         folder = args.figures_dir or (Path(args.model) if local else Path("runs/eval") / args.model.replace("/", "--"))
         metrics_file = Path(args.model) / METRICS_NAME
         history = json.loads(metrics_file.read_text())["history"] if local and metrics_file.is_file() else None
-        result["figures"] = [str(p) for p in write_figures(model, images, folder, history)]
+        result["figures"] = [str(p) for p in write_figures(model, images, folder, history, labels)]
     if args.save:
         atomic_write_text(Path(args.model) / EVAL_NAME, json.dumps(result, indent=1) + "\n")
         result["card"] = str(write_model_card(Path(args.model)))

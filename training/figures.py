@@ -6,17 +6,18 @@ import io
 from pathlib import Path
 from typing import Any
 
-import matplotlib.pyplot as plt
+import torch
+from matplotlib.figure import Figure
 from PIL import Image
 from torch import Tensor
 
 from vae_hub import VAE
-from vae_hub.viz import evaluate_model, plot_latent_images, plot_samples
+from vae_hub.data import to_unit
+from vae_hub.files import FIGURES
+from vae_hub.viz import evaluate_model, plot_latent_images, plot_latent_scatter, plot_samples
 
-from .card import FIGURES
 
-
-def save_compact(fig: plt.Figure, path: str | Path, dpi: int = 72, gray: bool = True) -> Path:
+def save_compact(fig: Figure, path: str | Path, dpi: int = 72, gray: bool = True) -> Path:
     """Save ``fig`` as a small PNG (grayscale or a 64-colour palette), so that model folders stay light."""
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=dpi, bbox_inches="tight")
@@ -26,10 +27,11 @@ def save_compact(fig: plt.Figure, path: str | Path, dpi: int = 72, gray: bool = 
     return Path(path)
 
 
-def plot_curves(history: list[dict[str, Any]], path: str | Path | None = None, title: str = "") -> plt.Figure:
+def plot_curves(history: list[dict[str, Any]], path: str | Path | None = None, title: str = "") -> Figure:
     """Per-epoch nELBO, reconstruction and KL (closed form), train (running mean) and test."""
     epochs = [h["epoch"] for h in history]
-    fig, axes = plt.subplots(1, 3, figsize=(11, 3.2))
+    fig = Figure(figsize=(11, 3.2))
+    axes = fig.subplots(1, 3)
     for ax, key, label in zip(axes, ("nelbo", "rec", "kl"), ("nELBO", "reconstruction", "KL (closed form)")):
         ax.plot(epochs, [h[f"train_{key}"] for h in history], label="train")
         if f"test_{key}" in history[0]:
@@ -51,7 +53,11 @@ def plot_curves(history: list[dict[str, Any]], path: str | Path | None = None, t
 
 
 def write_figures(
-    model: VAE, test_images: Tensor, folder: str | Path, history: list[dict[str, Any]] | None = None
+    model: VAE,
+    test_images: Tensor,
+    folder: str | Path,
+    history: list[dict[str, Any]] | None = None,
+    test_labels: Tensor | None = None,
 ) -> list[Path]:
     """Write the model's figures into ``folder`` (names from :data:`training.card.FIGURES`); return their paths."""
     folder = Path(folder)
@@ -60,13 +66,19 @@ def write_figures(
     figs = {
         "samples": plot_samples(model, n=64, seed=0),
         "reconstructions": evaluate_model(model, test_images, n=12),
-        "latent": plot_latent_images(model, n=15, dims=(0, 1)),
+        "latent": plot_latent_images(model, n=20, dims=(0, 1)),
     }
     for name, fig in figs.items():
         save_compact(fig, paths[name])
-        plt.close(fig)
     written = [paths[name] for name in figs]
+    if test_labels is not None:
+        with torch.no_grad():
+            mu = model.encode(to_unit(test_images).reshape(len(test_images), -1).to(model.device))[0].cpu()
+        n = len(mu)
+        fig = plot_latent_scatter(mu, test_labels, (0, 1), note=f"{n:,} MNIST test digits")
+        save_compact(fig, paths["latent_means"], gray=False)
+        written.append(paths["latent_means"])
     if history:
-        plt.close(plot_curves(history, paths["curves"], title=model.config.regularizer))
+        plot_curves(history, paths["curves"], title=model.config.regularizer)
         written.append(paths["curves"])
     return written

@@ -15,16 +15,18 @@ import os
 import shutil
 import sys
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
+from typing import TypeVar
 
 from huggingface_hub import HfApi, constants, get_token
 from huggingface_hub.errors import HfHubHTTPError, HFValidationError
 from huggingface_hub.utils import validate_repo_id
 
 from vae_hub import VAE, WeightsError
-from vae_hub.model import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME
+from vae_hub.files import CONFIG_NAME, EVAL_NAME, FIGURES, METRICS_NAME, PICKLE_NAMES, TRAINING_ARGS_NAME, WEIGHTS_NAME
 
-from .card import EVAL_NAME, FIGURES, METRICS_NAME, write_model_card
+from .card import write_model_card
 
 try:  # the HTTP client under huggingface_hub: httpx2 since 2.0, httpx before
     from httpx2 import TransportError
@@ -32,7 +34,8 @@ except ImportError:  # pragma: no cover
     from httpx import TransportError
 
 # Everything else in the folder (checkpoints, pickles, stray files) stays home.
-DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, METRICS_NAME, EVAL_NAME, *FIGURES.values())
+DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, TRAINING_ARGS_NAME, METRICS_NAME, EVAL_NAME, *FIGURES.values())
+T = TypeVar("T")
 
 
 class PushError(Exception):
@@ -53,7 +56,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def check_repo_id(repo_id: str) -> None:
-    """A Hub model id of the form NAMESPACE/NAME, with the Hub's own rules on characters."""
+    """A Hub repo id (model or Space) of the form NAMESPACE/NAME, with the Hub's own rules on characters."""
     if repo_id.count("/") != 1:
         raise PushError(f"bad repo id {repo_id!r}: expected USER/NAME, e.g. alice/vae-mnist-sgvb")
     try:
@@ -126,7 +129,8 @@ def upload(staged: Path, repo_id: str, token: str, private: bool, revision: str,
     return info.commit_url
 
 
-def _hub_message(e: HfHubHTTPError) -> str:
+def hub_message(e: HfHubHTTPError) -> str:
+    """One line on why the Hub refused, with a hint for the usual causes (never the token)."""
     status = e.response.status_code if e.response is not None else None
     detail = e.server_message or next((line for line in str(e).splitlines() if line.strip()), "")
     if status == 401:
@@ -136,51 +140,66 @@ def _hub_message(e: HfHubHTTPError) -> str:
     return f"the Hub refused the upload: {detail} (HTTP {status})"
 
 
-def _listing(files: list[Path]) -> str:
-    rows = [f"{f.stat().st_size:>10,d}  {f.name}" for f in files]
+def send(upload_fn: Callable[[], T]) -> T | None:
+    """Run an upload; if the Hub refuses it or cannot be reached, print one line and return None (exit code 1)."""
+    try:
+        return upload_fn()
+    except HfHubHTTPError as e:
+        print(f"error: {hub_message(e)}", file=sys.stderr)
+    except (TransportError, OSError) as e:
+        print(f"error: could not reach the Hub at {endpoint()}: {e}", file=sys.stderr)
+    except ValueError as e:  # e.g. the Hub's metadata check of README.md
+        print(f"error: {e}".replace("\n", " "), file=sys.stderr)
+    return None
+
+
+def listing(files: list[Path], root: Path) -> str:
+    """The staged files with their sizes, as paths relative to ``root``, and the total."""
+    rows = [f"{f.stat().st_size:>10,d}  {f.relative_to(root).as_posix()}" for f in files]
     total = sum(f.stat().st_size for f in files)
     return "\n".join([*rows, f"{total:>10,d}  total bytes, {len(files)} files"])
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+def run(command: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse ``argv`` and run ``command``; bad input (:class:`PushError`) is one line on stderr and exit code 2."""
+    args = parser.parse_args(argv)
     try:
-        check_repo_id(args.repo_id)
-        if args.out is not None and not args.dry_run:
-            raise PushError("--out only goes with --dry-run")
-        where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
-        if args.dry_run:
-            out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-push-"))
-            files = stage(args.folder, args.repo_id, out)
-            print(f"dry run: would upload {out} to {where}:\n{_listing(files)}")
-            if resolve_token(args.token) is None:
-                print("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before pushing")
-            return 0
-        check_folder(args.folder)
-        token = resolve_token(args.token)
-        if token is None:
-            raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
-        with tempfile.TemporaryDirectory(prefix="vae-hub-push-") as tmp:
-            staged = Path(tmp) / args.folder.resolve().name
-            listing = _listing(stage(args.folder, args.repo_id, staged))
-            try:
-                url = upload(staged, args.repo_id, token, args.private, args.revision, args.message)
-            except HfHubHTTPError as e:
-                print(f"error: {_hub_message(e)}", file=sys.stderr)
-                return 1
-            except (TransportError, OSError) as e:
-                print(f"error: could not reach the Hub at {endpoint()}: {e}", file=sys.stderr)
-                return 1
-            except ValueError as e:  # e.g. the Hub's metadata check of README.md
-                print(f"error: {e}".replace("\n", " "), file=sys.stderr)
-                return 1
-        print(f"pushed to {where}:\n{listing}\ncommit: {url}")
-        revision = "" if args.revision == constants.DEFAULT_REVISION else f', revision="{args.revision}"'
-        print(f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})')
-        return 0
+        return command(args)
     except PushError as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(_push, build_parser(), argv)
+
+
+def _push(args: argparse.Namespace) -> int:
+    check_repo_id(args.repo_id)
+    if args.out is not None and not args.dry_run:
+        raise PushError("--out only goes with --dry-run")
+    where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
+    if args.dry_run:
+        out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-push-"))
+        files = stage(args.folder, args.repo_id, out)
+        print(f"dry run: would upload {out} to {where}:\n{listing(files, out)}")
+        if resolve_token(args.token) is None:
+            print("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before pushing")
+        return 0
+    check_folder(args.folder)
+    token = resolve_token(args.token)
+    if token is None:
+        raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
+    with tempfile.TemporaryDirectory(prefix="vae-hub-push-") as tmp:
+        staged = Path(tmp) / args.folder.resolve().name
+        files = listing(stage(args.folder, args.repo_id, staged), staged)
+        url = send(lambda: upload(staged, args.repo_id, token, args.private, args.revision, args.message))
+        if url is None:
+            return 1
+    print(f"pushed to {where}:\n{files}\ncommit: {url}")
+    revision = "" if args.revision == constants.DEFAULT_REVISION else f', revision="{args.revision}"'
+    print(f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})')
+    return 0
 
 
 if __name__ == "__main__":

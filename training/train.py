@@ -11,6 +11,7 @@ Exit codes: 0 done, 1 training stopped (non-finite loss, unusable checkpoint), 2
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import sys
 from pathlib import Path
@@ -19,53 +20,80 @@ from typing import Any
 import torch
 
 from vae_hub import Config, DataError, MNISTBatches, load_mnist
+from vae_hub.config import LR_SCHEDULES
+from vae_hub.files import CKPT_NAME, METRICS_NAME, TRAINING_ARGS_NAME, atomic_write_text
 from vae_hub.objectives import REGULARIZERS
 
-from .card import METRICS_NAME, write_model_card
-from .checkpoint import CKPT_NAME, CheckpointError, atomic_write_text
+from .card import write_model_card
+from .checkpoint import CheckpointError
 from .figures import write_figures
-from .trainer import Trainer, TrainingError
+from .trainer import RECIPE, Trainer, TrainingError, active_dimensions, recipe
 
-# The recipe of the bundled weights: the original architecture, batch size, optimizer (Adam) and objective,
-# with a higher peak learning rate, a short warm-up and a cosine decay to zero (see docs/training.md).
-RECIPE = {
-    "lr": 3e-3,
-    "lr_schedule": "cosine",
-    "warmup_epochs": 1.0,
-    "min_lr": 0.0,
-    "init_output_bias": True,
-    "init_logvar": -4.0,
+__all__ = ["RECIPE", "build_parser", "main", "train_variant"]
+
+# Help for each training field of Config. The options are generated from Config's fields (names, types and
+# defaults from the recipe), so a new field cannot be forgotten here: build_parser refuses one without help.
+FIELD_HELP = {
+    "batch_size": "images per optimizer step",
+    "epochs": "passes over the training images",
+    "lr": "peak learning rate (Adam)",
+    "device": "auto (CUDA, then MPS, else CPU), cpu, cuda, mps",
+    "seed": "seed of the initial weights, the shuffling and the noise; same seed, same weights",
+    "lr_schedule": "constant, or cosine: linear warm-up over --warmup-epochs, then cosine decay to --min-lr",
+    "warmup_epochs": "epochs of linear learning-rate warm-up (cosine schedule)",
+    "min_lr": "final learning rate of the cosine schedule",
+    "init_output_bias": "start the decoder's output bias at logit(mean training image)",
+    "init_logvar": "initial bias of the encoder's log σ² outputs ('none' keeps PyTorch's default)",
+    "kl_warmup_epochs": "epochs over which the KL term's weight rises linearly from 0 to 1 (0 = off)",
 }
+SKIPPED_FIELDS = ("input_dim", "act_fun", "regularizer")  # fixed by the data, the design, and --regularizer
+
+
+def _optional_float(text: str) -> float | None:
+    return None if text.lower() == "none" else float(text)
+
+
+def _add_config_options(p: argparse.ArgumentParser) -> None:
+    defaults = recipe()
+    for f in dataclasses.fields(Config):
+        if f.name in SKIPPED_FIELDS:
+            continue
+        flag, default = "--" + f.name.replace("_", "-"), getattr(defaults, f.name)
+        if f.name == "hidden_dims":
+            p.add_argument(
+                flag,
+                type=int,
+                nargs="+",
+                default=default,
+                metavar="N",
+                help="encoder widths; the last holds μ and log σ², so the latent is half of it "
+                "(128 32 16 4: the original 2-D network; 128 32 16 8: 4-D)",
+            )
+            continue
+        if f.name not in FIELD_HELP:
+            raise RuntimeError(f"Config.{f.name} has no command-line help in training.train.FIELD_HELP")
+        kind = {"int": int, "float": float, "str": str, "bool": bool}.get(str(f.type), _optional_float)
+        if kind is bool:
+            p.add_argument(flag, action=argparse.BooleanOptionalAction, default=default, help=FIELD_HELP[f.name])
+        elif f.name == "lr_schedule":
+            p.add_argument(flag, choices=LR_SCHEDULES, default=default, help=FIELD_HELP[f.name])
+        else:
+            p.add_argument(flag, type=kind, default=default, help=FIELD_HELP[f.name])
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.train", description=__doc__.split("\n\n")[0])
-    p.add_argument("--regularizer", choices=[*REGULARIZERS, "both"], default="both")
-    p.add_argument("--epochs", type=int, default=50)
+    p = argparse.ArgumentParser(
+        prog="python -m training.train",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    p.add_argument("--regularizer", choices=[*REGULARIZERS, "both"], default="both", help="the KL estimator")
+    _add_config_options(p)
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $VAE_HUB_DATA, else ./data)")
     p.add_argument("--download", action="store_true", help="download MNIST there if it is missing")
     p.add_argument("--out", type=Path, default=Path("weights"), help="parent folder of the <variant>/ folders")
     p.add_argument("--ckpt-dir", type=Path, default=Path("runs/checkpoints"), help="parent of per-variant checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch's checkpoint")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--batch-size", type=int, default=256)
-    p.add_argument("--lr", type=float, default=RECIPE["lr"], help="peak learning rate")
-    p.add_argument("--lr-schedule", choices=["constant", "cosine"], default=RECIPE["lr_schedule"])
-    p.add_argument("--warmup-epochs", type=float, default=RECIPE["warmup_epochs"])
-    p.add_argument("--min-lr", type=float, default=RECIPE["min_lr"])
-    p.add_argument(
-        "--init-output-bias",
-        action=argparse.BooleanOptionalAction,
-        default=RECIPE["init_output_bias"],
-        help="start the decoder's output bias at logit(mean training image)",
-    )
-    p.add_argument(
-        "--init-logvar",
-        type=lambda s: None if s.lower() == "none" else float(s),
-        default=RECIPE["init_logvar"],
-        help="initial bias of the encoder's log-variance head (default -4; 'none' keeps PyTorch's default)",
-    )
-    p.add_argument("--device", default="auto", help="auto (CUDA if present), cpu, cuda, mps")
     p.add_argument("--threads", type=int, help="CPU threads for torch (default: torch's choice, one per core)")
     p.add_argument("--limit", type=int, help="train on the first N training images only (for quick runs)")
     p.add_argument("--test-limit", type=int, help="evaluate on the first N test images only")
@@ -95,6 +123,7 @@ def train_variant(
     )
     folder = out / regularizer
     model.cpu().save_pretrained(folder)
+    atomic_write_text(folder / TRAINING_ARGS_NAME, json.dumps(model.config.training_args(), indent=2) + "\n")
     metrics = {
         "regularizer": regularizer,
         "epochs": config.epochs,
@@ -104,18 +133,20 @@ def train_variant(
         "torch": torch.__version__,
         "threads": torch.get_num_threads(),
         "train_seconds": sum(h["seconds"] for h in history),
+        **active_dimensions(model, test),
         "note": "test_* use one sample and the closed-form KL for both regularizers; train_* are running means "
         "over the epoch (train_objective is the optimised estimator, train_kl the closed form)",
         "history": history,
     }
     atomic_write_text(folder / METRICS_NAME, json.dumps(metrics, indent=1) + "\n")
-    write_figures(model, data["test"][0], folder, history)
+    write_figures(model, data["test"][0], folder, history, test_labels=data["test"][1])
     write_model_card(folder)
     last = history[-1]
     return {
         "regularizer": regularizer,
         "folder": str(folder),
         "test_nelbo": last.get("test_nelbo"),
+        "active_dims": metrics["active_dims"],
         "train_seconds": round(metrics["train_seconds"], 1),
         "seconds_per_epoch": round(metrics["train_seconds"] / len(history), 3),
     }
@@ -130,16 +161,7 @@ def main(argv: list[str] | None = None) -> int:
         torch.set_num_threads(args.threads)
     try:
         config = Config(
-            batch_size=args.batch_size,
-            epochs=args.epochs,
-            lr=args.lr,
-            device=args.device,
-            seed=args.seed,
-            lr_schedule=args.lr_schedule,
-            warmup_epochs=args.warmup_epochs,
-            min_lr=args.min_lr,
-            init_output_bias=args.init_output_bias,
-            init_logvar=args.init_logvar,
+            **{f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name not in SKIPPED_FIELDS}
         )
         config.torch_device  # noqa: B018 - an unknown device name fails here, before any work
         data = {

@@ -34,10 +34,29 @@ from .checkpoint import (
     save_checkpoint,
 )
 
-# Fields whose change would make a resumed run differ from the run that wrote the checkpoint.
-RUN_FIELDS = ("input_dim", "hidden_dims", "act_fun", "batch_size", "epochs", "lr", "seed", "regularizer")
-RUN_FIELDS += ("lr_schedule", "warmup_epochs", "min_lr", "init_output_bias", "init_logvar")
+# Fields whose change would make a resumed run differ from the run that wrote the checkpoint: all but the device.
+RUN_FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "device")
 EVAL_SEED = 1234  # the noise of the per-epoch test metrics, fixed so that epochs compare
+ACTIVE_THRESHOLD = 0.01  # a latent dimension is active when its posterior mean varies more than this over the data
+
+# The recipe of the bundled weights: the original architecture, batch size, optimizer (Adam) and objective, with a
+# higher peak learning rate, a short warm-up and a cosine decay to zero, a careful initialisation, and a KL warm-up
+# over the first 10 epochs (without it the 4-D family lets two latent dimensions collapse; see docs/training.md).
+RECIPE: dict[str, Any] = {
+    "lr": 3e-3,
+    "lr_schedule": "cosine",
+    "warmup_epochs": 1.0,
+    "min_lr": 0.0,
+    "init_output_bias": True,
+    "init_logvar": -4.0,
+    "kl_warmup_epochs": 10.0,
+}
+
+
+def recipe(**overrides: Any) -> Config:
+    """The config ``make train`` trains with: ``Trainer(recipe()).train_with_sgvb(loader)`` reproduces the bundled
+    2-D model, ``recipe(hidden_dims=[128, 32, 16, 8])`` the 4-D one."""
+    return Config(**{**RECIPE, **overrides})
 
 
 class TrainingError(RuntimeError):
@@ -72,6 +91,12 @@ def init_output_bias(model: VAE, loader: Iterable) -> None:
     model.decoder[-1].bias.copy_(torch.logit(mean))
 
 
+def kl_weight_at(config: Config, step: int, steps_per_epoch: int) -> float:
+    """The KL term's weight β at optimizer step ``step``: linear from 0 to 1 over ``kl_warmup_epochs``, then 1."""
+    warm = config.kl_warmup_epochs * steps_per_epoch
+    return 1.0 if step >= warm else (step + 1) / warm
+
+
 def _flat(x: Tensor, model: VAE) -> Tensor:
     return x.reshape(x.shape[0], -1).to(model.device, torch.float32, non_blocking=True)
 
@@ -95,6 +120,15 @@ def nelbo_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[s
     if n == 0:
         raise TrainingError("the test loader yielded no images")
     return {"nelbo": (rec_sum + kl_sum) / n, "rec": rec_sum / n, "kl": kl_sum / n}
+
+
+@torch.no_grad()
+def active_dimensions(model: VAE, loader: Iterable, threshold: float = ACTIVE_THRESHOLD) -> dict[str, Any]:
+    """Per latent dimension, the variance of the posterior mean over ``loader``'s images (Burda et al. 2016's
+    activity measure); a dimension with variance ≤ ``threshold`` carries no information (q(z_j|x) ≈ p(z_j))."""
+    mus = [model.encode(_flat(x, model))[0].double() for x, _ in loader]
+    variance = torch.cat(mus).var(0).tolist()
+    return {"active_dims": sum(v > threshold for v in variance), "mu_variance": variance, "threshold": threshold}
 
 
 class Trainer:
@@ -140,8 +174,8 @@ class Trainer:
         torch.manual_seed(cfg.seed)  # the initial weights
         model = VAE(cfg).to(device).train()
         if cfg.init_logvar is not None:
-            with torch.no_grad():
-                model.to_stats.bias[cfg.latent_dim :].fill_(cfg.init_logvar)
+            with torch.no_grad():  # the encoder's last layer outputs (μ, log σ²): its second half is log σ²
+                model.encoder[-1].bias[cfg.latent_dim :].fill_(cfg.init_logvar)
         if cfg.init_output_bias:
             init_output_bias(model, train_loader)  # before the shuffling is seeded: that pass must not count
         fused = device.type in ("cpu", "cuda")  # one kernel per step instead of one per tensor
@@ -170,12 +204,13 @@ class Trainer:
                 )
                 for i, (x, _) in enumerate(bar):
                     lr = lr_at(cfg, step, total_steps, steps_per_epoch)
+                    beta = kl_weight_at(cfg, step, steps_per_epoch)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     x = _flat(x, model)
                     out = model(x, generator=noise)
                     terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
-                    loss = terms.loss.mean()
+                    loss = terms.loss.mean() if beta == 1.0 else (terms.rec + beta * terms.kl).mean()
                     optimizer.zero_grad(set_to_none=True)
                     loss.backward()
                     value = loss.item()
@@ -195,6 +230,7 @@ class Trainer:
                 record: dict[str, Any] = {
                     "epoch": epoch,
                     "lr": lr,
+                    "kl_weight": beta,
                     "train_objective": objective / n,  # the estimator that was optimised
                     "train_nelbo": (rec + kl_sum) / n,  # running average, closed-form KL
                     "train_rec": rec / n,
@@ -202,6 +238,7 @@ class Trainer:
                 }
                 if test_loader is not None:
                     record.update({f"test_{k}": v for k, v in nelbo_metrics(model, test_loader).items()})
+                    record["active_dims"] = active_dimensions(model, test_loader)["active_dims"]
                 record["seconds"] = time.perf_counter() - t0
                 history.append(record)
                 overall.set_postfix(

@@ -2,7 +2,8 @@
 
 from .config import Config, resolve_device
 from .data import DataError, MNISTBatches, load_mnist, mnist_batches
-from .model import VAE, VAEOutput, WeightsError
+from .hub import WeightsError, bundled_weights
+from .model import VAE, VAEOutput
 from .objectives import REGULARIZERS, elbo_terms, iwae_bound, kl_wo_e, reconstruction, sgvb
 
 __all__ = [
@@ -13,6 +14,7 @@ __all__ = [
     "VAE",
     "VAEOutput",
     "WeightsError",
+    "bundled_weights",
     "elbo_terms",
     "iwae_bound",
     "kl_wo_e",

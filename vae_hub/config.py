@@ -1,8 +1,14 @@
-"""The model and training configuration, kept separate from the weights (the diffusers way)."""
+"""The model and training configuration.
+
+``Config`` keeps the original design's fields in one dataclass. What it saves is split the diffusers way:
+``config.json`` holds only the architecture (what rebuilds the network), and the training settings go to
+``training_args.json`` beside the weights.
+"""
 
 from __future__ import annotations
 
 import dataclasses
+import operator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,12 +69,20 @@ def resolve_device(device: str | torch.device = "auto") -> torch.device:
     return torch.device("cpu")
 
 
+# Caps far above any MNIST model, so that a hostile config.json is refused at once instead of allocating for
+# minutes (a 100,000-layer or 10**400-wide network).
+MAX_LAYERS, MAX_WIDTH = 32, 1 << 16
+ARCHITECTURE_FIELDS = ("input_dim", "hidden_dims", "act_fun", "regularizer")
+
+
 @dataclass
 class Config:
     """Architecture and training hyper-parameters, with the original design's defaults.
 
-    ``hidden_dims`` lists the encoder's widths; its last entry is the latent size. The decoder mirrors it:
-    784→128→32→16→(μ, log σ² ∈ R⁴) and 4→16→32→128→784.
+    ``hidden_dims`` lists the encoder's widths. Its last layer is linear and holds μ and log σ² together, so
+    the latent size is ``hidden_dims[-1] // 2``. The default is the original network, a 2-D latent:
+    encoder 784→128→32→16→4 (split 2 + 2), decoder 2→4→16→32→128→784 (211,200 parameters).
+    ``hidden_dims=[128, 32, 16, 8]`` is the same family with a 4-D latent.
     """
 
     input_dim: int = 784
@@ -92,12 +106,35 @@ class Config:
     # If set, the initial bias of the log σ² head: a small initial posterior variance (e.g. -4, σ² ≈ 0.02) lets
     # the decoder learn to use every latent dimension before the KL term can switch one off.
     init_logvar: float | None = None
+    # KL warm-up: the KL term's weight rises linearly from 0 to 1 over this many epochs (0 = off). It lets the
+    # decoder learn to use every latent dimension before the KL can switch one off (the 4-D family needs it).
+    kl_warmup_epochs: float = 0.0
 
     def __post_init__(self) -> None:
         self.act_fun = activation_name(self.act_fun)
-        self.hidden_dims = [int(d) for d in self.hidden_dims]
-        if self.input_dim <= 0 or len(self.hidden_dims) < 1 or any(d <= 0 for d in self.hidden_dims):
+        try:  # integers only (numpy integers too); 128.0 or "128" is a mistake, not a width
+            self.input_dim = operator.index(self.input_dim)
+            self.hidden_dims = [operator.index(d) for d in self.hidden_dims]
+        except TypeError:
+            raise ValueError(
+                f"dims must be integers: input_dim={self.input_dim!r}, hidden_dims={self.hidden_dims!r}"[:200]
+            ) from None
+        if not 1 <= len(self.hidden_dims) <= MAX_LAYERS:
+            raise ValueError(f"hidden_dims must have 1 to {MAX_LAYERS} entries, got {len(self.hidden_dims)}")
+        if self.input_dim <= 0 or any(d <= 0 for d in self.hidden_dims):
             raise ValueError(f"dims must be positive: input_dim={self.input_dim}, hidden_dims={self.hidden_dims}")
+        if max(self.input_dim, *self.hidden_dims) > MAX_WIDTH:
+            raise ValueError(
+                f"layer widths are capped at {MAX_WIDTH:,}; got input_dim={self.input_dim}, "
+                f"hidden_dims={self.hidden_dims}"
+            )
+        if self.hidden_dims[-1] % 2:
+            raise ValueError(
+                f"the last hidden size holds μ and log σ² together, so it must be even; got {self.hidden_dims[-1]} "
+                f"(hidden_dims={self.hidden_dims}); e.g. 4 for a 2-D latent, 8 for a 4-D one"
+            )
+        if self.kl_warmup_epochs < 0:
+            raise ValueError(f"kl_warmup_epochs must be ≥ 0, got {self.kl_warmup_epochs}")
         if self.lr_schedule not in LR_SCHEDULES:
             raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
         if isinstance(self.device, torch.device):
@@ -105,7 +142,8 @@ class Config:
 
     @property
     def latent_dim(self) -> int:
-        return self.hidden_dims[-1]
+        """The size of z: the last hidden entry holds μ and log σ², half each."""
+        return self.hidden_dims[-1] // 2
 
     @property
     def activation(self) -> type[nn.Module]:
@@ -117,6 +155,14 @@ class Config:
 
     def to_dict(self) -> dict[str, Any]:
         return dataclasses.asdict(self)
+
+    def architecture(self) -> dict[str, Any]:
+        """What ``config.json`` holds: the fields that rebuild the network, and the regularizer as a label."""
+        return {k: v for k, v in self.to_dict().items() if k in ARCHITECTURE_FIELDS}
+
+    def training_args(self) -> dict[str, Any]:
+        """What ``training_args.json`` holds: every field that is not architecture."""
+        return {k: v for k, v in self.to_dict().items() if k not in ARCHITECTURE_FIELDS}
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> Config:

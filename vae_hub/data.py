@@ -10,13 +10,14 @@ import gzip
 import os
 import shutil
 import stat
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import Tensor
 from torchvision.datasets import MNIST
+
+from .files import atomic_writer
 
 RAW_FILES = (
     "train-images-idx3-ubyte",
@@ -57,13 +58,10 @@ def _gunzip_all(src_raw: Path, dst_raw: Path) -> None:
     for name in RAW_FILES:
         if (dst_raw / name).is_file():
             continue
-        fd, tmp = tempfile.mkstemp(dir=dst_raw, prefix=f".{name}.")
         try:
-            with gzip.open(src_raw / f"{name}.gz", "rb") as fin, os.fdopen(fd, "wb") as fout:
+            with gzip.open(src_raw / f"{name}.gz", "rb") as fin, atomic_writer(dst_raw / name) as fout:
                 shutil.copyfileobj(fin, fout)
-            os.replace(tmp, dst_raw / name)
         except (OSError, EOFError) as e:
-            Path(tmp).unlink(missing_ok=True)
             raise DataError(f"cannot decompress {src_raw / (name + '.gz')}: {e}. Re-download MNIST.") from e
 
 

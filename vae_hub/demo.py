@@ -13,7 +13,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from .model import VAE, WeightsError
+from .hub import WeightsError
+from .model import VAE
 from .viz import grid_axis, image_grid, latent_grid
 
 VARIANTS = ("sgvb", "kl_wo_e")

@@ -1,32 +1,28 @@
-"""The VAE network: an MLP encoder to (μ, log σ²), a mirrored MLP decoder to Bernoulli logits, Hub-ready."""
+"""The VAE network: an MLP encoder to (μ, log σ²), an MLP decoder to Bernoulli logits.
+
+The layout is the original design's: the encoder's last layer is linear and its outputs are split in half into
+μ and log σ², so ``Config()`` (hidden_dims [128, 32, 16, 4]) has a 2-D latent:
+
+    encoder  784 → 128 → 32 → 16 → 4 = (μ ∈ R², log σ² ∈ R²)
+    decoder    2 → 4 → 16 → 32 → 128 → 784 Bernoulli logits
+
+with the activation after every hidden layer. Loading (Hub, safetensors, strict checks) lives in :mod:`vae_hub.hub`.
+"""
 
 from __future__ import annotations
 
-import json
-import os
 from pathlib import Path
 from typing import NamedTuple
 
 import torch
-from huggingface_hub import HfApi, PyTorchModelHubMixin, hf_hub_download
-from huggingface_hub.errors import (
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
-    RevisionNotFoundError,
-)
-from safetensors import SafetensorError
-from safetensors.torch import load_file
+from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
+from safetensors.torch import save_file
 from torch import Tensor, nn
 
+from . import hub
 from .config import Config
-
-REPO_URL = "https://github.com/vae-hub/vae-hub"
-CONFIG_NAME = "config.json"
-WEIGHTS_NAME = "model.safetensors"
-PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")
+from .data import to_unit
+from .files import CONFIG_NAME, WEIGHTS_NAME
 
 # log σ² is clamped to a range far wider than training ever visits (σ from ~1e-4 to ~150), so that
 # extreme or adversarial inputs cannot overflow exp(log σ²) into inf or NaN.
@@ -40,40 +36,23 @@ class VAEOutput(NamedTuple):
     z: Tensor  # (N, D) the reparameterized sample
 
 
-class WeightsError(ValueError):
-    """A weights directory or Hub repo that cannot be loaded safely; the message names the problem."""
-
-
-def _mlp(dims: list[int], act: type[nn.Module], last_act: bool) -> nn.Sequential:
+def mlp(dims: list[int], act: type[nn.Module]) -> nn.Sequential:
+    """Linear layers through ``dims`` with the activation between them (none after the last)."""
     layers: list[nn.Module] = []
-    for i, (d_in, d_out) in enumerate(zip(dims[:-1], dims[1:])):
-        layers.append(nn.Linear(d_in, d_out))
-        if last_act or i < len(dims) - 2:
-            layers.append(act())
-    return nn.Sequential(*layers)
+    for d_in, d_out in zip(dims[:-1], dims[1:]):
+        layers += [nn.Linear(d_in, d_out), act()]
+    return nn.Sequential(*layers[:-1])
 
 
-class VAE(
-    nn.Module,
-    PyTorchModelHubMixin,
-    library_name="vae-hub",
-    tags=["vae", "variational-autoencoder", "mnist", "image-generation", "pytorch"],
-    license="cc-by-sa-3.0",
-    repo_url=REPO_URL,
-    paper_url="https://arxiv.org/abs/1312.6114",
-    pipeline_tag="image-to-image",
-):
+class VAE(nn.Module, PyTorchModelHubMixin, **hub.MIXIN_METADATA):
     """Variational autoencoder with a Gaussian encoder q(z|x) and a Bernoulli decoder p(x|z)."""
 
     def __init__(self, config: Config | None = None) -> None:
         super().__init__()
         self.config = config if config is not None else Config()
-        self._hub_mixin_config = self.config  # what save_pretrained writes to config.json
-        c, act = self.config, self.config.activation
-        enc_dims = [c.input_dim, *c.hidden_dims[:-1]]
-        self.encoder = _mlp(enc_dims, act, last_act=True)  # 784→128→32→16
-        self.to_stats = nn.Linear(enc_dims[-1], 2 * c.latent_dim)  # 16→(μ, log σ²)
-        self.decoder = _mlp([c.latent_dim, *reversed(enc_dims)], act, last_act=False)  # 4→16→32→128→784
+        c = self.config
+        self.encoder = mlp([c.input_dim, *c.hidden_dims], c.activation)  # 784→128→32→16→(μ, log σ²)
+        self.decoder = mlp([c.latent_dim, *reversed(c.hidden_dims), c.input_dim], c.activation)  # 2→4→…→784
 
     @property
     def latent_dim(self) -> int:
@@ -84,17 +63,17 @@ class VAE(
         return next(self.parameters()).device
 
     def _flatten(self, x: Tensor) -> Tensor:
-        """Accept (N, 784), (N, 28, 28) or (N, 1, 28, 28)."""
+        """Accept (N, 784), (N, 28, 28) or (N, 1, 28, 28); uint8 pixels (``load_mnist``) are scaled by 1/255."""
         if x.dim() < 2 or x[0].numel() != self.config.input_dim:
             raise ValueError(
                 f"expected images of shape (N, {self.config.input_dim}), (N, 28, 28) or (N, 1, 28, 28); "
                 f"got {tuple(x.shape)}"
             )
-        return x.reshape(x.shape[0], self.config.input_dim).to(self.to_stats.weight.dtype)
+        return to_unit(x.reshape(x.shape[0], self.config.input_dim)).to(self.decoder[-1].weight.dtype)
 
     def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """q(z|x): returns (μ, log σ²), each (N, latent_dim)."""
-        mu, logvar = self.to_stats(self.encoder(self._flatten(x))).chunk(2, dim=-1)
+        mu, logvar = self.encoder(self._flatten(x)).chunk(2, dim=-1)
         return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
 
     @staticmethod
@@ -136,7 +115,20 @@ class VAE(
         reg = regularizer or self.config.regularizer
         return elbo_terms(out.logits, self._flatten(x), out.mu, out.logvar, out.z, reg)
 
-    # --- Loading: our own, strict and pickle-free (the mixin's default falls back to pickle, non-strict) ---
+    # --- Saving and loading (the mixin's documented extension points) ---
+    def _save_pretrained(self, save_directory: Path) -> None:
+        """``model.safetensors`` and ``config.json``: the architecture only (training settings live elsewhere)."""
+        save_file(
+            {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, save_directory / WEIGHTS_NAME
+        )
+        hub.write_json(save_directory / CONFIG_NAME, self.config.architecture())
+
+    def generate_model_card(self, *args, **kwargs) -> ModelCard:
+        """A minimal card with the project's metadata; ``training.card`` writes the full one for trained models."""
+        return ModelCard.from_template(
+            ModelCardData(**hub.CARD_METADATA), template_str=hub.CARD_TEMPLATE, **hub.CARD_LINKS, **kwargs
+        )
+
     @classmethod
     def from_pretrained(
         cls,
@@ -148,121 +140,21 @@ class VAE(
         force_download: bool = False,
         token: str | bool | None = None,
         map_location: str | torch.device = "cpu",
-        **_ignored,
     ) -> VAE:
-        """Load from a ``save_pretrained`` directory or a Hub repo id. Only safetensors is ever read.
+        """Load from a ``save_pretrained`` folder or a Hub repo id, strictly and only from safetensors.
 
-        Only ``config.json`` and ``model.safetensors`` are ever downloaded. Raises :class:`WeightsError` with a
-        message naming the problem for anything malformed, missing or unreachable.
+        Unknown keyword arguments are a ``TypeError`` (a typo such as ``local_file_only=True`` must not reach the
+        network). Anything malformed, missing or unreachable raises :class:`vae_hub.WeightsError` naming the problem.
         """
-        source = str(pretrained_model_name_or_path)
-        is_dir = os.path.isdir(source)
-        if not is_dir and os.path.isfile(source):
-            raise WeightsError(f"{source} is a file: pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-        # Hub ids look like "user/name"; anything else that is not a directory is a wrong local path.
-        if not is_dir and (os.path.exists(source) or source.startswith((".", "/", "~")) or source.count("/") > 1):
-            raise WeightsError(f"no such model directory: {source}")
-
-        def fetch(name: str) -> str | None:
-            if is_dir:
-                path = os.path.join(source, name)
-                return path if os.path.isfile(path) else None
-            try:
-                return hf_hub_download(
-                    source,
-                    name,
-                    revision=revision,
-                    cache_dir=cache_dir,
-                    local_files_only=local_files_only,
-                    force_download=force_download,
-                    token=token,
-                )
-            except RemoteEntryNotFoundError:
-                return None  # the repo exists but has no such file
-            except LocalEntryNotFoundError as e:  # a subclass of EntryNotFoundError: not "the repo lacks it"
-                cause = e.__cause__ or e
-                why = (
-                    "local_files_only=True"
-                    if local_files_only
-                    else f"the Hub could not be reached: {_first_line(cause)}"
-                )
-                raise WeightsError(f"{source}: {name} is not in the local cache ({why})") from e
-            except RevisionNotFoundError as e:
-                raise WeightsError(f"{source}: revision {revision or 'main'!r} does not exist on the Hub") from e
-            except RepositoryNotFoundError as e:  # also a private or gated repo without a valid token
-                raise WeightsError(
-                    f"{source} is neither a local folder nor a Hub repo you can access "
-                    "(if it is private, log in with `hf auth login` or pass token=)"
-                ) from e
-            except HfHubHTTPError as e:
-                raise WeightsError(f"{source}: the Hub refused {name}: {_first_line(e)}") from e
-            except HFValidationError as e:
-                raise WeightsError(f"{source} is neither a local folder nor a valid Hub repo id ({e})") from e
-
-        config_file, weights_file = fetch(CONFIG_NAME), fetch(WEIGHTS_NAME)
-        if weights_file is None:
-            raise WeightsError(f"{source}: no {WEIGHTS_NAME} found.{_pickle_hint(source, is_dir, revision, token)}")
-        if config_file is None:
-            raise WeightsError(f"{source}: no {CONFIG_NAME} found; it must sit beside {WEIGHTS_NAME}")
-        config = _read_config(config_file, source)
-        try:
-            state = load_file(weights_file, device="cpu")
-        except (SafetensorError, OSError, ValueError) as e:
-            raise WeightsError(f"{source}: {WEIGHTS_NAME} is corrupt or truncated ({e})") from e
-        # The expected shapes come from a model on the meta device, so that a config.json with huge dims is
-        # refused for not matching the weights before any memory is allocated for it.
-        with torch.device("meta"):
-            expected = {name: t.shape for name, t in cls(config).state_dict().items()}
-        missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
-        if missing or unexpected:
-            raise WeightsError(
-                f"{source}: {WEIGHTS_NAME} does not match {CONFIG_NAME}: missing tensors {missing}, "
-                f"unexpected tensors {unexpected}"
-            )
-        for name, tensor in state.items():
-            if tensor.shape != expected[name]:
-                raise WeightsError(
-                    f"{source}: tensor {name!r} has shape {tuple(tensor.shape)} but {CONFIG_NAME} implies "
-                    f"{tuple(expected[name])}"
-                )
-            if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
-                raise WeightsError(f"{source}: tensor {name!r} is not finite floating point")
+        config, state = hub.load_files(
+            pretrained_model_name_or_path,
+            revision=revision,
+            cache_dir=cache_dir,
+            local_files_only=local_files_only,
+            force_download=force_download,
+            token=token,
+        )
+        hub.check_state(state, cls, config, str(pretrained_model_name_or_path))
         model = cls(config)
         model.load_state_dict(state, strict=True)
         return model.to(map_location).eval()
-
-
-def _first_line(error: BaseException) -> str:
-    return next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-
-
-def _read_config(path: str, source: str) -> Config:
-    """Parse config.json strictly: valid JSON, known keys, JSON types matching Config, a known activation."""
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-        raise WeightsError(f"{source}: {CONFIG_NAME} is not valid JSON ({e})") from e
-    try:
-        return Config.from_dict(data)
-    except (ValueError, TypeError) as e:
-        raise WeightsError(f"{source}: invalid {CONFIG_NAME}: {e}") from e
-
-
-def _pickle_hint(source: str, is_dir: bool, revision: str | None, token: str | bool | None) -> str:
-    """Say so when the weights exist only as a pickle. Hub files are only probed (HEAD), never downloaded."""
-    if is_dir:
-        pickles = [n for n in PICKLE_NAMES if os.path.isfile(os.path.join(source, n))]
-    else:
-        api = HfApi(token=token)
-        pickles = [n for n in PICKLE_NAMES if api.file_exists(source, n, revision=revision)]
-    if not pickles:
-        return ""
-    return (
-        f" It holds {pickles[0]}, a pickle file, which is refused: unpickling can run arbitrary code. "
-        "Convert it to safetensors with a tool you trust."
-    )
-
-
-# The mixin's class keywords have no `datasets`; set it on the card metadata it generates from.
-VAE._hub_mixin_info.model_card_data.datasets = ["mnist"]

@@ -1,21 +1,22 @@
-"""Figures: reconstructions, latent grids and samples. Grids are built with ``torchvision.utils.make_grid``."""
+"""Figures: reconstructions, latent grids, samples and the posterior means. Grids use ``torchvision``'s
+``make_grid``. Figures are built with matplotlib's ``Figure`` API, which needs no backend (no ``pyplot``, no
+``matplotlib.use``), so importing this module changes no global state and no figure is left open.
+"""
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
 
-import matplotlib
+import numpy as np
+import torch
+from matplotlib.backends.backend_agg import FigureCanvasAgg
+from matplotlib.figure import Figure
+from torch import Tensor
+from torchvision.utils import make_grid
 
-matplotlib.use("Agg")  # figures are rendered to files and arrays, never to a window
-
-import matplotlib.pyplot as plt  # noqa: E402
-import torch  # noqa: E402
-from torch import Tensor  # noqa: E402
-from torchvision.utils import make_grid  # noqa: E402
-
-from .data import to_unit  # noqa: E402
-from .model import VAE  # noqa: E402
+from .data import to_unit
+from .model import VAE
 
 
 def image_grid(images: Tensor, nrow: int, padding: int = 2, pad_value: float = 1.0) -> Tensor:
@@ -72,8 +73,9 @@ def latent_grid(
     return model.decode(z.to(model.device))
 
 
-def _figure_from_grid(grid: Tensor, title: str | None, size: float) -> plt.Figure:
-    fig, ax = plt.subplots(figsize=(size, size * grid.shape[0] / grid.shape[1]))
+def _figure_from_grid(grid: Tensor, title: str | None, size: float) -> Figure:
+    fig = Figure(figsize=(size, size * grid.shape[0] / grid.shape[1]))
+    ax = fig.subplots()
     ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
     if title:
@@ -82,7 +84,7 @@ def _figure_from_grid(grid: Tensor, title: str | None, size: float) -> plt.Figur
     return fig
 
 
-def _save(fig: plt.Figure, path: str | os.PathLike | None) -> plt.Figure:
+def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
     if path is not None:
         os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
         fig.savefig(path, dpi=100, bbox_inches="tight")
@@ -92,8 +94,10 @@ def _save(fig: plt.Figure, path: str | os.PathLike | None) -> plt.Figure:
 @torch.no_grad()
 def evaluate_model(
     model: VAE, data: Tensor, n: int = 10, path: str | os.PathLike | None = None, title: str | None = None
-) -> plt.Figure:
-    """Originals (top row) above their deterministic reconstructions (bottom row), for the first n images.
+) -> Figure:
+    """The original API's figure: originals (top row) above their reconstructions (bottom row), first n images.
+
+    Reconstructions decode the posterior mean μ (deterministic).
 
     ``data`` is a batch of images in any accepted shape, uint8 in [0, 255] or float in [0, 1].
     """
@@ -107,19 +111,62 @@ def evaluate_model(
 @torch.no_grad()
 def plot_latent_images(
     model: VAE,
-    n: int = 15,
+    n: int = 20,
     dims: tuple[int, int] = (0, 1),
-    span: str | float = "quantile",
+    span: str | float = 2.0,
     base: Tensor | Sequence[float] | None = None,
     path: str | os.PathLike | None = None,
-) -> plt.Figure:
-    """Figure of :func:`latent_grid`: an n×n decoded sweep over latent ``dims``, others fixed at ``base`` or 0."""
+) -> Figure:
+    """The original API's figure of :func:`latent_grid`: an n×n decoded grid over latent ``dims``.
+
+    The default is the original view, 20×20 over z ∈ [−2, 2]²: for a 2-D model, the whole latent space (its
+    decoded manifold). For a larger latent, ``dims`` picks two dimensions; the others are fixed at ``base`` or 0.
+    ``span="quantile"`` spaces the grid by Gaussian quantiles instead (Kingma & Welling's figure 4).
+    """
     grid = image_grid(latent_grid(model, n, dims, span, base), nrow=n)
-    return _save(_figure_from_grid(grid, f"latent sweep over z{dims[0]} (→) and z{dims[1]} (↑)", 8.0), path)
+    whole = model.latent_dim == 2
+    title = "the decoded latent space" if whole else f"latent sweep over z{dims[0]} (→) and z{dims[1]} (↑)"
+    return _save(_figure_from_grid(grid, title, 8.0), path)
+
+
+def plot_latent_scatter(
+    mu: Tensor | np.ndarray,
+    labels: Tensor | np.ndarray,
+    dims: tuple[int, int] = (0, 1),
+    title: str = "posterior means of test digits",
+    marked: Sequence[float] | None = None,
+    note: str = "",
+    path: str | os.PathLike | None = None,
+) -> Figure:
+    """Posterior means μ (N, D) over two latent dimensions, coloured by class; ``marked`` (a code) is a star."""
+    mu, labels = np.asarray(mu, dtype=np.float32), np.asarray(labels)
+    i, j = check_dims(dims, mu.shape[1])
+    fig = Figure(figsize=(6.4, 5.6), dpi=100)
+    ax = fig.subplots()
+    sc = ax.scatter(mu[:, i], mu[:, j], c=labels, cmap="tab10", vmin=-0.5, vmax=9.5, s=4, alpha=0.7)
+    fig.colorbar(sc, ax=ax, ticks=range(10), label="digit")
+    if marked is not None:
+        star = {"marker": "*", "s": 500, "c": "yellow", "edgecolors": "black", "linewidths": 1.5, "zorder": 5}
+        ax.scatter([marked[i]], [marked[j]], label="your digit", **star)
+        ax.legend(loc="upper right")
+    ax.set_xlabel(f"μ{i}")
+    ax.set_ylabel(f"μ{j}")
+    ax.set_title(title)
+    if note:
+        ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=8, color="0.3")
+    fig.tight_layout()
+    return _save(fig, path)
+
+
+def figure_to_array(fig: Figure) -> np.ndarray:
+    """Render a figure to an RGB uint8 array (H, W, 3) with the Agg canvas (no global backend switch)."""
+    canvas = FigureCanvasAgg(fig)
+    canvas.draw()
+    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 @torch.no_grad()
-def plot_samples(model: VAE, n: int = 64, seed: int = 0, path: str | os.PathLike | None = None) -> plt.Figure:
+def plot_samples(model: VAE, n: int = 64, seed: int = 0, path: str | os.PathLike | None = None) -> Figure:
     """n samples from the prior, decoded."""
     images = model.sample(n, generator=torch.Generator().manual_seed(seed))
     grid = image_grid(images, nrow=int(n**0.5 + 0.5))
