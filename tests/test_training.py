@@ -276,6 +276,7 @@ def test_cli_end_to_end(tmp_path: Path, mnist_root: Path) -> None:
         "1",
         "--gv-draws",
         "3",
+        "--no-classifier",  # the classifier's own test trains it once (tests/test_classifier.py)
         "--save",
     )
     assert r.returncode == 0, r.stderr
