@@ -52,7 +52,11 @@ SHORT_DESCRIPTION = "Reconstruct, sample and explore a VAE trained on MNIST"  # 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.space", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m training.space",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("repo_id", metavar="USER/NAME", help="the Space to create or update (ORG/NAME for an organisation)")
     p.add_argument(
         "--models",
