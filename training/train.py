@@ -22,6 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
+from safetensors import SafetensorError
 
 from vae_hub import Config, DataError, MNISTBatches, load_mnist
 from vae_hub.config import LR_SCHEDULES
@@ -239,9 +240,9 @@ def _train_all(args: argparse.Namespace, config: Config, data: dict, world: Worl
         except (TrainingError, CheckpointError) as e:
             print(f"error: {e}", file=sys.stderr)
             return 1
-        except OSError as e:  # writing the model folder failed (EFBIG, ENOSPC, ...); the checkpoint is whole
+        except (OSError, SafetensorError) as e:  # writing the model folder failed (EFBIG, ENOSPC, ...)
             print(
-                f"error: cannot write {args.out / reg} ({e.strerror or e}); {_kept(ckpt)}: "
+                f"error: cannot write {args.out / reg} ({getattr(e, 'strerror', None) or e}); {_kept(ckpt)}: "
                 "free some space and rerun with --resume",
                 file=sys.stderr,
             )
