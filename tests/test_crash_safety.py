@@ -93,7 +93,8 @@ WRITER = textwrap.dedent(
         with torch.no_grad():
             for p in model.parameters():
                 p.fill_(epoch)
-        save_checkpoint(sys.argv[1], TrainingState(epoch, {}, [{"epoch": epoch}], model.state_dict(),
+        history = [{"epoch": e} for e in range(1, epoch + 1)]
+        save_checkpoint(sys.argv[1], TrainingState(epoch, {}, history, model.state_dict(),
                                                    opt.state_dict(), {"torch": torch.get_rng_state()}))
         if epoch == 1:
             print("saved", flush=True)
@@ -111,7 +112,7 @@ def test_a_checkpoint_is_never_half_written(tmp_path: Path) -> None:
         proc.wait()
         proc.stdout.close()
         state = load_checkpoint(ckpt)  # never raises: the file is the previous or the new complete version
-        assert state.history == [{"epoch": state.epoch}] and state.epoch >= 1
+        assert state.history == [{"epoch": e} for e in range(1, state.epoch + 1)] and state.epoch >= 1
         assert all(torch.all(t == state.epoch) for t in state.model.values())
 
 
