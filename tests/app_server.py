@@ -40,11 +40,10 @@ def serve(
     cmd = [sys.executable, str(app_dir / "app.py"), "--port", str(port), *args]
     merged = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env = {k: v for k, v in merged.items() if v is not None}
-    scratch = None
-    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):  # other weights: keep their latent-map cache out of the repository
+    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):
         cmd += [f"--model=sgvb={WEIGHTS / 'sgvb'}", f"--model=kl_wo_e={WEIGHTS / 'kl_wo_e'}"]
-        scratch = tempfile.TemporaryDirectory()
-        full_env.setdefault("VAE_HUB_MAP_CACHE", scratch.name)
+    scratch = tempfile.TemporaryDirectory()  # the latent-map caches of unshipped weights: not the user's own cache
+    full_env.setdefault("VAE_HUB_MAP_CACHE", scratch.name)
     log = open(os.devnull, "wb") if os.environ.get("VAE_HUB_QUIET_APP") else None
     proc = subprocess.Popen(cmd, cwd=app_dir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -72,5 +71,4 @@ def serve(
             proc.wait()
         if log is not None:
             log.close()
-        if scratch is not None:
-            scratch.cleanup()
+        scratch.cleanup()

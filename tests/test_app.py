@@ -17,11 +17,12 @@ from PIL import Image
 
 import app
 from vae_hub import VAE, Config, WeightsError
-from vae_hub import latent_map as lm
-from vae_hub.demo import grid_side, load_models, score
 from vae_hub.preprocess import to_mnist
+from webapp import EXAMPLES_DIR, latent_map, ui
+from webapp.handlers import Handlers, load_models, score
+from webapp.outputs import grid_side
 
-EXAMPLE = app.EXAMPLES_DIR / "7_0000.png"
+EXAMPLE = EXAMPLES_DIR / "7_0000.png"
 
 
 def corr(a: np.ndarray | torch.Tensor, b: np.ndarray | torch.Tensor) -> float:
@@ -42,10 +43,15 @@ def models() -> dict[str, VAE]:
 
 
 @pytest.fixture(scope="module")
-def handlers(models, tmp_path_factory) -> app.Handlers:
-    cache = app.CACHE_DIR if not os.environ.get("VAE_HUB_TEST_WEIGHTS") else tmp_path_factory.mktemp("map")
-    maps = {n: lm.load_or_build(m, cache, app.EXAMPLES_DIR) for n, m in models.items()}
-    return app.Handlers(models, maps)
+def handlers(models, tmp_path_factory) -> Handlers:
+    cache = tmp_path_factory.mktemp("map")  # the bundled weights' maps are shipped; others are built here
+    maps = {n: latent_map.load_or_build(m, EXAMPLES_DIR, cache_dir=cache) for n, m in models.items()}
+    return Handlers(models, maps)
+
+
+def zeros(handlers: Handlers) -> list[float]:
+    """The grid's 'other dimensions' sliders, all at 0."""
+    return [0.0] * handlers.latent_dim
 
 
 # --- unit tests of the handlers ---------------------------------------------------------------------------
@@ -61,7 +67,7 @@ def test_reconstruct(handlers) -> None:
     assert [r[0] for r in rows] == ["SGVB (sampled KL)", "KL w/o E (closed-form KL)"]
     for _, nelbo, rec, kl, mu in rows:
         assert kl > 0 and rec > 0 and abs(nelbo - (rec + kl)) < 0.02
-        assert len(eval(mu)) == 4  # μ, printed as a list
+        assert len(eval(mu)) == handlers.latent_dim  # μ, printed as a list
     assert digit.shape == (28, 28)
     assert handlers.reconstruct(None) == (None, None, None, [], None)  # a cleared input clears the outputs
 
@@ -79,7 +85,7 @@ def test_scores_are_reproducible_and_consistent(models) -> None:
 
 @pytest.mark.parametrize("n", [5, 13, 25])
 def test_grid_has_the_requested_size(handlers, n: int) -> None:
-    img = handlers.grid("sgvb", 0, 1, "quantile", 2.0, n, 0, 0, 0, 0)
+    img = handlers.grid("sgvb", 0, 1, "quantile", 2.0, n, *zeros(handlers))
     assert img.shape == (grid_side(n), grid_side(n)) and img.dtype == np.uint8
     cell = img.shape[0] // (n * 30 + 2)  # the integer enlargement
     cells = img[:: cell, :: cell][2 : 2 + 30 * n, 2 : 2 + 30 * n].reshape(n, 30, n, 30)[:, :28, :, :28]  # fmt: skip
@@ -87,28 +93,31 @@ def test_grid_has_the_requested_size(handlers, n: int) -> None:
 
 
 def test_grid_options_matter(handlers) -> None:
-    q = handlers.grid("sgvb", 0, 1, "quantile", 2.0, 7, 0, 0, 0, 0)
-    s = handlers.grid("sgvb", 0, 1, "sigma", 3.0, 7, 0, 0, 0, 0)
-    other = handlers.grid("sgvb", 2, 3, "quantile", 2.0, 7, 0, 0, 0, 0)
-    based = handlers.grid("sgvb", 0, 1, "quantile", 2.0, 7, 0, 0, 2.5, -2.5)
-    variant = handlers.grid("kl_wo_e", 0, 1, "quantile", 2.0, 7, 0, 0, 0, 0)
-    for img in (s, other, based, variant):
+    z = zeros(handlers)
+    q = handlers.grid("sgvb", 0, 1, "quantile", 2.0, 7, *z)
+    s = handlers.grid("sgvb", 0, 1, "sigma", 3.0, 7, *z)
+    swapped = handlers.grid("sgvb", 1, 0, "quantile", 2.0, 7, *z)
+    variant = handlers.grid("kl_wo_e", 0, 1, "quantile", 2.0, 7, *z)
+    changed = [s, swapped, variant]
+    if handlers.latent_dim > 2:  # the other dimensions' sliders matter
+        changed.append(handlers.grid("sgvb", 0, 1, "quantile", 2.0, 7, 0, 0, *[2.5] * (handlers.latent_dim - 2)))
+    for img in changed:
         assert img.shape == q.shape and not np.array_equal(img, q)
     # the swept dimensions' sliders are ignored
-    assert np.array_equal(q, handlers.grid("sgvb", 0, 1, "quantile", 2.0, 7, 1.5, -1.5, 0, 0))
+    assert np.array_equal(q, handlers.grid("sgvb", 0, 1, "quantile", 2.0, 7, 1.5, -1.5, *z[2:]))
 
 
 def test_code_and_samples(handlers) -> None:
     digit = handlers.reconstruct(str(EXAMPLE))[-1]
-    code = handlers.code("sgvb", digit)
-    assert len(code) == 4 and code != [0.0] * 4 and all(-3 <= v <= 3 for v in code)
-    assert handlers.code("sgvb", None) == [0.0] * 4
+    code = handlers.digit_code("sgvb", digit)
+    assert len(code) == handlers.latent_dim and code != zeros(handlers) and all(-3 <= v <= 3 for v in code)
+    assert handlers.digit_code("sgvb", None) == zeros(handlers)
     a, b, c = (handlers.samples("sgvb", 6, seed) for seed in (1, 1, 2))
     assert np.array_equal(a, b) and not np.array_equal(a, c) and a.shape == (grid_side(6),) * 2
 
 
 def test_interpolate(handlers) -> None:
-    a, b = str(app.EXAMPLES_DIR / "0_0003.png"), str(app.EXAMPLES_DIR / "1_0002.png")
+    a, b = str(EXAMPLES_DIR / "0_0003.png"), str(EXAMPLES_DIR / "1_0002.png")
     strips = handlers.interpolate(a, b, 6)
     assert len(strips) == 2
     for strip, model in zip(strips, handlers.models.values()):
@@ -123,7 +132,7 @@ def test_latent_map(handlers) -> None:
     plain = handlers.latent_map("sgvb", 0, 1, None)
     digit = handlers.reconstruct(str(EXAMPLE))[-1]
     marked = handlers.latent_map("sgvb", 0, 1, digit)
-    other = handlers.latent_map("kl_wo_e", 2, 3, digit)
+    other = handlers.latent_map("kl_wo_e", handlers.latent_dim - 1, 0, digit)
     assert plain.ndim == 3 and plain.shape[2] == 3 and plain.shape == marked.shape == other.shape
     assert not np.array_equal(plain, marked) and not np.array_equal(marked, other)
     colours = plain.reshape(-1, 3)
@@ -132,15 +141,29 @@ def test_latent_map(handlers) -> None:
 
 def test_latent_map_cache_and_fallback(models, mnist_root, tmp_path: Path) -> None:
     m = models["sgvb"]
-    built = lm.load_or_build(m, tmp_path, app.EXAMPLES_DIR, mnist_root, size=500)
-    path = lm.cache_path(m, tmp_path)
+    none = tmp_path / "none"  # no shipped caches: the map is built from MNIST and written to the user cache
+    built = latent_map.load_or_build(m, EXAMPLES_DIR, mnist_root, size=500, shipped_dir=none, cache_dir=tmp_path)
+    path = latent_map.cache_path(m, tmp_path)
     assert path.is_file() and path.stat().st_size < 10_000 and "500 MNIST test digits" in built.source
-    cached = lm.load_or_build(m, tmp_path, app.EXAMPLES_DIR, tmp_path / "no-mnist")
+    assert not none.exists()
+    cached = latent_map.load_or_build(m, EXAMPLES_DIR, tmp_path / "no-mnist", shipped_dir=none, cache_dir=tmp_path)
     assert torch.allclose(cached.mu, built.mu, atol=2e-3) and torch.equal(cached.labels, built.labels)
-    fallback = lm.load_or_build(m, tmp_path / "empty", app.EXAMPLES_DIR, tmp_path / "no-mnist")
-    assert len(fallback.labels) == len(app.EXAMPLES) and "example digits" in fallback.source
+    empty = tmp_path / "empty"
+    fallback = latent_map.load_or_build(m, EXAMPLES_DIR, tmp_path / "no-mnist", shipped_dir=none, cache_dir=empty)
+    assert len(fallback.labels) == len(ui.EXAMPLES) and "example digits" in fallback.source
     other = VAE(Config())
-    assert lm.fingerprint(other) != lm.fingerprint(m)
+    assert latent_map.fingerprint(other) != latent_map.fingerprint(m)
+
+
+def test_latent_map_cache_goes_to_the_user_cache(models, mnist_root, tmp_path: Path, monkeypatch) -> None:
+    """Weights without a shipped cache get theirs in $VAE_HUB_CACHE/latent_map, never in the checkout."""
+    monkeypatch.delenv("VAE_HUB_MAP_CACHE", raising=False)
+    monkeypatch.setenv("VAE_HUB_CACHE", str(tmp_path / "cache"))
+    other = VAE(Config()).eval()
+    before = sorted(latent_map.SHIPPED_DIR.iterdir())
+    latent_map.load_or_build(other, EXAMPLES_DIR, mnist_root, size=300)
+    assert latent_map.cache_path(other, tmp_path / "cache" / "latent_map").is_file()
+    assert sorted(latent_map.SHIPPED_DIR.iterdir()) == before
 
 
 def test_shipped_latent_map_matches_the_bundled_weights(models) -> None:
@@ -148,12 +171,13 @@ def test_shipped_latent_map_matches_the_bundled_weights(models) -> None:
     if os.environ.get("VAE_HUB_TEST_WEIGHTS"):
         pytest.skip("other weights than the bundled ones")
     for name, m in models.items():
-        path = lm.cache_path(m, app.ROOT / "assets" / "latent_map")
+        path = latent_map.cache_path(m, app.ROOT / "assets" / "latent_map")
         assert path.is_file(), f"no latent-map cache for the bundled {name} weights: {path} (see docs/app.md)"
-        assert len(lm.load_or_build(m, path.parent, app.EXAMPLES_DIR, "/nonexistent").labels) == lm.MAP_SIZE
+        lmap = latent_map.load_or_build(m, EXAMPLES_DIR, "/nonexistent", cache_dir="/nonexistent")
+        assert len(lmap.labels) == latent_map.MAP_SIZE
 
 
-def test_friendly_errors() -> None:
+def test_user_errors() -> None:
     def bad_image() -> None:
         to_mnist(np.zeros((100, 100)))
 
@@ -161,9 +185,9 @@ def test_friendly_errors() -> None:
         raise RuntimeError("internal detail")
 
     with pytest.raises(gr.Error, match="(?i)draw a digit first"):
-        app.friendly(bad_image)()
+        ui.user_errors(bad_image)()
     with pytest.raises(gr.Error) as info:
-        app.friendly(bug)()
+        ui.user_errors(bug)()
     assert "internal detail" not in str(info.value) and "went wrong" in str(info.value)
 
 
@@ -238,26 +262,28 @@ def test_http_reconstruct_upload_and_drawing(client, files) -> None:
         assert [row[0] for row in table["data"]] == ["SGVB (sampled KL)", "KL w/o E (closed-form KL)"]
 
 
-def test_http_grid_samples_code_interpolate_map(client) -> None:
+def test_http_grid_samples_code_interpolate_map(client, handlers) -> None:
     from gradio_client import handle_file
 
+    z = zeros(handlers)
+
     for n in (5, 25):
-        img = _load(client.predict("sgvb", 0, 1, "sigma", 2.5, n, 0, 0, 0, 0, api_name="/grid"))
+        img = _load(client.predict("sgvb", 0, 1, "sigma", 2.5, n, *z, api_name="/grid"))
         assert img.shape == (grid_side(n), grid_side(n))
     img = _load(client.predict("kl_wo_e", 15, 9, api_name="/samples"))
     assert img.shape == (grid_side(15),) * 2
     client.predict(handle_file(str(EXAMPLE)), api_name="/reconstruct")  # sets this session's current digit
-    code = client.predict("sgvb", api_name="/code")
-    assert len(code) == 4 and any(v != 0 for v in code)
-    ends = [{"background": handle_file(str(app.EXAMPLES_DIR / f)), "layers": [], "composite": None}
+    code = client.predict("sgvb", api_name="/digit_code")
+    assert len(code) == handlers.latent_dim and any(v != 0 for v in code)
+    ends = [{"background": handle_file(str(EXAMPLES_DIR / f)), "layers": [], "composite": None}
             for f in ("0_0003.png", "1_0002.png")]  # fmt: skip
     strips = client.predict(*ends, 8, api_name="/interpolate")
     assert [_load(s).shape for s in strips] == [(112, 8 * 112)] * 2
-    plot = np.asarray(Image.open(client.predict("kl_wo_e", 1, 2, api_name="/latent_map")))
+    plot = np.asarray(Image.open(client.predict("kl_wo_e", 1, 0, api_name="/latent_map")))
     assert plot.ndim == 3 and plot.shape[0] > 300
 
 
-def test_http_bad_inputs_get_clear_messages(client, files) -> None:
+def test_http_bad_inputs_get_clear_messages(client, files, handlers) -> None:
     from gradio_client import handle_file
     from gradio_client.exceptions import AppError
 
@@ -277,9 +303,9 @@ def test_http_bad_inputs_get_clear_messages(client, files) -> None:
     with pytest.raises(AppError, match="sketchpad is empty"):
         client.predict({"background": None, "layers": [], "composite": None}, api_name="/reconstruct_drawing")
     with pytest.raises(AppError, match="maximum value 25"):  # Gradio checks the slider
-        client.predict("sgvb", 0, 1, "quantile", 2, 40, 0, 0, 0, 0, api_name="/grid")
+        client.predict("sgvb", 0, 1, "quantile", 2, 40, *zeros(handlers), api_name="/grid")
     with pytest.raises(AppError, match="two different latent dimensions"):
-        client.predict("sgvb", 1, 1, "quantile", 2, 5, 0, 0, 0, 0, api_name="/grid")
+        client.predict("sgvb", 1, 1, "quantile", 2, 5, *zeros(handlers), api_name="/grid")
     # and the server still serves
     assert len(client.predict(handle_file(str(EXAMPLE)), api_name="/reconstruct")) == 4
 
