@@ -31,8 +31,9 @@ from webapp.outputs import prune_outputs  # noqa: E402
 from webapp.ui import CSS, build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODELS = {v: str(ROOT / "weights" / v) for v in VARIANTS}
-ENV_MODELS = {v: f"VAE_HUB_{v.upper()}" for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_KL_WO_E
+DEFAULT_MODELS = {v: str(ROOT / "weights" / v) for v in VARIANTS}  # the bundled models (vae_hub.bundled_weights)
+# VAE_HUB_SGVB, VAE_HUB_KL_WO_E, VAE_HUB_Z4_SGVB, VAE_HUB_Z4_KL_WO_E
+ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
 
 log = logging.getLogger("vae_hub.app")
@@ -63,8 +64,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         action="append",
         default=[],
         metavar="VARIANT=DIR_OR_REPO",
-        help="weights for a variant: a save_pretrained folder or a Hub repo id, e.g. "
-        "sgvb=USER/vae-mnist-sgvb (env VAE_HUB_SGVB, VAE_HUB_KL_WO_E; default weights/<variant>)",
+        help="weights for a model: a save_pretrained folder or a Hub repo id, e.g. sgvb=USER/vae-mnist-sgvb; "
+        f"VARIANT is one of {', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default weights/VARIANT)",
     )
     p.add_argument(
         "--concurrency",
@@ -97,6 +98,7 @@ def create(sources: Mapping[str, str], data_root: str | None = None) -> tuple[gr
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
+    logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
     torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
     # Pillow refuses images above twice this many pixels before decoding them, wherever Gradio decodes an upload.
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
@@ -109,13 +111,17 @@ def main(argv: list[str] | None = None) -> None:
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
     demo.launch(
+        quiet=True,  # our own line below says where it runs, without Gradio's `share=True` hint
         server_name=args.host,
         server_port=args.port,
         share=args.share,
         css=CSS,
         max_file_size=MAX_FILE_BYTES,
         show_error=False,
+        prevent_thread_lock=True,
     )
+    log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")
+    demo.block_thread()
 
 
 if __name__ == "__main__":

@@ -128,12 +128,26 @@ def load_or_build(
     return lmap
 
 
-def render(lmap: LatentMap, dims: tuple[int, int], current: Sequence | None = None, title: str = "") -> np.ndarray:
-    """Scatter of μ over two latent dimensions coloured by class, with ``current`` (a code) marked. RGB uint8."""
+def render(
+    lmap: LatentMap, dims: tuple[int, int], current: Sequence | None = None, title: str = ""
+) -> tuple[np.ndarray, dict]:
+    """Scatter of μ over two latent dimensions coloured by class, with ``current`` (a code) marked: an RGB uint8
+    image, and its geometry: the axes box in pixels (origin at the bottom left), the axes' limits, the image height
+    and the dimensions, which is all it takes to map a pixel back to latent coordinates exactly."""
     fig = plot_latent_scatter(
         lmap.mu, lmap.labels, dims, title or "posterior means of test digits", marked=current, note=lmap.source
     )
-    return figure_to_array(fig)
+    image = figure_to_array(fig)  # draws the figure: the axes' position and limits are final
+    ax = fig.axes[0]  # the scatter (the colour bar comes after it)
+    box = ax.get_window_extent()
+    view = {
+        "dims": [int(d) for d in dims],
+        "box": [float(box.x0), float(box.y0), float(box.width), float(box.height)],
+        "xlim": [float(v) for v in ax.get_xlim()],
+        "ylim": [float(v) for v in ax.get_ylim()],
+        "height": int(image.shape[0]),
+    }
+    return image, view
 
 
 def refresh_shipped(names: Sequence[str], data_root: str | os.PathLike | None = None) -> list[Path]:
