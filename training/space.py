@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from vae_hub import VAE
 from vae_hub.files import CONFIG_NAME, WEIGHTS_NAME
-from vae_hub.latent_map import cache_path
+from webapp.latent_map import cache_path
 
 from .push import PushError, check_folder, check_repo_id, endpoint, listing, resolve_token, run, send
 
