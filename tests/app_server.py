@@ -14,6 +14,7 @@ from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
+from conftest import require
 
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `import app` in the tests, under a plain `pytest` as well as `python -m pytest`
@@ -81,10 +82,8 @@ def serve(
 def app_url() -> Iterator[str]:
     """One app server (the bundled models) for the whole test session: the HTTP and the browser tests share it.
 
-    A test module imports this fixture; registering this module as a plugin (``pytest_plugins = ["app_server"]``
-    in conftest.py) makes it one server for all modules rather than one per module.
+    conftest.py registers this module as a plugin, so every module gets the same server.
     """
-    if not weights_present():
-        pytest.skip(f"missing: the bundled weights in {WEIGHTS}")  # the modules' own fixtures call require() first
+    require(weights_present(), f"the bundled weights in {WEIGHTS}")
     with serve() as url:
         yield url

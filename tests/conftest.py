@@ -9,6 +9,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["app_server"]  # one app server for the whole session (its app_url fixture)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 

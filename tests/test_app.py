@@ -13,7 +13,7 @@ import gradio as gr
 import numpy as np
 import pytest
 import torch
-from app_server import VARIANTS, WEIGHTS, app_url, weights_present  # noqa: F401 (app_url: a fixture)
+from app_server import VARIANTS, WEIGHTS, weights_present
 from conftest import require
 from PIL import Image
 

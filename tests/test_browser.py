@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_server import ROOT, app_url, weights_present  # noqa: F401 (app_url: a fixture)
+from app_server import ROOT, weights_present
 from conftest import require
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
