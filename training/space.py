@@ -40,7 +40,7 @@ WEIGHTS_DIR = "weights"  # every save_pretrained folder below it, e.g. weights/s
 WEIGHT_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # all that app.py loads from a weights folder
 EXAMPLES = "examples/*.png"
 ASSETS_DIR = "assets"
-MAP_CACHE_DIR = "assets/latent_map"  # app.py's CACHE_DIR
+MAP_CACHE_DIR = "assets/latent_map"  # webapp.latent_map.SHIPPED_DIR, relative to the checkout
 LICENSE = "LICENSE"
 # Never shipped from a staged folder: caches, hidden files, build metadata and anything that may be a pickle.
 EXCLUDE = ("__pycache__", ".*", "*.pyc", "*.pyo", "*.egg-info", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.pkl", "*.pickle")
