@@ -102,26 +102,26 @@ def main() -> None:
     import torch
 
     t_import_gradio = time.perf_counter() - t0
-    import app
-    from vae_hub import latent_map as lm
-    from vae_hub.demo import load_models
+    from webapp import EXAMPLES_DIR, latent_map, ui
+    from webapp.handlers import Handlers, load_models
+    from webapp.outputs import images_as_files
 
     torch.set_num_threads(1)  # as app.main() does
     t1 = time.perf_counter()
     models = load_models({v: args.weights / v for v in ("sgvb", "kl_wo_e")})
     with tempfile.TemporaryDirectory() as tmp:
         # The shipped latent-map cache for the bundled weights; a scratch one (built once) for others.
-        cache = app.CACHE_DIR if args.weights.resolve() == (ROOT / "weights").resolve() else Path(tmp) / "map"
-        maps = {n: lm.load_or_build(m, cache, app.EXAMPLES_DIR) for n, m in models.items()}
+        cache = Path(tmp) / "map"
+        maps = {n: latent_map.load_or_build(m, EXAMPLES_DIR, cache_dir=cache) for n, m in models.items()}
         t_models = time.perf_counter() - t1
-        handlers = app.Handlers(models, maps)
+        handlers = Handlers(models, maps)
         t2 = time.perf_counter()
-        app.build(handlers)
+        ui.build(handlers)
         t_build = time.perf_counter() - t2
 
-        # As served: the handlers wrapped like in app.build, images written as PNG files (app.png_file).
-        reconstruct = app.images_as_files(handlers.reconstruct)
-        grid = app.images_as_files(handlers.grid)
+        # As served: the handlers wrapped as in webapp.ui.build, images written as PNG files (outputs.png_file).
+        reconstruct = images_as_files(handlers.reconstruct)
+        grid = images_as_files(handlers.grid)
 
         x = torch.rand(1, 1, 28, 28)
         baseline = timeit(lambda: [m.reconstruct(x) for m in models.values()], args.repeats * 4)
@@ -130,8 +130,9 @@ def main() -> None:
             ms = timeit(lambda path=path: reconstruct(path), args.repeats)
             results[f"reconstruct request, {name} (ms)"] = round(ms, 2)
             results[f"reconstruct request, {name} (× baseline)"] = round(ms / baseline, 1)
-        decoded = timeit(lambda: handlers.grid("sgvb", 0, 1, "quantile", 2.0, 25, 0, 0, 0, 0), args.repeats)
-        as_png = timeit(lambda: grid("sgvb", 0, 1, "quantile", 2.0, 25, 0, 0, 0, 0), args.repeats)
+        z = [0.0] * handlers.latent_dim
+        decoded = timeit(lambda: handlers.grid("sgvb", 0, 1, "quantile", 2.0, 25, *z), args.repeats)
+        as_png = timeit(lambda: grid("sgvb", 0, 1, "quantile", 2.0, 25, *z), args.repeats)
         results["25×25 grid decoded to an image (ms)"] = round(decoded, 2)
         results["25×25 grid decoded and written as PNG (ms)"] = round(as_png, 2)
         results["25×25 grid decoded and written as PNG (× baseline)"] = round(as_png / baseline, 1)

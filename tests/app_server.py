@@ -13,15 +13,19 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
+from conftest import require
+
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `import app` in the tests, under a plain `pytest` as well as `python -m pytest`
     sys.path.insert(0, str(ROOT))
-# The weights the app serves: the bundled ones, or a folder holding sgvb/ and kl_wo_e/ (for work in progress).
+# The weights the app serves: the bundled ones, or a folder laid out like weights/ (for work in progress).
 WEIGHTS = Path(os.environ.get("VAE_HUB_TEST_WEIGHTS") or ROOT / "weights")
+VARIANTS = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")  # as webapp.handlers.VARIANTS (not imported: no torch here)
 
 
 def weights_present() -> bool:
-    return all((WEIGHTS / v / "model.safetensors").is_file() for v in ("sgvb", "kl_wo_e"))
+    return all((WEIGHTS / v / "model.safetensors").is_file() for v in VARIANTS)
 
 
 def free_port() -> int:
@@ -40,11 +44,10 @@ def serve(
     cmd = [sys.executable, str(app_dir / "app.py"), "--port", str(port), *args]
     merged = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env = {k: v for k, v in merged.items() if v is not None}
-    scratch = None
-    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):  # other weights: keep their latent-map cache out of the repository
-        cmd += [f"--model=sgvb={WEIGHTS / 'sgvb'}", f"--model=kl_wo_e={WEIGHTS / 'kl_wo_e'}"]
-        scratch = tempfile.TemporaryDirectory()
-        full_env.setdefault("VAE_HUB_MAP_CACHE", scratch.name)
+    if os.environ.get("VAE_HUB_TEST_WEIGHTS"):
+        cmd += [f"--model={v}={WEIGHTS / v}" for v in VARIANTS]
+    scratch = tempfile.TemporaryDirectory()  # the latent-map caches of unshipped weights: not the user's own cache
+    full_env.setdefault("VAE_HUB_MAP_CACHE", scratch.name)
     log = open(os.devnull, "wb") if os.environ.get("VAE_HUB_QUIET_APP") else None
     proc = subprocess.Popen(cmd, cwd=app_dir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
@@ -72,5 +75,15 @@ def serve(
             proc.wait()
         if log is not None:
             log.close()
-        if scratch is not None:
-            scratch.cleanup()
+        scratch.cleanup()
+
+
+@pytest.fixture(scope="session")
+def app_url() -> Iterator[str]:
+    """One app server (the bundled models) for the whole test session: the HTTP and the browser tests share it.
+
+    conftest.py registers this module as a plugin, so every module gets the same server.
+    """
+    require(weights_present(), f"the bundled weights in {WEIGHTS}")
+    with serve() as url:
+        yield url

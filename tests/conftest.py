@@ -9,6 +9,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
+pytest_plugins = ["app_server"]  # one app server for the whole session (its app_url fixture)
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -46,3 +47,15 @@ def mnist_test(mnist_root: Path) -> tuple[torch.Tensor, torch.Tensor]:
 def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
     # Extraction of a read-only data root goes to a cache; keep it out of the user's home during tests.
     monkeypatch.setenv("VAE_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "vae_hub_cache"))
+
+
+# Markers that follow from a test's fixtures, so that they cannot be forgotten: `make test-fast` leaves out the
+# slow, http and browser tests (see pyproject.toml for the list).
+FIXTURE_MARKS = {"mnist_root": "mnist", "mnist_test": "mnist", "hub": "http", "hub_env": "http"}
+
+
+def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
+    for item in items:
+        for fixture, mark in FIXTURE_MARKS.items():
+            if fixture in getattr(item, "fixturenames", ()):
+                item.add_marker(mark)

@@ -11,7 +11,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from app_server import ROOT, serve, weights_present
+from app_server import ROOT, weights_present
 from conftest import require
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -27,16 +27,21 @@ FLAGS = [
     "--disable-sync",
 ]
 TIMEOUT_MS = 60_000
-REC_IDS = ("#rec_sgvb", "#rec_kl_wo_e")
+REC_IDS = ("#rec_sgvb", "#rec_kl_wo_e", "#rec_z4_sgvb", "#rec_z4_kl_wo_e")
+PHONE = {"width": 390, "height": 844}
 
 
 @pytest.fixture(scope="module")
-def page() -> Iterator:
+def page(request: pytest.FixtureRequest) -> Iterator:
     require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    require(weights_present(), "the bundled weights weights/sgvb and weights/kl_wo_e")
-    sync_api = pytest.importorskip("playwright.sync_api")
+    require(weights_present(), "the bundled weights in weights/ (sgvb, kl_wo_e, z4/sgvb, z4/kl_wo_e)")
+    try:
+        from playwright import sync_api
+    except ImportError:
+        require(False, "playwright (pip install playwright; the browser is Debian's chromium)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with serve() as url, tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
+    url = request.getfixturevalue("app_url")
+    with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
         browser = p.chromium.launch_persistent_context(
             profile,
             executable_path=CHROMIUM,
@@ -70,10 +75,11 @@ def _wait_for_new_outputs(page, before: list[str | None]) -> list[str]:
     return _sources(page)
 
 
+@pytest.mark.browser
 def test_upload_and_draw_reconstruct(page) -> None:
     # 1. Upload a digit image: both variants' reconstructions appear.
     page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "7_0000.png"))
-    after_upload = _wait_for_new_outputs(page, [None, None])
+    after_upload = _wait_for_new_outputs(page, [None] * len(REC_IDS))
     assert page.locator("#view img").first.get_attribute("src")
     page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
 
@@ -101,6 +107,7 @@ def test_upload_and_draw_reconstruct(page) -> None:
     assert "SGVB" in scores and "KL w/o E" in scores
 
 
+@pytest.mark.browser
 def test_bad_upload_shows_a_message(page, tmp_path) -> None:
     """A text file named .png: the user sees the library's message in an error toast, and the page keeps working."""
     bad = tmp_path / "notes.png"
@@ -117,10 +124,11 @@ def test_bad_upload_shows_a_message(page, tmp_path) -> None:
     assert "Traceback" not in page.locator("body").inner_text()
 
 
+@pytest.mark.browser
 def test_other_tabs(page) -> None:
     """The latent grid, the interpolation (between two clicked examples) and the latent map all render."""
     page.get_by_role("tab", name="Latent grid").click()
-    page.get_by_role("button", name="Decode grid").click()
+    # No button to press: the tab opens with the whole 2-D latent space decoded.
     page.locator("#grid img").first.wait_for(state="visible")
     page.wait_for_timeout(300)
     page.screenshot(path=str(ARTIFACTS / "grid.png"), full_page=True)
@@ -137,4 +145,36 @@ def test_other_tabs(page) -> None:
     page.get_by_role("tab", name="Latent map").click()
     page.locator("#map img").first.wait_for(state="visible")
     page.wait_for_timeout(300)
+    # Click the map: the decoded digit appears beside it, with the point's coordinates.
+    assert page.locator("#map_decoded img").count() == 0
+    box = page.locator("#map img").first.bounding_box()
+    page.mouse.click(box["x"] + 0.45 * box["width"], box["y"] + 0.5 * box["height"])
+    page.wait_for_function(
+        "() => { const i = document.querySelector('#map_decoded img'); return i && i.complete && i.naturalWidth > 0; }"
+    )
+    page.get_by_text("Decoded at z0 = ").first.wait_for(state="visible")
     page.screenshot(path=str(ARTIFACTS / "map.png"), full_page=True)
+
+
+@pytest.mark.browser
+def test_phone_layout(page) -> None:
+    """At 390×844 the result of an upload is on screen right after the input, above the examples."""
+    page.set_viewport_size(PHONE)
+    try:
+        page.reload(wait_until="domcontentloaded")
+        page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "3_0018.png"))
+        _wait_for_new_outputs(page, [None] * len(REC_IDS))
+        results = page.locator("#rec_sgvb").bounding_box()
+        examples = page.locator("#examples").bounding_box()
+        assert results["y"] < examples["y"], "the results must come before the examples"
+        assert results["y"] + results["height"] < 2 * PHONE["height"], "the results are far below the input"
+        page.wait_for_timeout(300)
+        page.screenshot(path=str(ARTIFACTS / "phone_upload.png"), full_page=True)
+        page.get_by_role("tab", name="Draw").click()
+        canvas = page.locator("#sketch canvas").first
+        canvas.wait_for(state="visible")
+        page.wait_for_timeout(500)
+        assert canvas.bounding_box()["width"] <= PHONE["width"]
+        page.screenshot(path=str(ARTIFACTS / "phone_draw.png"), full_page=False)
+    finally:
+        page.set_viewport_size({"width": 1400, "height": 1000})

@@ -1,10 +1,12 @@
 """Crash safety: a training process killed (SIGKILL) or interrupted (Ctrl-C) mid-epoch resumes to bit-identical
-weights, and a checkpoint on disk is never half-written."""
+weights, a checkpoint on disk is never half-written, and a failed checkpoint write (EFBIG) is one line that keeps
+the last good checkpoint."""
 
 from __future__ import annotations
 
 import json
 import os
+import resource
 import signal
 import subprocess
 import sys
@@ -91,7 +93,8 @@ WRITER = textwrap.dedent(
         with torch.no_grad():
             for p in model.parameters():
                 p.fill_(epoch)
-        save_checkpoint(sys.argv[1], TrainingState(epoch, {}, [{"epoch": epoch}], model.state_dict(),
+        history = [{"epoch": e} for e in range(1, epoch + 1)]
+        save_checkpoint(sys.argv[1], TrainingState(epoch, {}, history, model.state_dict(),
                                                    opt.state_dict(), {"torch": torch.get_rng_state()}))
         if epoch == 1:
             print("saved", flush=True)
@@ -109,5 +112,44 @@ def test_a_checkpoint_is_never_half_written(tmp_path: Path) -> None:
         proc.wait()
         proc.stdout.close()
         state = load_checkpoint(ckpt)  # never raises: the file is the previous or the new complete version
-        assert state.history == [{"epoch": state.epoch}] and state.epoch >= 1
+        assert state.history == [{"epoch": e} for e in range(1, state.epoch + 1)] and state.epoch >= 1
         assert all(torch.all(t == state.epoch) for t in state.model.values())
+
+
+def _file_size_limit(limit: int) -> None:
+    """In the child: writes past ``limit`` bytes fail with EFBIG (SIGXFSZ ignored, or it would kill the process)."""
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+
+def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_last_good_checkpoint(
+    tmp_path: Path, mnist_root: Path
+) -> None:
+    out, ck = tmp_path / "out", tmp_path / "ck"
+    ckpt = ck / "sgvb" / CKPT_NAME
+    cmd = _train_cmd(mnist_root, out, ck)
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
+    while _epoch(ckpt) < 1 and proc.poll() is None:  # a real epoch-1 checkpoint, then stop the run
+        time.sleep(0.01)
+    proc.kill()
+    proc.communicate(timeout=60)
+    good = load_checkpoint(ckpt)
+    assert 1 <= good.epoch < EPOCHS
+
+    # Resume under a file-size limit below the checkpoint's size: the next checkpoint cannot be written.
+    limit = ckpt.stat().st_size // 2
+    r = subprocess.run(
+        [*cmd, "--resume"],
+        cwd=ROOT,
+        env=ENV,
+        capture_output=True,
+        text=True,
+        preexec_fn=lambda: _file_size_limit(limit),
+    )
+    err = r.stderr.strip()
+    assert r.returncode == 1 and len(err.splitlines()) == 1, err
+    assert f"cannot write the checkpoint {ckpt} after epoch {good.epoch + 1} (File too large)" in err
+    assert f"the last good checkpoint (epoch {good.epoch}) is kept" in err
+    assert load_checkpoint(ckpt).epoch == good.epoch  # intact, and no temporary left beside it
+    assert [p.name for p in ckpt.parent.iterdir()] == [CKPT_NAME]
+    assert not (out / "sgvb").exists()

@@ -279,7 +279,7 @@ def test_hub_refusals_are_clear_and_never_show_the_token(hub_env, tmp_path: Path
 
 def test_the_app_loads_its_models_from_the_hub(hub_env: HubServer, tmp_path: Path, capsys) -> None:
     import app  # imported here: it pulls in Gradio
-    from vae_hub.demo import load_models
+    from webapp.handlers import load_models
 
     pushed = {"sgvb": _model(7), "kl_wo_e": _model(8)}
     for variant, model in pushed.items():

@@ -25,8 +25,10 @@ from vae_hub.files import EVAL_NAME, METRICS_NAME, atomic_write_text
 from vae_hub.objectives import REGULARIZERS, elbo_terms, reconstruction, score_function_surrogate
 
 from .card import write_model_card
+from .classifier import VERSION as CLASSIFIER_VERSION
+from .classifier import load_classifier, predict
 from .figures import write_figures
-from .trainer import nelbo_metrics
+from .trainer import active_dimensions, nelbo_metrics
 
 SCORE_FUNCTION = "score_function"  # the REINFORCE baseline: measured for contrast, never used for training
 
@@ -99,6 +101,18 @@ def grad_variance(
 
 
 @torch.no_grad()
+def classifier_accuracy(model: VAE, classifier: torch.nn.Module, loader: MNISTBatches) -> dict[str, Any]:
+    """How often a digit classifier reads the clean test images, and the model's reconstructions (decoded μ) of
+    them, as their true labels: what the reconstructions keep of each digit's identity."""
+    rec = model.reconstruct(loader.x).reshape(len(loader.x), -1)
+    return {
+        "originals": (predict(classifier, loader.x.cpu()) == loader.y.cpu()).float().mean().item(),
+        "reconstructions": (predict(classifier, rec.cpu()) == loader.y.cpu()).float().mean().item(),
+        "classifier": CLASSIFIER_VERSION,
+    }
+
+
+@torch.no_grad()
 def iwae_estimate(model: VAE, x: Tensor, k: int = 1000, chunk: int = 100, batch: int = 100, seed: int = 0) -> dict:
     """Mean IWAE bound log p(x) over ``x`` with K samples, ``batch`` images × ``chunk`` samples at a time.
 
@@ -131,12 +145,21 @@ def evaluate(
     gv_batches: int = 4,
     gv_draws: int = 100,
     seed: int = 0,
+    labels: Tensor | None = None,
+    classifier: torch.nn.Module | None = None,
 ) -> dict[str, Any]:
-    """All the numbers of the evaluation JSON, for ``images`` (uint8 (N, 28, 28) or float in [0, 1])."""
+    """All the numbers of the evaluation JSON, for ``images`` (uint8 (N, 28, 28) or float in [0, 1]).
+
+    With ``labels`` it adds the active latent dimensions; with a ``classifier`` too (see
+    :mod:`training.classifier`), how often it reads the originals and their reconstructions correctly.
+    """
     device = model.device
-    loader = MNISTBatches(images, batch_size=1000, shuffle=False, device=device)
+    loader = MNISTBatches(images, labels, batch_size=1000, shuffle=False, device=device)
     result: dict[str, Any] = {"regularizer": model.config.regularizer, "test_images": len(loader.x)}
     result.update(nelbo_metrics(model, loader, seed=seed))
+    result.update(active_dimensions(model, loader))
+    if labels is not None and classifier is not None:
+        result["classifier"] = classifier_accuracy(model, classifier, loader)
     result["kl_estimator"] = "closed-form (for every model, so that variants compare)"
     if iwae_k > 0:
         result["iwae"] = iwae_estimate(model, loader.x, iwae_k, iwae_chunk, iwae_batch, seed)
@@ -154,7 +177,11 @@ def evaluate(
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.evaluate", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m training.evaluate",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("model", help="a save_pretrained folder (e.g. weights/sgvb) or a Hub repo id")
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $VAE_HUB_DATA, else ./data)")
     p.add_argument("--iwae-k", type=int, default=1000, help="importance samples per image (0 to skip)")
@@ -165,10 +192,16 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--gv-draws", type=int, default=100, help="gradient draws per batch")
     p.add_argument("--limit", type=int, help="evaluate on the first N test images only")
     p.add_argument("--figures-dir", type=Path, help="where to write the figures (default: the model folder)")
-    p.add_argument("--no-figures", action="store_true")
+    p.add_argument("--no-figures", action="store_true", help="write no figures")
+    p.add_argument(
+        "--classifier",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="measure how often a digit classifier reads the reconstructions (trains one the first time, ~1 min)",
+    )
     p.add_argument("--save", action="store_true", help=f"write {EVAL_NAME} into the model folder, update its card")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the sampling noise")
+    p.add_argument("--device", default="cpu", help="cpu, cuda, mps")
     return p
 
 
@@ -184,6 +217,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         model = VAE.from_pretrained(args.model, map_location=args.device)
         images, labels = load_mnist("test", args.data_dir, download=False)
+        classifier = load_classifier(args.data_dir) if args.classifier else None
     except (WeightsError, DataError, OSError, ValueError, RuntimeError) as e:
         print(f"error: {e}", file=sys.stderr)
         return 2
@@ -202,6 +236,8 @@ def main(argv: list[str] | None = None) -> int:
             args.gv_batches,
             args.gv_draws,
             args.seed,
+            labels,
+            classifier,
         )
     )
     result["seconds"] = time.perf_counter() - t0

@@ -43,11 +43,15 @@ class PushError(Exception):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.push", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m training.push",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("folder", type=Path, help="a save_pretrained folder, e.g. weights/sgvb")
     p.add_argument("--repo-id", required=True, help="USER/NAME (or ORG/NAME) on the Hub")
     p.add_argument("--private", action="store_true", help="create the repo private (no effect if it exists)")
-    p.add_argument("--token", help="a write token (default: $HF_TOKEN, else the cached `hf auth login`)")
+    p.add_argument("--token", help="a write token; without it $HF_TOKEN, else the login cached by `hf auth login`")
     p.add_argument("--revision", "--branch", dest="revision", default="main", help="branch to push to (created)")
     p.add_argument("--message", default=None, help="commit message")
     p.add_argument("--dry-run", action="store_true", help="write the upload folder and list it; upload nothing")

@@ -27,7 +27,7 @@ from packaging.utils import canonicalize_name
 
 from vae_hub import VAE
 from vae_hub.files import CONFIG_NAME, WEIGHTS_NAME
-from vae_hub.latent_map import cache_path
+from webapp.latent_map import cache_path
 
 from .push import PushError, check_folder, check_repo_id, endpoint, listing, resolve_token, run, send
 
@@ -40,7 +40,7 @@ WEIGHTS_DIR = "weights"  # every save_pretrained folder below it, e.g. weights/s
 WEIGHT_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # all that app.py loads from a weights folder
 EXAMPLES = "examples/*.png"
 ASSETS_DIR = "assets"
-MAP_CACHE_DIR = "assets/latent_map"  # app.py's CACHE_DIR
+MAP_CACHE_DIR = "assets/latent_map"  # webapp.latent_map.SHIPPED_DIR, relative to the checkout
 LICENSE = "LICENSE"
 # Never shipped from a staged folder: caches, hidden files, build metadata and anything that may be a pickle.
 EXCLUDE = ("__pycache__", ".*", "*.pyc", "*.pyo", "*.egg-info", "*.pt", "*.pth", "*.bin", "*.ckpt", "*.pkl", "*.pickle")
@@ -52,7 +52,11 @@ SHORT_DESCRIPTION = "Reconstruct, sample and explore a VAE trained on MNIST"  # 
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m training.space", description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(
+        prog="python -m training.space",
+        description=__doc__.split("\n\n")[0],
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
     p.add_argument("repo_id", metavar="USER/NAME", help="the Space to create or update (ORG/NAME for an organisation)")
     p.add_argument(
         "--models",

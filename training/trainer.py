@@ -19,16 +19,20 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 import torch
+import torch.distributed as dist
 from torch import Tensor
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from vae_hub import VAE, Config
 from vae_hub.objectives import elbo_terms, get_regularizer, kl_wo_e
 
+from . import distributed
 from .checkpoint import (
     CKPT_NAME,
     CheckpointError,
     TrainingState,
+    check_against,
     load_checkpoint,
     remove_stale_temporaries,
     save_checkpoint,
@@ -59,6 +63,17 @@ def recipe(**overrides: Any) -> Config:
     return Config(**{**RECIPE, **overrides})
 
 
+def data_identity(train_loader: Iterable, test_loader: Iterable | None, world_size: int = 1) -> dict[str, Any]:
+    """What a resumed run must share with the one that wrote the checkpoint besides the settings: the numbers of
+    training and test images (``--limit``, ``--test-limit``) and of processes (it decides the shards)."""
+
+    def images(loader: Iterable | None) -> int | None:
+        x = getattr(loader, "x", None)  # MNISTBatches holds every image (a rank's shard is chosen per epoch)
+        return len(x) if x is not None else None
+
+    return {"train_images": images(train_loader), "test_images": images(test_loader), "world_size": world_size}
+
+
 class TrainingError(RuntimeError):
     """Training cannot go on; the message says why and what was kept."""
 
@@ -87,6 +102,9 @@ def init_output_bias(model: VAE, loader: Iterable) -> None:
         x = _flat(x, model)
         total = x.sum(0) if total is None else total + x.sum(0)
         n += len(x)
+    if distributed.active():  # every rank saw its own shard: the mean image is over all of them
+        summed = distributed.all_reduce_sum(torch.cat([total.double(), total.new_tensor([n], dtype=torch.float64)]))
+        total, n = summed[:-1].float(), int(summed[-1])
     mean = (total / n).clamp(1e-3, 1 - 1e-3)
     model.decoder[-1].bias.copy_(torch.logit(mean))
 
@@ -117,6 +135,10 @@ def nelbo_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[s
         kl_sum += terms.kl.sum().item()
         n += len(x)
     model.train(was_training)
+    if distributed.active():  # each rank evaluated its shard of the test set
+        rec_sum, kl_sum, n = distributed.all_reduce_sum(
+            torch.tensor([rec_sum, kl_sum, n], dtype=torch.float64)
+        ).tolist()
     if n == 0:
         raise TrainingError("the test loader yielded no images")
     return {"nelbo": (rec_sum + kl_sum) / n, "rec": rec_sum / n, "kl": kl_sum / n}
@@ -126,8 +148,14 @@ def nelbo_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[s
 def active_dimensions(model: VAE, loader: Iterable, threshold: float = ACTIVE_THRESHOLD) -> dict[str, Any]:
     """Per latent dimension, the variance of the posterior mean over ``loader``'s images (Burda et al. 2016's
     activity measure); a dimension with variance ≤ ``threshold`` carries no information (q(z_j|x) ≈ p(z_j))."""
-    mus = [model.encode(_flat(x, model))[0].double() for x, _ in loader]
-    variance = torch.cat(mus).var(0).tolist()
+    mus = torch.cat([model.encode(_flat(x, model))[0].double() for x, _ in loader])
+    if distributed.active():  # the variance over all ranks' shards, from the summed moments
+        n, s, sq = distributed.all_reduce_sum(
+            torch.stack([mus.new_full(mus.shape[1:], len(mus)), mus.sum(0), (mus**2).sum(0)])
+        )
+        variance = ((sq - s * s / n) / (n - 1)).tolist()
+    else:
+        variance = mus.var(0).tolist()
     return {"active_dims": sum(v > threshold for v in variance), "mu_variance": variance, "threshold": threshold}
 
 
@@ -161,7 +189,11 @@ class Trainer:
         ``train_loader`` is any re-iterable of ``(x, y)`` batches, normally :class:`vae_hub.MNISTBatches`; if it
         has a ``generator`` (its shuffling), the trainer seeds and checkpoints it. With ``ckpt_dir`` every epoch
         ends in an atomic checkpoint; ``resume=True`` continues from the last one. Raises :class:`TrainingError`
-        on a non-finite loss, keeping the last good checkpoint.
+        on a non-finite loss or a failed checkpoint write, keeping the last good checkpoint.
+
+        Inside a process group (``torchrun``, see :mod:`training.distributed`) the model is wrapped in
+        ``DistributedDataParallel``, each rank trains on its loader's shard with its own noise, the metrics are
+        summed over the ranks, and rank 0 alone writes the checkpoint (with every rank's noise state).
         """
         get_regularizer(regularizer)  # fail early, with the list of names
         cfg = dataclasses.replace(self.config, regularizer=regularizer, epochs=epochs or self.config.epochs)
@@ -170,6 +202,8 @@ class Trainer:
         if steps_per_epoch == 0:
             raise TrainingError("the training loader yields no batches")
         total_steps = cfg.epochs * steps_per_epoch
+        rank, world_size = (dist.get_rank(), dist.get_world_size()) if distributed.active() else (0, 1)
+        progress = progress and rank == 0
 
         torch.manual_seed(cfg.seed)  # the initial weights
         model = VAE(cfg).to(device).train()
@@ -180,18 +214,28 @@ class Trainer:
             init_output_bias(model, train_loader)  # before the shuffling is seeded: that pass must not count
         fused = device.type in ("cpu", "cuda")  # one kernel per step instead of one per tensor
         optimizer = torch.optim.Adam(model.parameters(), lr=lr_at(cfg, 0, total_steps, steps_per_epoch), fused=fused)
-        noise = torch.Generator(device).manual_seed(cfg.seed + 1)
+        noise = torch.Generator(device).manual_seed(cfg.seed + 1 + rank)  # each rank its own noise
         shuffle: torch.Generator | None = getattr(train_loader, "generator", None)
         if shuffle is not None:
             shuffle.manual_seed(cfg.seed)
 
         ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
+        data = data_identity(train_loader, test_loader, world_size)
         history: list[dict[str, Any]] = []
         start = 0
-        if ckpt is not None:
+        if ckpt is not None and rank == 0:
             remove_stale_temporaries(ckpt.parent)
         if resume and ckpt is not None and ckpt.is_file():
-            start, history = self._restore(ckpt, cfg, model, optimizer, noise, shuffle)
+            start, history = self._restore(ckpt, cfg, data, model, optimizer, noise, shuffle)
+        if world_size > 1:
+            if int(distributed.all_reduce_sum(torch.tensor([start])).item()) != start * world_size:
+                raise CheckpointError(
+                    f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk"
+                )
+            # DDP averages the gradients (and broadcasts rank 0's weights, equal anyway: same seed, same checkpoint)
+            net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+        else:
+            net = model
 
         overall = tqdm(total=cfg.epochs, initial=start, desc=f"{regularizer}", unit="epoch", disable=not progress)
         step = start * steps_per_epoch
@@ -208,7 +252,7 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     x = _flat(x, model)
-                    out = model(x, generator=noise)
+                    out = net(x, generator=noise)
                     terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
                     loss = terms.loss.mean() if beta == 1.0 else (terms.rec + beta * terms.kl).mean()
                     optimizer.zero_grad(set_to_none=True)
@@ -226,7 +270,7 @@ class Trainer:
                     if i % 10 == 0:
                         bar.set_postfix(loss=f"{value:.2f}", refresh=False)
                 bar.close()
-                objective, rec, kl_sum, n = sums.tolist()
+                objective, rec, kl_sum, n = distributed.all_reduce_sum(sums).tolist()  # over all ranks
                 record: dict[str, Any] = {
                     "epoch": epoch,
                     "lr": lr,
@@ -248,7 +292,9 @@ class Trainer:
                 )
                 overall.update(1)
                 if ckpt is not None:
-                    save_checkpoint(ckpt, self._state(epoch, cfg, history, model, optimizer, noise, shuffle))
+                    state = self._state(epoch, cfg, data, history, model, optimizer, noise, shuffle)
+                    if rank == 0:
+                        self._save(ckpt, state)
         finally:
             overall.close()
         return FitResult(model.eval(), history)
@@ -266,24 +312,44 @@ class Trainer:
         )
 
     @staticmethod
+    def _save(ckpt: Path, state: TrainingState) -> None:
+        try:
+            save_checkpoint(ckpt, state)
+        except OSError as e:  # EFBIG, ENOSPC, EROFS...: the atomic writer left the previous checkpoint in place
+            kept = (
+                f"the last good checkpoint (epoch {load_checkpoint(ckpt).epoch}) is kept"
+                if ckpt.is_file()
+                else "no checkpoint was written yet"
+            )
+            raise TrainingError(
+                f"cannot write the checkpoint {ckpt} after epoch {state.epoch} ({e.strerror or e}); {kept}"
+            ) from e
+
+    @staticmethod
     def _state(
         epoch: int,
         cfg: Config,
+        data: dict[str, Any],
         history: list[dict[str, Any]],
         model: VAE,
         optimizer: torch.optim.Optimizer,
         noise: torch.Generator,
         shuffle: torch.Generator | None,
     ) -> TrainingState:
-        rng = {"torch": torch.get_rng_state(), "noise": noise.get_state()}
+        # Rank r's noise generator is rng/noise (rank 0, the one-process layout) or rng/noise/<r>.
+        noises = distributed.all_gather(noise.get_state())
+        rng = {"torch": torch.get_rng_state(), "noise": noises[0]}
+        rng.update({f"noise/{r}": state for r, state in enumerate(noises) if r > 0})
         if shuffle is not None:
             rng["shuffle"] = shuffle.get_state()
-        return TrainingState(epoch, cfg.to_dict(), history, model.state_dict(), optimizer.state_dict(), rng)
+        extra = {"data": data}
+        return TrainingState(epoch, cfg.to_dict(), history, model.state_dict(), optimizer.state_dict(), rng, extra)
 
     @staticmethod
     def _restore(
         ckpt: Path,
         cfg: Config,
+        data: dict[str, Any],
         model: VAE,
         optimizer: torch.optim.Optimizer,
         noise: torch.Generator,
@@ -298,14 +364,45 @@ class Trainer:
                 f"cannot resume from {ckpt}: the run's settings differ ({changes}). "
                 "Use the same settings, or delete the checkpoint to start afresh."
             )
+        theirs = state.extra.get("data")
+        if theirs != data:
+            if not isinstance(theirs, dict):
+                theirs = {}
+            changes = ", ".join(
+                f"{k}: {theirs.get(k)!r} in the checkpoint, {v!r} now" for k, v in data.items() if theirs.get(k) != v
+            )
+            raise CheckpointError(
+                f"cannot resume from {ckpt}: it was made with other data ({changes}). Use the same --limit, "
+                "--test-limit and number of processes, or delete the checkpoint to start afresh."
+            )
         if state.epoch > cfg.epochs:
             raise CheckpointError(f"{ckpt} is at epoch {state.epoch}, past the requested {cfg.epochs} epochs")
+        check_against(ckpt, state, model, optimizer)
+        rank = dist.get_rank() if distributed.active() else 0
+        wanted = {"torch": torch.get_rng_state(), ("noise" if rank == 0 else f"noise/{rank}"): noise.get_state()}
+        if shuffle is not None:
+            wanted["shuffle"] = shuffle.get_state()
+        for name, current in wanted.items():  # a wrong-sized state would crash inside set_state: refuse it here
+            got = state.rng.get(name)
+            if got is None or got.shape != current.shape:
+                found = "missing" if got is None else f"{got.numel()} bytes, expected {current.numel()}"
+                raise CheckpointError(
+                    f"cannot resume from {ckpt}: RNG state rng/{name} is {found}; delete it to start afresh"
+                )
+        try:
+            probe = torch.Generator(noise.device)
+            probe.set_state(state.rng["noise" if rank == 0 else f"noise/{rank}"])
+            torch.Generator().set_state(state.rng["torch"])
+            if shuffle is not None:
+                torch.Generator().set_state(state.rng["shuffle"])
+        except RuntimeError as e:
+            raise CheckpointError(
+                f"cannot resume from {ckpt}: an RNG state is invalid ({e}); delete it to start afresh"
+            ) from e
         model.load_state_dict(state.model, strict=True)
         optimizer.load_state_dict(state.optimizer)
         torch.set_rng_state(state.rng["torch"])
-        noise.set_state(state.rng["noise"])
+        noise.set_state(state.rng["noise" if rank == 0 else f"noise/{rank}"])
         if shuffle is not None:
-            if "shuffle" not in state.rng:
-                raise CheckpointError(f"{ckpt} has no shuffling state but this loader shuffles")
             shuffle.set_state(state.rng["shuffle"])
         return state.epoch, state.history
