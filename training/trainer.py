@@ -239,6 +239,12 @@ class Trainer:
 
         overall = tqdm(total=cfg.epochs, initial=start, desc=f"{regularizer}", unit="epoch", disable=not progress)
         step = start * steps_per_epoch
+        # oneDNN's GELU costs ~7 µs (forward) and ~15 µs (backward) per call even on a 256×4 tensor; PyTorch's
+        # own kernel computes the same erf-based GELU (to 1 ulp) 2–4× faster on the narrow layers and as fast on
+        # the wide ones, 4 % of a CPU epoch. The matmuls go to MKL either way. Restored when training ends.
+        onednn = torch.backends.mkldnn.enabled
+        if device.type == "cpu":
+            torch.backends.mkldnn.enabled = False
         try:
             for epoch in range(start + 1, cfg.epochs + 1):
                 t0 = time.perf_counter()
@@ -297,6 +303,7 @@ class Trainer:
                     if rank == 0:
                         self._save(ckpt, state)
         finally:
+            torch.backends.mkldnn.enabled = onednn
             overall.close()
         return FitResult(model.eval(), history)
 
