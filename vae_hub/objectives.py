@@ -54,8 +54,11 @@ class _BernoulliNLL(torch.autograd.Function):
     def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:
         p = torch.sigmoid(logits)
         ctx.save_for_backward(p, x)
-        nll = torch.addcmul(logits.clamp(min=0), x, logits, value=-1).sum(-1)  # Σ max(l, 0) − x·l
-        nll -= _sum_log(torch.maximum(p, 1 - p))  # Σ log sigmoid(|l|)
+        buf = logits.clamp(min=0).addcmul_(x, logits, value=-1)
+        nll = buf.sum(-1)  # Σ max(l, 0) − x·l
+        # sigmoid(|l|) = max(p, 1 − p) = |p − ½| + ½, into the same buffer: one large temporary, not three (on a
+        # (1000, 784) batch, fresh allocations cost more in page faults than the arithmetic)
+        nll -= _sum_log(torch.sub(p, 0.5, out=buf).abs_().add_(0.5))
         return nll
 
     @staticmethod
