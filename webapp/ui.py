@@ -8,7 +8,6 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
 from . import EXAMPLES_DIR
 from .handlers import TITLES, Handlers
@@ -47,38 +46,19 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def editor_errors_as_messages(editor: gr.ImageEditor) -> gr.ImageEditor:
-    """Make an ImageEditor's undecodable uploads reach the user as a clear message instead of a bare "Error".
-
-    Its values come through the editor's own upload channel, so they must be decoded by its ``preprocess``;
-    that is wrapped on the instance, because subclassing a component makes Gradio write a .pyi file beside us.
-    """
-    decode = editor.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return decode(payload)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise gr.Error(f"The image could not be read ({e}). Upload a PNG, JPEG or WebP.") from None
-
-    editor.preprocess = preprocess
-    return editor
-
-
 def sketchpad(label: str, editor: type[gr.ImageEditor] = gr.Sketchpad, **kwargs: Any) -> gr.ImageEditor:
     """A Sketchpad (black brush, transparent 800×800 canvas: the strokes are in the alpha channel)."""
     brush = gr.Brush(default_size=30, colors=["#000000"], color_mode="fixed")  # ≈ MNIST's stroke for an 800 canvas
-    return editor_errors_as_messages(
-        editor(
-            label=label,
-            type="numpy",
-            image_mode="RGBA",
-            brush=brush,
-            canvas_size=(800, 800),
-            transforms=(),
-            layers=False,
-            **kwargs,
-        )
+    # Decoded by to_mnist, not by Gradio: webapp.guard makes the editor pass its value on as files.
+    return editor(
+        label=label,
+        type="filepath",
+        image_mode="RGBA",
+        brush=brush,
+        canvas_size=(800, 800),
+        transforms=(),
+        layers=False,
+        **kwargs,
     )
 
 
