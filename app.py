@@ -26,8 +26,9 @@ from PIL import Image  # noqa: E402
 from vae_hub import WeightsError  # noqa: E402
 from vae_hub.preprocess import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from webapp import EXAMPLES_DIR, latent_map  # noqa: E402
+from webapp.guard import harden  # noqa: E402
 from webapp.handlers import VARIANTS, Handlers, load_models  # noqa: E402
-from webapp.outputs import prune_outputs  # noqa: E402
+from webapp.outputs import UPLOAD_CACHE_DELETE, prune_outputs, start_pruning  # noqa: E402
 from webapp.ui import CSS, build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
@@ -88,15 +89,18 @@ def model_sources(overrides: list[str]) -> dict[str, str]:
 
 
 def create(sources: Mapping[str, str], data_root: str | None = None) -> tuple[gr.Blocks, Handlers]:
-    """Load the models and their latent maps, and build the app (not yet launched)."""
+    """Load the models and their latent maps, and build the app (not yet launched), with the input, concurrency and
+    upload-cache rules of :mod:`webapp.guard` applied to every listener."""
     models = load_models(sources)
     maps = {name: latent_map.load_or_build(m, EXAMPLES_DIR, data_root) for name, m in models.items()}
     handlers = Handlers(models, maps)
-    return build(handlers), handlers
+    return harden(build(handlers), upload_cache=UPLOAD_CACHE_DELETE), handlers
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.concurrency < 1:
+        raise SystemExit(f"--concurrency must be at least 1, got {args.concurrency}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
     torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
@@ -108,6 +112,8 @@ def main(argv: list[str] | None = None) -> None:
     except WeightsError as e:
         raise SystemExit(f"cannot load the weights: {e}") from None
     prune_outputs()
+    start_pruning(demo)
+    # All listeners share one concurrency group (webapp.guard), so this is the app's total, not a per-listener one.
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
     demo.launch(

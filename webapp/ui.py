@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
 from . import EXAMPLES_DIR
 from .handlers import Handlers, element_id
@@ -68,43 +67,24 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def editor_errors_as_messages(editor: gr.ImageEditor) -> gr.ImageEditor:
-    """Make an ImageEditor's undecodable uploads reach the user as a clear message instead of a bare "Error".
-
-    Its values come through the editor's own upload channel, so they must be decoded by its ``preprocess``;
-    that is wrapped on the instance, because subclassing a component makes Gradio write a .pyi file beside us.
-    """
-    decode = editor.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return decode(payload)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise gr.Error(f"The image could not be read ({e}). Upload a PNG, JPEG or WebP.") from None
-
-    editor.preprocess = preprocess
-    return editor
-
-
 def sketchpad(label: str, editor: type[gr.ImageEditor] = gr.Sketchpad, **kwargs: Any) -> gr.ImageEditor:
     """A Sketchpad (black brush on a transparent canvas: the strokes are in the alpha channel).
 
     The canvas is small (:data:`CANVAS`): it fits a phone at 100 % zoom, and the browser exports and uploads it
-    quickly after each stroke (a digit needs no more: it is reduced to 28×28).
+    quickly after each stroke (a digit needs no more: it is reduced to 28×28). Its value is decoded by to_mnist,
+    not by Gradio: webapp.guard makes the editor pass its value on as files.
     """
     brush = gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed")  # ≈ MNIST's stroke width
-    return editor_errors_as_messages(
-        editor(
-            label=label,
-            type="numpy",
-            image_mode="RGBA",
-            brush=brush,
-            canvas_size=(CANVAS, CANVAS),
-            transforms=(),
-            layers=False,
-            format="png",
-            **kwargs,
-        )
+    return editor(
+        label=label,
+        type="filepath",
+        image_mode="RGBA",
+        brush=brush,
+        canvas_size=(CANVAS, CANVAS),
+        transforms=(),
+        layers=False,
+        format="png",
+        **kwargs,
     )
 
 
