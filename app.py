@@ -24,6 +24,7 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from vae_hub import WeightsError  # noqa: E402
+from vae_hub.hub import WEIGHTS_DIR  # noqa: E402
 from vae_hub.preprocess import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from webapp import EXAMPLES_DIR, latent_map  # noqa: E402
 from webapp.guard import harden  # noqa: E402
@@ -32,7 +33,7 @@ from webapp.outputs import UPLOAD_CACHE_DELETE, prune_outputs, start_pruning  # 
 from webapp.ui import CSS, build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODELS = {v: str(ROOT / "weights" / v) for v in VARIANTS}  # the bundled models (vae_hub.bundled_weights)
+DEFAULT_MODELS = {v: str(WEIGHTS_DIR / v) for v in VARIANTS}  # the bundled models (vae_hub.bundled_weights)
 # VAE_HUB_SGVB, VAE_HUB_KL_WO_E, VAE_HUB_Z4_SGVB, VAE_HUB_Z4_KL_WO_E
 ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vae_hub.hub import BUNDLED
 from vae_hub.latent import interpolate
 from vae_hub.model import VAE
 from vae_hub.preprocess import InputError, to_mnist
@@ -22,7 +23,7 @@ from . import latent_map
 from .outputs import grid_to_uint8, to_uint8
 
 # The bundled models, the original 2-D pair first; a variant's name ends with its regularizer.
-VARIANTS = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")
+VARIANTS = BUNDLED
 ESTIMATORS = {"sgvb": "SGVB (sampled KL)", "kl_wo_e": "KL w/o E (closed-form KL)"}
 SCORE_SAMPLES = 64  # reparameterized draws averaged for the reconstruction term shown to the user
 VIEW_SCALE = 8  # 28×28 digits are shown at 224×224, nearest neighbour
