@@ -41,6 +41,31 @@ DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the t
 log = logging.getLogger("vae_hub.app")
 
 
+def client_disconnected(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is (or wraps, in a chain or an exception group) a client closing its connection."""
+    from starlette.requests import ClientDisconnect
+
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ClientDisconnect):
+            return True
+        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+    return False
+
+
+class DropClientDisconnect(logging.Filter):
+    """Drop the ASGI server's traceback for a browser that closed during an upload (nothing went wrong on our side);
+    every other error is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and client_disconnected(record.exc_info[1]))
+
+
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="Serve the vae-hub demo.")
@@ -104,6 +129,7 @@ def main(argv: list[str] | None = None) -> None:
         raise SystemExit(f"--concurrency must be at least 1, got {args.concurrency}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
+    logging.getLogger("uvicorn.error").addFilter(DropClientDisconnect())  # where uvicorn logs "Exception in ASGI"
     torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
     # Pillow refuses images above twice this many pixels before decoding them, wherever Gradio decodes an upload.
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2

@@ -116,6 +116,12 @@ def axis_choices(handlers: Handlers, variant: str) -> tuple[Any, Any, list[Any]]
     return x, y, sliders
 
 
+def short_title(title: str) -> str:
+    """A model's title shortened for a small image's label ("2-D latent · SGVB (sampled KL)" → "2-D · SGVB"): the
+    labels must fit a 120 px image on a phone; the scores table under the images has the full titles."""
+    return title.split(" (")[0].replace(" latent", "")
+
+
 def describe(handlers: Handlers) -> str:
     """The header: what is on the page, true for the models loaded."""
     sizes = sorted({m.latent_dim for m in handlers.models.values()})
@@ -185,8 +191,11 @@ def build(handlers: Handlers) -> gr.Blocks:
                             sketch = sketchpad("Draw a digit", elem_id="sketch", height=CANVAS + 110)
                 with gr.Column(scale=3, min_width=300, elem_id="results"):
                     with gr.Row(equal_height=True):
+                        # Short labels and no buttons over them: five 120 px images in a row must each show
+                        # their whole label (on a phone they wrap two per row).
                         view = gr.Image(
-                            label="What the models see (28×28)",
+                            label="Input, 28×28",
+                            buttons=[],
                             format="png",
                             elem_id="view",
                             elem_classes="pixelated",
@@ -196,7 +205,8 @@ def build(handlers: Handlers) -> gr.Blocks:
                         )
                         recs = [
                             gr.Image(
-                                label=handlers.titles[v],
+                                label=short_title(handlers.titles[v]),
+                                buttons=[],
                                 format="png",
                                 elem_id=f"rec_{element_id(v)}",
                                 elem_classes="pixelated",
