@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 import tempfile
 import threading
@@ -26,7 +25,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path[:0] = [str(ROOT)]  # run from a checkout without installing
 MB = 2**20
 
 
@@ -100,9 +99,9 @@ def main() -> None:
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
 
-    os.environ["VAE_HUB_QUIET_APP"] = "1"
-    from app_server import serve
     from gradio_client import Client, handle_file
+
+    from webapp.launch import serve
 
     with tempfile.TemporaryDirectory() as tmp:
         big = Path(tmp) / "big_1bit.png"
@@ -113,7 +112,7 @@ def main() -> None:
         example_b = {"background": handle_file(str(ROOT / "examples" / "0_0003.png")), "layers": [], "composite": None}
         env = {"GRADIO_TEMP_DIR": str(Path(tmp) / "gradio"), "VAE_HUB_APP_OUTPUTS": str(Path(tmp) / "out")}
         result: dict[str, object] = {"app": str(args.app_dir.resolve()), "image": size}
-        with serve(app_dir=args.app_dir, env=env) as url:
+        with serve(app_dir=args.app_dir, env=env, quiet=True) as url:
             pid = server_pid(int(url.rstrip("/").rsplit(":", 1)[1]))
             client = Client(url, verbose=False, download_files=False)
 

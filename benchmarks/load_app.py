@@ -17,7 +17,6 @@ from __future__ import annotations
 import argparse
 import io
 import json
-import os
 import statistics
 import sys
 import tempfile
@@ -29,7 +28,7 @@ import numpy as np
 from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests"), str(ROOT / "benchmarks")]
+sys.path[:0] = [str(ROOT), str(ROOT / "benchmarks")]  # run from a checkout without installing
 
 
 def make_files(folder: Path) -> list[tuple[str, np.ndarray]]:
@@ -157,22 +156,21 @@ def main() -> None:
     p.add_argument("--clients", type=int, default=50)
     p.add_argument("--requests", type=int, default=20)
     p.add_argument("--concurrency", type=int, help="the app's queue concurrency (default: the app's own default)")
-    p.add_argument("--weights", type=Path, help="folder holding sgvb/ and kl_wo_e/ (default: the bundled weights)")
+    p.add_argument("--weights", type=Path, help="a folder laid out like weights/ (default: the bundled weights)")
     p.add_argument("--time-limit", type=float, default=1800.0, help="seconds after which no request is sent")
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
 
-    os.environ["VAE_HUB_QUIET_APP"] = "1"
-    if args.weights:  # read by app_server.serve, which then passes --model flags for both variants
-        os.environ["VAE_HUB_TEST_WEIGHTS"] = str(args.weights.resolve())
-    from app_server import serve
-
     import app
+    from webapp.handlers import VARIANTS
+    from webapp.launch import serve
 
     extra = [] if args.concurrency is None else ["--concurrency", str(args.concurrency)]
+    if args.weights:  # a folder laid out like weights/
+        extra += [f"--model={v}={args.weights.resolve() / v}" for v in VARIANTS]
     with tempfile.TemporaryDirectory() as tmp:
         files = make_files(Path(tmp))
-        with serve(*extra) as url:
+        with serve(*extra, quiet=True) as url:
             from bench_memory import server_pid, status_mb
 
             pid = server_pid(int(url.rstrip("/").rsplit(":", 1)[1]))
