@@ -123,6 +123,16 @@ def test_upload_and_draw_reconstruct(page) -> None:
     scores = page.locator("#scores").inner_text()
     assert "SGVB" in scores and "KL w/o E" in scores
 
+    # 3. Clear: the canvas is empty again, and so are the results (no error message for an emptied canvas).
+    page.locator("#sketch button.clear").click()
+    page.wait_for_function("() => !document.querySelector('#rec_sgvb img') && !document.querySelector('#view img')")
+    ink = page.evaluate(
+        """() => { const c = document.querySelector('#sketch canvas');
+            return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v); }"""
+    )
+    assert not ink, "the canvas should be empty after Clear"
+    assert page.get_by_text("draw a digit first").count() == 0
+
 
 @pytest.mark.browser
 def test_bad_upload_shows_a_message(page, tmp_path) -> None:
