@@ -4,11 +4,11 @@
 
 Starts ``app.py`` (the bundled models) and, in headless Chromium driven by Playwright, measures several times each:
 
-(a) **drawn digit**: mouse strokes on the Sketchpad; from the last mouse-up to the moment all four reconstruction
-    images have new pictures loaded;
+(a) **drawn digit**: mouse strokes on the Draw tab's canvas; from the last pen-up (``pointerup``, the first event
+    of a mouse-up) to the moment all four reconstruction images have new pictures loaded;
 (b) **example**: a click on an example digit (Upload tab); from the click to the same moment.
 
-Both times are taken with the page's own clock (``performance.now()``: a capture listener marks the mouse-up or
+Both times are taken with the page's own clock (``performance.now()``: a capture listener marks the pen-up or
 click, a requestAnimationFrame loop marks the images), so Playwright's round trips do not count. The page is
 reloaded before each run, so every run starts from empty images. Each run's network requests (the browser's
 Resource Timing) give the breakdown: when the inputs' upload started and ended, when the queue was joined, when the
@@ -40,7 +40,7 @@ PAUSE_MS = 300  # after the first stroke's result: everything it started has set
 # Marks the user's action (capture phase: before any of the page's own handlers), records the page's requests.
 INIT_JS = """
 window.__bench = {t0: null};
-for (const type of ['mouseup', 'click']) {
+for (const type of ['pointerup', 'click']) {
   document.addEventListener(type, (e) => { if (window.__bench.arm === type) {
     window.__bench.t0 = performance.now(); window.__bench.arm = null; } }, true);
 }
@@ -77,7 +77,7 @@ def breakdown(entries: list[list], total: float) -> dict[str, float]:
     """The phases of one run (ms after the action); a phase that did not happen is left out."""
     out: dict[str, float] = {}
     by = {k: [e for e in entries if e[0] == k] for k in ("upload", "component", "join", "stream", "image")}
-    if by["component"]:  # the editor's own channel for its layers (accept_blobs), beside the uploads
+    if by["component"]:  # Gradio's editor's own channel for its layers (accept_blobs), beside the uploads
         out["editor blobs sent"] = min(e[1] for e in by["component"])
     if by["upload"]:
         out["upload starts"] = min(e[1] for e in by["upload"])
@@ -100,10 +100,10 @@ def run_once(page, url: str, action: str) -> tuple[float, dict[str, float]]:
         page.get_by_role("tab", name="Draw").click()
         canvas = page.locator("#sketch canvas").first
         canvas.wait_for(state="visible")
-        page.wait_for_timeout(600)  # the brush gets selected when the tab opens
+        page.wait_for_timeout(300)  # the tab's own request (showing the drawing's results, none yet) is done
         box = canvas.bounding_box()
         x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
-        # A "7": the bar; once its result is on screen, the stroke down, timed from its mouse-up (a person lifts
+        # A "7": the bar; once its result is on screen, the stroke down, timed from its pen-up (a person lifts
         # the pen between strokes; a stroke drawn while the last one is still on its way waits for it).
         page.evaluate(WATCH_JS, list(REC_IDS))
         page.mouse.move(x0 + 0.30 * w, y0 + 0.25 * h)
@@ -116,7 +116,7 @@ def run_once(page, url: str, action: str) -> tuple[float, dict[str, float]]:
         page.evaluate(WATCH_JS, list(REC_IDS))
         page.mouse.move(x0 + 0.70 * w, y0 + 0.25 * h)
         page.mouse.down()
-        page.evaluate("() => { window.__bench.arm = 'mouseup'; }")
+        page.evaluate("() => { window.__bench.arm = 'pointerup'; }")
         for t in range(1, 21):
             page.mouse.move(x0 + (0.70 - 0.25 * t / 20) * w, y0 + (0.25 + 0.55 * t / 20) * h)
         page.mouse.up()

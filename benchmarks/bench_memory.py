@@ -14,6 +14,7 @@ target is a rise of at most 300 MB per request. A baseline in the same process: 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
 import sys
 import tempfile
@@ -121,9 +122,9 @@ def main() -> None:
                     c = Client(url, verbose=False, download_files=False)
                     if endpoint == "/reconstruct":
                         c.predict(handle_file(str(path)), api_name=endpoint)
-                    elif endpoint == "/reconstruct_drawing":
-                        editor = {"background": None, "layers": [], "composite": handle_file(str(path))}
-                        c.predict(editor, api_name=endpoint)
+                    elif endpoint == "/reconstruct_drawing":  # the Draw tab's canvas sends a PNG data URL
+                        drawn = "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
+                        c.predict(drawn, api_name=endpoint)
                     else:
                         editor = {"background": handle_file(str(path)), "layers": [], "composite": None}
                         c.predict(editor, example_b, 5, api_name=endpoint)

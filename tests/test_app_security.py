@@ -3,6 +3,7 @@ all listeners, and the app's files are pruned (webapp/guard.py, webapp/outputs.p
 
 from __future__ import annotations
 
+import base64
 import json
 import os
 import time
@@ -100,7 +101,10 @@ def _values(path: str, endpoint: str) -> list[tuple[str, list[object]]]:
     """Every shape in which ``path`` can reach ``endpoint``: plain, FileData without and with ``meta``, and each
     slot of an editor value."""
     shapes: list[tuple[str, object]] = [("FileData without meta", {"path": path}), ("plain string", path)]
-    if endpoint != "reconstruct":
+    if endpoint == "reconstruct_drawing":  # takes a data URL; sent a path or a file value, it must not open it
+        editor = {"background": None, "layers": [], "composite": {"path": path, "meta": META}}
+        shapes += [("FileData with meta", {"path": path, "meta": META}), ("editor composite", editor)]
+    elif endpoint != "reconstruct":
         shapes = [
             (f"editor {slot}, {name}", {"background": None, "layers": [], "composite": None} | {slot: v})
             for slot in ("background", "composite")
@@ -136,6 +140,10 @@ def test_no_endpoint_opens_a_path_the_client_names(server: Server, outside: dict
         assert len(seen) == 1, f"{endpoint}, {shape}: different refusals {seen}"
     if endpoint == "reconstruct":  # its input is not processed by Gradio: the refusal is the app's own
         assert messages["FileData without meta"] == {guard.NOT_UPLOADED_MESSAGE}
+    elif endpoint == "reconstruct_drawing":  # not a data URL: refused before anything is opened or decoded
+        not_a_drawing = "The drawing must be a PNG data URL (data:image/png;base64,…)."
+        assert messages["plain string"] == messages["FileData without meta"] == {not_a_drawing}
+        assert set().union(*messages.values()) <= {not_a_drawing, "None"}  # Gradio refuses FileData with meta first
     else:  # Gradio's own checks (FileData must carry meta; then be an upload) refuse first, without details
         assert set().union(*messages.values()) == {"None"}
 
@@ -150,7 +158,8 @@ def test_uploads_and_examples_still_work(server: Server, tmp_path: Path) -> None
         event, answer = server.call("reconstruct", value)
         assert event == "complete", (value, answer)
     editor = {"background": None, "layers": [], "composite": {"path": uploaded, "meta": META}}
-    assert server.call("reconstruct_drawing", editor)[0] == "complete"
+    drawing = "data:image/png;base64," + base64.b64encode(digit.read_bytes()).decode("ascii")
+    assert server.call("reconstruct_drawing", drawing)[0] == "complete"
     drawn = {"background": {"path": uploaded, "meta": META}, "layers": [{"path": uploaded, "meta": META}]}
     event, answer = server.call("interpolate", drawn | {"composite": None}, editor, 4)
     assert event == "complete", answer
