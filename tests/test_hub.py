@@ -521,6 +521,7 @@ def test_space_hub_refusals_exit_1(bundled: Path, hub_env, capsys) -> None:
     assert code == 1 and "namespace" in err and TOKEN not in err
 
 
+@pytest.mark.slow
 def test_staged_space_serves_without_the_repository(bundled: Path, tmp_path: Path, capsys, monkeypatch) -> None:
     """The staged folder alone runs the demo: app.py imports only what was staged (not the checkout, nor an
     installed vae-hub), loads the staged weights and answers a real request."""
