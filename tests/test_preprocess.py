@@ -252,6 +252,16 @@ def test_coloured_strokes_on_a_transparent_canvas_are_ink(digits) -> None:
     assert corr(to_mnist({"background": None, "layers": [canvas], "composite": canvas})[0], d / 255.0) > 0.9
 
 
+def test_one_pixel_diagonal_strokes_are_ink() -> None:
+    """A '7' drawn with 1-pixel strokes on a 30×30 canvas: its diagonal's pixels touch only at corners, yet
+    they are a stroke, not isolated specks."""
+    a = np.zeros((30, 30), np.uint8)
+    a[3, 5:25] = 255
+    a[np.arange(4, 26), np.arange(24, 2, -1)] = 255
+    out = to_mnist(a)[0]
+    assert int((out.sum(1) > 0).sum()) == 20 and int((out > 0.5).sum()) > 30
+
+
 @pytest.mark.parametrize("kind", ["pil", "path", "bytes", "tensor", "rgb", "rgba_opaque", "uint16", "float", "bool"])
 def test_input_types(digits, kind: str, tmp_path: Path) -> None:
     d = digits[0][0]

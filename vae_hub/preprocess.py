@@ -422,10 +422,13 @@ def find_ink(a: np.ndarray) -> np.ndarray:
     # A gate, not a subtraction: ink well above the floor keeps its full value (and the strokes their mass),
     # ink near it fades out.
     n = np.clip(d / contrast, 0.0, 1.0) * np.clip(d / floor - 1, 0.0, 1.0)
-    # Drop isolated specks (no inked 4-neighbour) so that they do not stretch the bounding box.
+    # Drop isolated specks (no inked neighbour, diagonals included: a 1-pixel diagonal stroke is ink) so that
+    # they do not stretch the bounding box.
     m = n > 0
     p = np.pad(m, 1)
-    n = n * (m & (p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]))
+    h, w = m.shape
+    neighbours = [p[i : i + h, j : j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)]
+    n = n * (m & np.logical_or.reduce(neighbours))
     if float(n.max()) < BLANK_CONTRAST / 2:
         raise InputError(BLANK_MESSAGE)
     return (n / n.max()).astype(np.float32)
