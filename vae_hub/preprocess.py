@@ -295,10 +295,16 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     taken region by region, it does not sink into wide or blurred strokes. The first guess at the paper: the
     brightest tenth of coarse cells, each the median of its neighbours.
     """
-    # The paper is the high side of z; ink lies below it. Light multiplies the paper's brightness: fit its log.
-    z = np.log(np.maximum(v, 1e-3)) if light else -v
-    g = max(1, int(np.ceil(max(z.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
-    small = _resize(z, max(1, z.shape[0] // g), max(1, z.shape[1] // g))
+    g = max(1, int(np.ceil(max(v.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
+    small = _resize(v, max(1, v.shape[0] // g), max(1, v.shape[1] // g))
+    grain = _grain(small)
+    # Flipped so that the paper is the high side and ink lies below it. Light multiplies the paper's
+    # brightness: fit its log.
+    if light:
+        grain /= max(float(np.percentile(small, 90)), 0.05)  # in the log's units, near the paper
+        small = np.log(np.maximum(small, 1e-3))
+    else:
+        small = -small
     cells = max(1, min(8, min(small.shape) // 6))
     ch, cw = small.shape[0] // cells, small.shape[1] // cells
     blocks = small[: cells * ch, : cells * cw].reshape(cells, ch, cells, cw).transpose(0, 2, 1, 3)
@@ -313,7 +319,7 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     # and a quadratic fitted to the paper. The paper is the bright side, so a surface that leaves many pixels
     # far above it has bent into the ink; of the rest, take the simplest that holds nearly the most paper.
     zs = small.ravel()
-    margin = max(3 * _grain(small), 0.02)
+    margin = max(3 * grain, 0.02)
     fits = [np.full_like(zs, np.percentile(zs, 90))]
     fits += [_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6)]
     held = np.array([np.mean(np.abs(zs - f) < margin) for f in fits])
@@ -321,7 +327,7 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     i = int(np.flatnonzero(held >= held.max() - 0.03)[0])
     order = (1, 1, 3, 6)[i]
     coef = np.linalg.lstsq(terms[:, :order], fits[i], rcond=None)[0]
-    yy, xx = np.mgrid[-1 : 1 : complex(0, z.shape[0]), -1 : 1 : complex(0, z.shape[1])]
+    yy, xx = np.mgrid[-1 : 1 : complex(0, v.shape[0]), -1 : 1 : complex(0, v.shape[1])]
     full = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy][:order], -1) @ coef
     return (np.exp(full) if light else -full).astype(np.float32)
 
