@@ -147,23 +147,23 @@ def _pil_to_array(im: Image.Image) -> np.ndarray:
 
 
 def _value_range(a: np.ndarray) -> tuple[float, float]:
-    """(offset, scale) that map the array's values to [0, 1], found without full-size temporaries."""
+    """(offset, half the span) that map the array's values to [0, 1], found without full-size temporaries."""
     if a.dtype.kind == "b":
-        return 0.0, 1.0
+        return 0.0, 0.5
     if a.dtype == np.uint8:
-        return 0.0, 255.0
+        return 0.0, 127.5
     if a.dtype == np.uint16:
-        return 0.0, 65535.0
+        return 0.0, 32767.5
     lo, hi = float(a.min()), float(a.max())  # NaN anywhere makes these NaN; inf makes them infinite
     if not (np.isfinite(lo) and np.isfinite(hi)):
         raise InputError("The image array contains NaN or infinite values.")
     if lo >= 0 and hi <= 1:
-        return 0.0, 1.0
+        return 0.0, 0.5
     if lo >= 0 and hi <= 255:
-        return 0.0, 255.0
+        return 0.0, 127.5
     if lo >= 0 and hi <= 65535 and a.dtype.kind in "ui":
-        return 0.0, 65535.0
-    return lo, (hi - lo if hi > lo else 1.0)  # an unusual range (signed, huge): stretch it to [0, 1]
+        return 0.0, 32767.5
+    return lo, (hi * 0.5 - lo * 0.5 if hi > lo else 1.0)  # an unusual range (signed, huge): stretch it to [0, 1]
 
 
 def _array_to_float(a: np.ndarray) -> np.ndarray:
@@ -179,8 +179,9 @@ def _array_to_float(a: np.ndarray) -> np.ndarray:
 
     def unit(x: np.ndarray) -> np.ndarray:
         if x.dtype.kind in "bu" and x.itemsize <= 2:
-            return x.astype(np.float32) / np.float32(scale)  # exact in float32; no float64 copy
-        return ((x.astype(np.float64) - lo) / scale).clip(0, 1).astype(np.float32)
+            return x.astype(np.float32) / np.float32(2 * scale)  # exact in float32; no float64 copy
+        # In halves: a range from -1.8e308 to 1.8e308 overflows float64, half of it does not.
+        return ((x.astype(np.float64) * 0.5 - lo * 0.5) / scale).clip(0, 1).astype(np.float32)
 
     k = max(a.shape[:2]) // WORK_SIDE
     if k < 2:
@@ -273,7 +274,10 @@ def _luminance(a: np.ndarray) -> np.ndarray:
 
 def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
     """Least squares refitted without outliers (beyond 3 robust standard deviations)."""
+    coef = np.linalg.lstsq(basis, z, rcond=None)[0]
     for _ in range(4):
+        if keep.sum() < 2 * basis.shape[1]:  # too few points left to refit
+            break
         coef = np.linalg.lstsq(basis[keep], z[keep], rcond=None)[0]
         r = z - basis @ coef
         keep = np.abs(r) < 3 * 1.4826 * float(np.median(np.abs(r[keep]))) + 1e-4
