@@ -18,7 +18,6 @@ from PIL import Image, ImageDraw, ImageFilter
 
 from vae_hub.preprocess import (
     BLANK_MESSAGE,
-    EMPTY_SKETCH_MESSAGE,
     THICK,
     THIN,
     InputError,
@@ -26,6 +25,8 @@ from vae_hub.preprocess import (
     to_float_array,
     to_mnist,
 )
+from webapp.editor import EMPTY_SKETCH_MESSAGE
+from webapp.handlers import digit
 
 N_DIGITS = 40
 
@@ -192,7 +193,7 @@ def test_strokes_on_a_transparent_800_canvas(digits) -> None:
         canvas[50 : 50 + size, 100 : 100 + size, 3] = np.asarray(
             Image.fromarray(d).resize((size, size), Image.Resampling.BICUBIC)
         )
-        outs.append(to_mnist({"background": None, "layers": [canvas], "composite": canvas}))
+        outs.append(digit({"background": None, "layers": [canvas], "composite": canvas}))
     assert_matches(outs, images, mean=0.92)
 
 
@@ -237,7 +238,7 @@ def test_photo_on_the_editors_transparent_canvas_reads_as_the_photo(digits) -> N
             {"background": canvas, "layers": [empty], "composite": canvas},
             {"background": canvas, "layers": [empty], "composite": None},  # composited here
         ):
-            out = to_mnist(value)
+            out = digit(value)
             assert shifted_corr(out[0], alone[0].numpy()) > 0.9, i  # the same digit, give or take a pixel
         outs.append(out)
     assert_matches(outs, images[:12], mean=0.9)
@@ -249,7 +250,7 @@ def test_coloured_strokes_on_a_transparent_canvas_are_ink(digits) -> None:
     canvas = np.zeros((800, 800, 4), np.uint8)
     canvas[100:600, 150:650, 0] = 220
     canvas[100:600, 150:650, 3] = np.asarray(Image.fromarray(d).resize((500, 500), Image.Resampling.BICUBIC))
-    assert corr(to_mnist({"background": None, "layers": [canvas], "composite": canvas})[0], d / 255.0) > 0.9
+    assert corr(digit({"background": None, "layers": [canvas], "composite": canvas})[0], d / 255.0) > 0.9
 
 
 def test_one_pixel_diagonal_strokes_are_ink() -> None:
@@ -292,7 +293,7 @@ def test_sketch_values(digits, tmp_path: Path) -> None:
         {"background": None, "layers": [], "composite": str(tmp_path / "c.png")},  # file paths
         {"background": None, "layers": [], "composite": {"path": str(tmp_path / "c.png")}},  # Gradio FileData
     ):
-        assert corr(to_mnist(value)[0], d / 255.0) > 0.85
+        assert corr(digit(value)[0], d / 255.0) > 0.85
 
 
 # --- special files --------------------------------------------------------------------------------------
@@ -430,7 +431,7 @@ def _bad_inputs(tmp_path: Path, digit: np.ndarray) -> dict[str, tuple[object, st
 def test_bad_inputs_get_clear_messages(tmp_path: Path, digits) -> None:
     for name, (value, message) in _bad_inputs(tmp_path, digits[0][0]).items():
         with pytest.raises(InputError) as info:
-            to_mnist(value)
+            digit(value)  # what the app does: an editor's value (a dict) becomes an image, then to_mnist
         assert message.lower() in str(info.value).lower(), (name, str(info.value))
 
 

@@ -41,7 +41,6 @@ STRAY, FRINGE = 0.01, 0.002  # left out of the crop: specks beyond a gap (1% of 
 BOX, CANVAS = 20, 28
 
 BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a digit first, or upload a clearer picture."
-EMPTY_SKETCH_MESSAGE = "The sketchpad is empty: draw a digit first."
 
 
 class InputError(ValueError):
@@ -52,7 +51,7 @@ def to_mnist(image: Any) -> Tensor:
     """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black.
 
     ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), a file
-    path or bytes, or a Gradio Sketchpad/ImageEditor value (a dict with ``background``, ``layers``, ``composite``).
+    path or bytes. (The app turns its editors' values into arrays first: ``webapp.editor``.)
     Raises :class:`InputError` for anything unusable (blank, unreadable, too large or too small).
     """
     return torch.from_numpy(mnist_recipe(find_ink(to_float_array(image)))).unsqueeze(0)
@@ -204,31 +203,8 @@ def _array_to_float(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def _editor_to_array(value: dict) -> np.ndarray:
-    """A Sketchpad/ImageEditor value: the composite if present, else the layers over the background."""
-    if "path" in value and not {"background", "layers", "composite"} & value.keys():
-        return to_float_array(value["path"])  # a Gradio FileData dict
-    if value.get("composite") is not None:
-        return to_float_array(value["composite"])
-    layers = [x for x in value.get("layers") or [] if x is not None]
-    background = value.get("background")
-    if not layers:
-        if background is None:
-            raise InputError(EMPTY_SKETCH_MESSAGE)
-        return to_float_array(background)
-    rgba = [_as_rgba(to_float_array(x)) for x in ([background] if background is not None else []) + layers]
-    out = rgba[0]
-    for layer in rgba[1:]:
-        if layer.shape != out.shape:
-            raise InputError(f"The sketch's layers differ in size ({layer.shape[:2]} vs {out.shape[:2]}).")
-        alpha = layer[..., 3:]  # "over" compositing
-        out_a = alpha + out[..., 3:] * (1 - alpha)
-        rgb = (layer[..., :3] * alpha + out[..., :3] * out[..., 3:] * (1 - alpha)) / np.maximum(out_a, 1e-6)
-        out = np.concatenate([rgb, out_a], axis=-1)
-    return out
-
-
-def _as_rgba(a: np.ndarray) -> np.ndarray:
+def as_rgba(a: np.ndarray) -> np.ndarray:
+    """A float H×W×C image (C = 1…4) as RGBA: grey is repeated, a missing alpha is opaque."""
     c = a.shape[2]
     rgb = a[..., :1].repeat(3, 2) if c <= 2 else a[..., :3]
     alpha = a[..., -1:] if c in (2, 4) else np.ones_like(a[..., :1])
@@ -239,8 +215,6 @@ def to_float_array(image: Any) -> np.ndarray:
     """Decode any accepted input to a float32 H×W×C array in [0, 1] (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)."""
     if image is None:
         raise InputError("No image: upload a picture or draw a digit first.")
-    if isinstance(image, dict):
-        return _editor_to_array(image)
     if isinstance(image, (str, os.PathLike, bytes, bytearray)):
         return _pil_to_array(open_image(image))
     if isinstance(image, Image.Image):
@@ -250,8 +224,7 @@ def to_float_array(image: Any) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return _array_to_float(image)
     raise InputError(
-        f"Unsupported input of type {type(image).__name__}: pass a PIL image, a numpy array, a file path "
-        "or a Sketchpad value."
+        f"Unsupported input of type {type(image).__name__}: pass a PIL image, a numpy array, a file path or bytes."
     )
 
 

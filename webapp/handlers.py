@@ -18,10 +18,11 @@ from torch import Tensor
 from vae_hub.hub import BUNDLED
 from vae_hub.latent import interpolate
 from vae_hub.model import VAE
-from vae_hub.preprocess import EMPTY_SKETCH_MESSAGE, InputError, to_mnist
+from vae_hub.preprocess import InputError, to_mnist
 from vae_hub.viz import grid_axis, latent_grid
 
 from . import latent_map
+from .editor import EMPTY_SKETCH_MESSAGE, editor_image
 from .outputs import grid_to_uint8, to_uint8
 
 # The bundled models, the original 2-D pair first; a variant's name ends with its regularizer.
@@ -51,6 +52,11 @@ def title(variant: str, model: VAE) -> str:
     """What a person reads for a model: its latent size (from the weights) and its regularizer."""
     regularizer = ESTIMATORS.get(variant.rsplit("/", 1)[-1], variant)
     return f"{model.latent_dim}-D latent · {regularizer}"
+
+
+def digit(value: Any) -> Tensor:
+    """The 28×28 digit of an input as the app receives it: a file, or an editor's value (a dict)."""
+    return to_mnist(editor_image(value) if isinstance(value, dict) else value)
 
 
 def element_id(variant: str) -> str:
@@ -163,7 +169,7 @@ class Handlers:
         """Any image → (the 28×28 input, one reconstruction per model, the scores table, the digit)."""
         if image is None:  # the input was cleared
             return (None, *([None] * len(self.models)), [], None)
-        x = to_mnist(image)
+        x = digit(image)
         recs = [to_uint8(model.reconstruct(x)[0, 0], VIEW_SCALE) for model in self.models.values()]
         return (to_uint8(x[0], VIEW_SCALE), *recs, self.scores(x), x[0].numpy())
 
@@ -206,7 +212,7 @@ class Handlers:
             if image is None:
                 raise InputError(f"Digit {side} is missing: upload, draw or pick one.")
             try:
-                ends.append(to_mnist(image))
+                ends.append(digit(image))
             except InputError as e:
                 raise InputError(f"Digit {side}: {e}") from None
         strips = []
