@@ -1,20 +1,25 @@
 """Benchmark: steady-state training epochs of the project's trainer against the pytorch/examples pipeline.
 
-In one process it times
+In one process it times, per epoch of 60,000 images in batches of 256:
   1. the pytorch/examples VAE pipeline: ``torchvision.datasets.MNIST`` with ``ToTensor`` through a
-     ``DataLoader`` (batch 256, shuffled), a plain Adam loop over the same model and objective;
-  2. the project's ``training.Trainer`` (in-memory batches, fused Adam, lr schedule);
-and prints the ratio, plus the fraction of the machine's matmul peak that each reaches (the peak is measured
-here too, with a large float32 matmul). Usage: ``python benchmarks/bench_train.py [--data-dir DIR]``.
+     ``DataLoader`` (batch 256, shuffled), a plain Adam loop over the same model and its own loss function;
+  2. the project's ``training.Trainer`` (in-memory batches, fused loss and Adam, lr and KL schedules);
+  3. the matmul limit: the same matmuls alone, shape for shape (each Linear's forward, and its backward for the
+     weight and, but for the first layer, the input), with nothing else, as the floor a step cannot go below;
+and prints the times and the ratios. For comparison with earlier numbers it also prints the limit implied by
+the machine's peak (a 2048² float32 matmul, measured here too). Usage:
+``python benchmarks/bench_train.py [--data-dir DIR] [--threads N]``.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 import torch
@@ -49,6 +54,34 @@ def training_flops_per_image(model: VAE) -> float:
     return 3 * 2 * macs
 
 
+@torch.no_grad()
+def matmul_epoch_seconds(model: VAE, batch: int, steps: int, repeats: int = 3) -> float:
+    """Seconds for one epoch of the training step's matmuls alone, the best of ``repeats``.
+
+    Per Linear (in, out) and step: the forward ``addmm`` (batch, in) → (batch, out); the weight gradient
+    (out, batch) @ (batch, in); the input gradient (batch, out) @ (out, in), except for the first layer, whose
+    input is the data. Random operands, preallocated outputs: only the arithmetic is timed.
+    """
+    calls = []
+    linears = [m for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    for i, lin in enumerate(linears):
+        w, b = lin.weight.detach(), lin.bias.detach()
+        a, g = torch.randn(batch, lin.in_features), torch.randn(batch, lin.out_features)
+        y, gw, gx = torch.empty_like(g), torch.empty_like(w), torch.empty_like(a)
+        calls.append(lambda b=b, a=a, w=w, y=y: torch.addmm(b, a, w.t(), out=y))
+        calls.append(lambda g=g, a=a, gw=gw: torch.mm(g.t(), a, out=gw))
+        if i > 0:
+            calls.append(lambda g=g, w=w, gx=gx: torch.mm(g, w, out=gx))
+    best = float("inf")
+    for _ in range(repeats):
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            for call in calls:
+                call()
+        best = min(best, time.perf_counter() - t0)
+    return best
+
+
 def examples_loss(model: VAE, data: torch.Tensor) -> torch.Tensor:
     """pytorch/examples/vae's ``loss_function``: BCE on sigmoid outputs, summed, plus the closed-form KL."""
     out = model(data)
@@ -57,16 +90,15 @@ def examples_loss(model: VAE, data: torch.Tensor) -> torch.Tensor:
     return (bce + kld) / len(data)
 
 
-def examples_pipeline_epochs(root: Path, epochs: int) -> list[float]:
+def examples_pipeline_epochs(root: Path) -> Iterator[float]:
     """pytorch/examples/vae: MNIST + ToTensor + DataLoader(batch 256, shuffle), Adam, its own loss function,
-    loss.item() per step. The same network as ours."""
+    loss.item() per step. The same network as ours. Yields the seconds of each epoch, one per ``next``."""
     dataset = datasets.MNIST(str(root), train=True, download=False, transform=transforms.ToTensor())
     loader = DataLoader(dataset, batch_size=256, shuffle=True)
     torch.manual_seed(0)
     model = VAE(Config())
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    times = []
-    for _ in range(epochs):
+    while True:
         t0 = time.perf_counter()
         train_loss = 0.0
         for data, _ in loader:
@@ -75,24 +107,23 @@ def examples_pipeline_epochs(root: Path, epochs: int) -> list[float]:
             loss.backward()
             train_loss += loss.item()
             optimizer.step()
-        times.append(time.perf_counter() - t0)
-    return times
+        yield time.perf_counter() - t0
 
 
-def trainer_epochs(images: torch.Tensor, labels: torch.Tensor, epochs: int, regularizer: str) -> list[float]:
-    config = Config(epochs=epochs, **RECIPE)
+def trainer_epoch(images: torch.Tensor, labels: torch.Tensor, regularizer: str) -> float:
+    """Seconds of the second epoch of a fresh ``Trainer.fit`` with the bundled recipe (the first warms up)."""
+    config = Config(epochs=2, **RECIPE)
     loader = MNISTBatches(images, labels, 256, shuffle=True, generator=torch.Generator(), device=config.torch_device)
     _, history = Trainer(config).fit(regularizer, loader, progress=False)
-    return [h["seconds"] for h in history]
+    return history[-1]["seconds"]
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $VAE_HUB_DATA, else ./data)")
-    p.add_argument("--pipeline-epochs", type=int, default=3, help="the first is warm-up")
-    p.add_argument("--trainer-epochs", type=int, default=6, help="the first is warm-up")
+    p.add_argument("--rounds", type=int, default=5, help="rounds of (limit, trainer, pipeline) epochs, interleaved")
     p.add_argument("--regularizer", default="kl_wo_e")
-    p.add_argument("--threads", type=int, help="torch CPU threads for both (on a loaded 2-core machine, 1 is steadier)")
+    p.add_argument("--threads", type=int, help="torch CPU threads for all (on a loaded 2-core machine, 1 is steadier)")
     args = p.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -101,30 +132,47 @@ def main() -> None:
     images, labels = load_mnist("train", root, download=False)
     peak = matmul_peak_flops()
     flops_epoch = training_flops_per_image(VAE(Config())) * len(images)
-    ideal = flops_epoch / peak
+    peak_limit = flops_epoch / peak
+    steps = -(-len(images) // 256)
 
-    pipe = examples_pipeline_epochs(root, args.pipeline_epochs)
-    ours = trainer_epochs(images, labels, args.trainer_epochs, args.regularizer)
-    pipe_s, ours_s = statistics.median(pipe[1:] or pipe), statistics.median(ours[1:] or ours)
+    pipeline = examples_pipeline_epochs(root)
+    next(pipeline)  # warm-up: the first epoch also reads the dataset
+    # Interleaved rounds, so that a change in the machine's load hits all three alike; a ratio is taken per round.
+    limit, ours, pipe, loads = [], [], [], []
+    for _ in range(args.rounds):
+        limit.append(matmul_epoch_seconds(VAE(Config()), 256, steps, repeats=1))
+        ours.append(trainer_epoch(images, labels, args.regularizer))
+        pipe.append(next(pipeline))
+        loads.append(os.getloadavg()[0])
+    limit_s, ours_s, pipe_s = (statistics.median(v) for v in (limit, ours, pipe))
+    fraction = statistics.median(lim / t for lim, t in zip(limit, ours))
+    speedup = statistics.median(p / t for p, t in zip(pipe, ours))
     result = {
         "device": str(Config().torch_device),
         "threads": torch.get_num_threads(),
-        "matmul_peak_gflops": round(peak / 1e9, 1),
-        "model_gflop_per_epoch": round(flops_epoch / 1e9, 1),
-        "matmul_limit_s_per_epoch": round(ideal, 3),
+        "load_average_1min": [round(v, 2) for v in loads],
         "pipeline_s_per_epoch": round(pipe_s, 3),
         "trainer_s_per_epoch": round(ours_s, 3),
-        "speedup": round(pipe_s / ours_s, 2),
-        "pipeline_peak_fraction": round(ideal / pipe_s, 3),
-        "trainer_peak_fraction": round(ideal / ours_s, 3),
-        "pipeline_epochs_s": [round(t, 3) for t in pipe],
+        "matmul_limit_s_per_epoch": round(limit_s, 3),
+        "speedup": round(speedup, 2),
+        "trainer_limit_fraction": round(fraction, 3),
+        "pipeline_limit_fraction": round(statistics.median(lim / t for lim, t in zip(limit, pipe)), 3),
+        "matmul_peak_gflops": round(peak / 1e9, 1),
+        "model_gflop_per_epoch": round(flops_epoch / 1e9, 1),
+        "peak_limit_s_per_epoch": round(peak_limit, 3),
+        "trainer_peak_fraction": round(peak_limit / ours_s, 3),
+        "limit_epochs_s": [round(t, 3) for t in limit],
         "trainer_epochs_s": [round(t, 3) for t in ours],
+        "pipeline_epochs_s": [round(t, 3) for t in pipe],
     }
     print(
         f"pipeline (torchvision ToTensor + DataLoader): {pipe_s:.2f} s/epoch\n"
         f"trainer (training.Trainer):                   {ours_s:.2f} s/epoch\n"
-        f"speed-up: {pipe_s / ours_s:.1f}x; matmul peak {peak / 1e9:.0f} GFLOP/s -> limit {ideal:.2f} s/epoch; "
-        f"trainer at {ideal / ours_s:.0%} of peak, pipeline at {ideal / pipe_s:.0%}"
+        f"matmul limit (the same matmuls alone):        {limit_s:.2f} s/epoch\n"
+        f"speed-up {speedup:.1f}x; trainer at {fraction:.0%} of the matmul limit (median of per-round ratios); "
+        f"{torch.get_num_threads()} thread(s), load average {min(loads):.1f}–{max(loads):.1f}\n"
+        f"(peak {peak / 1e9:.0f} GFLOP/s on a 2048² matmul would allow {peak_limit:.2f} s/epoch: trainer at "
+        f"{peak_limit / ours_s:.0%} of that)"
     )
     print(json.dumps(result))
 

@@ -147,10 +147,10 @@ def _iwae_pair(model: VAE, x: torch.Tensor, **kw) -> tuple[torch.Tensor, torch.T
 @pytest.mark.parametrize(
     ("hidden_dims", "n", "k", "chunk", "threads"),
     [
-        ([128, 32, 16, 4], 7, 300, 64, 1),  # 7 images: blocks of rows start at every image offset
-        ([128, 32, 16, 8], 300, 10, 3, 1),  # more rows per chunk than one block, a last short chunk
-        ([64, 2], 5, 450, 450, 2),  # another depth and latent size, on two worker threads
-        ([32, 16, 1], 1, 5, 2, 1),
+        ([128, 32, 16, 4], 7, 300, 64, 1),  # the 2-D default; 7 images: blocks start at every image offset
+        ([128, 32, 16, 8], 300, 10, 3, 1),  # 4-D; more rows per chunk than one block, a last short chunk
+        ([64, 2], 5, 450, 450, 2),  # 1-D, another depth, on two worker threads
+        ([32, 16, 12], 1, 5, 2, 1),  # 6-D, one image
     ],
 )
 def test_fast_iwae_equals_plain_formula_on_the_same_noise(
