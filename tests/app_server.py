@@ -15,12 +15,13 @@ from conftest import require
 ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `import app` in the tests, under a plain `pytest` as well as `python -m pytest`
     sys.path.insert(0, str(ROOT))
+from vae_hub.hub import BUNDLED  # noqa: E402
 from webapp import launch  # noqa: E402
 from webapp.launch import free_port  # noqa: E402,F401  (re-exported for the tests and load_app.py)
 
 # The weights the app serves: the bundled ones, or a folder laid out like weights/ (for work in progress).
 WEIGHTS = Path(os.environ.get("VAE_HUB_TEST_WEIGHTS") or ROOT / "weights")
-VARIANTS = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")  # as webapp.handlers.VARIANTS (not imported: no torch here)
+VARIANTS = BUNDLED  # the four bundled models, as the app serves them
 
 
 def weights_present() -> bool:
