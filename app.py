@@ -24,19 +24,46 @@ import torch  # noqa: E402
 from PIL import Image  # noqa: E402
 
 from vae_hub import WeightsError  # noqa: E402
+from vae_hub.hub import WEIGHTS_DIR  # noqa: E402
 from vae_hub.preprocess import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
 from webapp import EXAMPLES_DIR, latent_map  # noqa: E402
+from webapp.guard import harden  # noqa: E402
 from webapp.handlers import VARIANTS, Handlers, load_models  # noqa: E402
-from webapp.outputs import prune_outputs  # noqa: E402
+from webapp.outputs import UPLOAD_CACHE_DELETE, prune_outputs, start_pruning  # noqa: E402
 from webapp.ui import CSS, build  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODELS = {v: str(ROOT / "weights" / v) for v in VARIANTS}  # the bundled models (vae_hub.bundled_weights)
+DEFAULT_MODELS = {v: str(WEIGHTS_DIR / v) for v in VARIANTS}  # the bundled models (vae_hub.bundled_weights)
 # VAE_HUB_SGVB, VAE_HUB_KL_WO_E, VAE_HUB_Z4_SGVB, VAE_HUB_Z4_KL_WO_E
 ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
 
 log = logging.getLogger("vae_hub.app")
+
+
+def client_disconnected(exc: BaseException | None) -> bool:
+    """Whether ``exc`` is (or wraps, in a chain or an exception group) a client closing its connection."""
+    from starlette.requests import ClientDisconnect
+
+    seen: set[int] = set()
+    todo = [exc]
+    while todo:
+        e = todo.pop()
+        if e is None or id(e) in seen:
+            continue
+        seen.add(id(e))
+        if isinstance(e, ClientDisconnect):
+            return True
+        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
+    return False
+
+
+class DropClientDisconnect(logging.Filter):
+    """Drop the ASGI server's traceback for a browser that closed during an upload (nothing went wrong on our side);
+    every other error is still logged."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        return not (record.exc_info and client_disconnected(record.exc_info[1]))
 
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
@@ -88,17 +115,21 @@ def model_sources(overrides: list[str]) -> dict[str, str]:
 
 
 def create(sources: Mapping[str, str], data_root: str | None = None) -> tuple[gr.Blocks, Handlers]:
-    """Load the models and their latent maps, and build the app (not yet launched)."""
+    """Load the models and their latent maps, and build the app (not yet launched), with the input, concurrency and
+    upload-cache rules of :mod:`webapp.guard` applied to every listener."""
     models = load_models(sources)
     maps = {name: latent_map.load_or_build(m, EXAMPLES_DIR, data_root) for name, m in models.items()}
     handlers = Handlers(models, maps)
-    return build(handlers), handlers
+    return harden(build(handlers), upload_cache=UPLOAD_CACHE_DELETE), handlers
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
+    if args.concurrency < 1:
+        raise SystemExit(f"--concurrency must be at least 1, got {args.concurrency}")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
+    logging.getLogger("uvicorn.error").addFilter(DropClientDisconnect())  # where uvicorn logs "Exception in ASGI"
     torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
     # Pillow refuses images above twice this many pixels before decoding them, wherever Gradio decodes an upload.
     Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
@@ -108,6 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     except WeightsError as e:
         raise SystemExit(f"cannot load the weights: {e}") from None
     prune_outputs()
+    start_pruning(demo)
+    # All listeners share one concurrency group (webapp.guard), so this is the app's total, not a per-listener one.
     demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
     log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
     demo.launch(

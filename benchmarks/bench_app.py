@@ -2,9 +2,9 @@
 
     python benchmarks/bench_app.py [--weights weights] [--repeats 50]
 
-Server time is the handler's own work (decoding the upload, preprocessing, both models, the scores, the
+Server time is the handler's own work (decoding the upload, preprocessing, the four models, the scores, the
 enlarged images) plus writing the output images as PNG files, as the app serves them, measured in process.
-Each is also given as a ratio to a baseline measured in the same process (both models reconstructing one
+Each is also given as a ratio to a baseline measured in the same process (the four models reconstructing one
 ready 28×28 digit), so that numbers from a loaded or a faster machine stay comparable. Start-up is measured
 on a real ``app.py`` process: from launch until its page answers over HTTP. Targets: < 50 ms per request,
 < 100 ms per grid, start-up in a few seconds.
@@ -24,7 +24,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))
+VARIANTS = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")  # the four bundled models (webapp.handlers.VARIANTS)
 
 
 def timeit(fn: Callable[[], object], repeats: int) -> float:
@@ -61,13 +62,13 @@ def make_inputs(folder: Path) -> dict[str, str]:
 
 
 def startup_seconds(weights: Path, runs: int, map_cache: Path) -> list[float]:
-    from app_server import free_port
+    from webapp.launch import free_port
 
     times = []
     for _ in range(runs):
         port = free_port()
         cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
-        cmd += [f"--model=sgvb={weights / 'sgvb'}", f"--model=kl_wo_e={weights / 'kl_wo_e'}"]
+        cmd += [f"--model={v}={weights / v}" for v in VARIANTS]
         t = time.perf_counter()
         env = {**os.environ, "VAE_HUB_MAP_CACHE": str(map_cache)}
         proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -89,9 +90,18 @@ def startup_seconds(weights: Path, runs: int, map_cache: Path) -> list[float]:
     return times
 
 
+def report(results: dict[str, object], json_path: Path | None) -> None:
+    """Print ``results`` as aligned lines; also write them to ``json_path`` when given."""
+    width = max(map(len, results))
+    for k, v in results.items():
+        print(f"{k:<{width}}  {v}")
+    if json_path:
+        json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder holding sgvb/ and kl_wo_e/")
+    p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder laid out like weights/")
     p.add_argument("--repeats", type=int, default=50)
     p.add_argument("--startup-runs", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the results here")
@@ -108,7 +118,7 @@ def main() -> None:
 
     torch.set_num_threads(1)  # as app.main() does
     t1 = time.perf_counter()
-    models = load_models({v: args.weights / v for v in ("sgvb", "kl_wo_e")})
+    models = load_models({v: args.weights / v for v in VARIANTS})
     with tempfile.TemporaryDirectory() as tmp:
         # The shipped latent-map cache for the bundled weights; a scratch one (built once) for others.
         cache = Path(tmp) / "map"
@@ -125,12 +135,12 @@ def main() -> None:
 
         x = torch.rand(1, 1, 28, 28)
         baseline = timeit(lambda: [m.reconstruct(x) for m in models.values()], args.repeats * 4)
-        results: dict[str, object] = {"baseline: both models reconstruct one digit (ms)": round(baseline, 3)}
+        results: dict[str, object] = {"baseline: the four models reconstruct one digit (ms)": round(baseline, 3)}
         for name, path in make_inputs(Path(tmp)).items():
             ms = timeit(lambda path=path: reconstruct(path), args.repeats)
             results[f"reconstruct request, {name} (ms)"] = round(ms, 2)
             results[f"reconstruct request, {name} (× baseline)"] = round(ms / baseline, 1)
-        z = [0.0] * handlers.latent_dim
+        z = [0.0] * handlers.max_latent_dim
         decoded = timeit(lambda: handlers.grid("sgvb", 0, 1, "quantile", 2.0, 25, *z), args.repeats)
         as_png = timeit(lambda: grid("sgvb", 0, 1, "quantile", 2.0, 25, *z), args.repeats)
         results["25×25 grid decoded to an image (ms)"] = round(decoded, 2)
@@ -144,11 +154,7 @@ def main() -> None:
     results["start-up: `python app.py` until the page answers (s, median)"] = round(statistics.median(startups), 2)
     results["start-up runs (s)"] = [round(s, 2) for s in startups]
     results["torch threads"] = torch.get_num_threads()
-    width = max(map(len, results))
-    for k, v in results.items():
-        print(f"{k:<{width}}  {v}")
-    if args.json:
-        args.json.write_text(json.dumps(results, indent=2, ensure_ascii=False))
+    report(results, args.json)
 
 
 if __name__ == "__main__":

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import base64
 import html
 import os
 import re
@@ -325,10 +326,10 @@ def files(tmp_path_factory) -> dict[str, str]:
         sheet.paste(Image.fromarray(255 - ink).resize((420, 420), Image.Resampling.BICUBIC), (300, 120))
         sheet.convert("RGB").save(folder / f"{name}.jpg", quality=70)
         sheet.convert("RGBA").save(folder / f"{name}_composite.png")  # the editor's flattened, opaque layer
-    drawing = np.zeros((800, 800, 4), np.uint8)
-    drawing[100:700, 100:700, 3] = np.asarray(Image.fromarray(d).resize((600, 600)))
+    drawing = np.zeros((280, 280, 4), np.uint8)  # as the Draw tab's canvas sends it: black ink in the alpha channel
+    drawing[30:250, 30:250, 3] = np.asarray(Image.fromarray(d).resize((220, 220)))
     Image.fromarray(drawing).save(folder / "drawing.png")
-    Image.new("RGBA", (800, 800)).save(folder / "blank.png")
+    Image.new("RGBA", (280, 280)).save(folder / "blank.png")
     png = (folder / "drawing.png").read_bytes()
     (folder / "truncated.png").write_bytes(png[: len(png) // 3])
     (folder / "text.png").write_text("not an image\n")
@@ -337,6 +338,11 @@ def files(tmp_path_factory) -> dict[str, str]:
 
     (folder / "bomb.png").write_bytes(png_header_only(20000, 20000))
     return {p.stem: str(p) for p in folder.iterdir()}
+
+
+def data_url(path: str) -> str:
+    """A file as the drawing canvas sends its PNG: ``data:image/png;base64,…``."""
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
 
 
 def _load(path: str) -> np.ndarray:
@@ -357,7 +363,7 @@ def test_http_reconstruct_upload_and_drawing(client, files) -> None:
     for value, api in (
         (handle_file(str(EXAMPLE)), "/reconstruct"),
         (handle_file(files["photo"]), "/reconstruct"),
-        ({"background": None, "layers": [], "composite": handle_file(files["drawing"])}, "/reconstruct_drawing"),
+        (data_url(files["drawing"]), "/reconstruct_drawing"),
     ):
         view, *recs, table = client.predict(value, api_name=api)
         assert corr(shrink(_load(view)), original) > 0.85, api
@@ -444,11 +450,21 @@ def test_http_bad_inputs_get_clear_messages(client, files, handlers) -> None:
     for name, message in cases.items():
         with pytest.raises(AppError, match=message):
             client.predict(handle_file(files[name]), api_name="/reconstruct")
-    blank_sketch = {"background": None, "layers": [], "composite": handle_file(files["blank"])}
-    with pytest.raises(AppError, match="(?i)draw a digit first"):
-        client.predict(blank_sketch, api_name="/reconstruct_drawing")
-    with pytest.raises(AppError, match="sketchpad is empty"):
-        client.predict({"background": None, "layers": [], "composite": None}, api_name="/reconstruct_drawing")
+    # The Draw tab's canvas sends a PNG data URL: anything else is refused before decoding, with one line.
+    drawings = {
+        data_url(files["blank"]): "(?i)draw a digit first",  # a canvas with nothing drawn on it
+        "": "sketchpad is empty",  # a cleared canvas
+        "hello": "must be a PNG data URL",
+        str(EXAMPLE): "must be a PNG data URL",  # a path names no file here: it is not a data URL
+        "data:image/jpeg;base64,/9j/4AAQ": "must be a PNG data URL",
+        "data:image/png;base64,iVBOR@@==": "not valid base64",
+        "data:image/png;base64," + "A" * (2 * 2**20): "the limit is 2 MB",
+        data_url(files["text"]): "not an image",  # valid base64 of something that is not a PNG
+        data_url(files["truncated"]): "truncated or corrupt",
+    }
+    for value, message in drawings.items():
+        with pytest.raises(AppError, match=message):
+            client.predict(value, api_name="/reconstruct_drawing")
     with pytest.raises(AppError, match="maximum value 25"):  # Gradio checks the slider
         client.predict("sgvb", 0, 1, "quantile", 2, 40, *zeros(handlers), api_name="/grid")
     with pytest.raises(AppError, match="Choose two different dimensions"):

@@ -1,15 +1,17 @@
-"""A real browser (Debian's chromium, driven by Playwright) uploads a digit, draws one, and gets both reconstructions.
+"""A real browser (Debian's chromium, driven by Playwright) uploads a digit, draws one, and gets all reconstructions.
 
 The screenshots are saved under artifacts/browser/ (git-ignored) as test artefacts.
 """
 
 from __future__ import annotations
 
+import io
 import shutil
 import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from app_server import ROOT, weights_present
 from conftest import require
@@ -63,6 +65,14 @@ def _sources(page) -> list[str | None]:
     return [page.locator(f"{i} img").first.get_attribute("src") for i in REC_IDS]
 
 
+def _image(page, src: str) -> np.ndarray:
+    """An image the page shows, fetched with the page's own session, as grey levels in [0, 1]."""
+    from PIL import Image
+
+    body = page.request.get(src).body()
+    return np.asarray(Image.open(io.BytesIO(body)).convert("L"), dtype=np.float64) / 255.0
+
+
 def _wait_for_new_outputs(page, before: list[str | None]) -> list[str]:
     """Wait until both reconstruction images show (new) pictures; return their URLs."""
     for sel, old in zip(REC_IDS, before):
@@ -83,12 +93,10 @@ def test_upload_and_draw_reconstruct(page) -> None:
     assert page.locator("#view img").first.get_attribute("src")
     page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
 
-    # 2. Draw a stroke on the Sketchpad ("1"-like vertical line with a flag): new reconstructions appear.
+    # 2. Draw a "1" (a short flag, then straight down) on the canvas: new reconstructions of that stroke appear.
     page.get_by_role("tab", name="Draw").click()
     canvas = page.locator("#sketch canvas").first
     canvas.wait_for(state="visible")
-    # No click on the brush: the app selects it when the tab opens, so a person can draw straight away.
-    page.wait_for_timeout(500)
     box = canvas.bounding_box()
     assert box and box["width"] > 100 and box["height"] > 100
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
@@ -101,10 +109,29 @@ def test_upload_and_draw_reconstruct(page) -> None:
     page.mouse.up()
     after_draw = _wait_for_new_outputs(page, after_upload)
     assert after_draw != after_upload
+    # The input as the model saw it is a tall, thin stroke: its ink spans most of the height in a narrow band of
+    # columns; and every reconstruction is that shape too (a "1"), not the "7" uploaded before.
+    view = _image(page, page.locator("#view img").first.get_attribute("src"))
+    rows, cols = np.nonzero(view > 0.3)
+    assert rows.max() - rows.min() > 0.55 * view.shape[0], "the stroke should span most of the height"
+    assert cols.max() - cols.min() < 0.45 * view.shape[1], "the stroke should be narrow"
+    for src in after_draw:
+        rec = _image(page, src)
+        assert np.corrcoef(rec.ravel(), view.ravel())[0, 1] > 0.5, "the reconstruction should look like the stroke"
     page.wait_for_timeout(500)  # let the table and images settle before the picture
     page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
     scores = page.locator("#scores").inner_text()
     assert "SGVB" in scores and "KL w/o E" in scores
+
+    # 3. Clear: the canvas is empty again, and so are the results (no error message for an emptied canvas).
+    page.locator("#sketch button.clear").click()
+    page.wait_for_function("() => !document.querySelector('#rec_sgvb img') && !document.querySelector('#view img')")
+    ink = page.evaluate(
+        """() => { const c = document.querySelector('#sketch canvas');
+            return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v); }"""
+    )
+    assert not ink, "the canvas should be empty after Clear"
+    assert page.get_by_text("draw a digit first").count() == 0
 
 
 @pytest.mark.browser
@@ -174,7 +201,8 @@ def test_phone_layout(page) -> None:
         canvas = page.locator("#sketch canvas").first
         canvas.wait_for(state="visible")
         page.wait_for_timeout(500)
-        assert canvas.bounding_box()["width"] <= PHONE["width"]
+        box = canvas.bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], "the canvas must fit the phone's width"
         page.screenshot(path=str(ARTIFACTS / "phone_draw.png"), full_page=False)
     finally:
         page.set_viewport_size({"width": 1400, "height": 1000})

@@ -130,6 +130,7 @@ def test_resume_refuses_a_hostile_checkpoint_in_one_line_and_writes_no_model(
     assert not (tmp_path / "out" / "sgvb").exists()
 
 
+@pytest.mark.slow
 def test_resume_refuses_other_data_limits(
     good: Path, mnist_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -157,6 +158,7 @@ def test_unwritable_out_fails_before_training(
     assert not (ck / "sgvb").exists()  # refused before the first epoch
 
 
+@pytest.mark.slow
 def test_a_failed_model_write_is_one_line_and_keeps_the_checkpoint(
     mnist_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

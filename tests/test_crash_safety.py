@@ -14,12 +14,15 @@ import textwrap
 import time
 from pathlib import Path
 
+import pytest
 import torch
 from safetensors.torch import load_file
 
 from training.checkpoint import CKPT_NAME, CheckpointError, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
+pytestmark = pytest.mark.slow  # real training processes, killed and resumed
+
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
 EPOCHS = 5
 

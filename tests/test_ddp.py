@@ -20,6 +20,8 @@ from training.distributed import weights_digest
 from training.train import main
 from vae_hub import VAE
 
+pytestmark = pytest.mark.slow  # real torchrun processes
+
 ROOT = Path(__file__).resolve().parent.parent
 ENV = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
 EPOCHS = 16

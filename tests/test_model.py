@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -162,3 +165,19 @@ def test_model_card_metadata(tmp_path, model: VAE) -> None:
     card = (tmp_path / "README.md").read_text()
     for needle in ("library_name: vae-hub", "license: cc-by-sa-3.0", "- mnist", "- vae"):
         assert needle in card
+
+
+def test_the_library_imports_without_gradio_and_changes_no_global_state() -> None:
+    """`import vae_hub` (and every module of it) pulls in no Gradio or pyplot, switches no matplotlib backend,
+    and leaves the environment and Pillow's size limit as they were."""
+    probe = (
+        "import os, sys, PIL.Image, matplotlib; env = dict(os.environ); cap = PIL.Image.MAX_IMAGE_PIXELS; "
+        "backend = matplotlib.rcParams._get_backend_or_none(); "
+        "import vae_hub, vae_hub.viz, vae_hub.preprocess, vae_hub.latent, vae_hub.hub, vae_hub.objectives; "
+        "assert 'gradio' not in sys.modules and 'matplotlib.pyplot' not in sys.modules, 'imported'; "
+        "assert dict(os.environ) == env and PIL.Image.MAX_IMAGE_PIXELS == cap, 'globals'; "
+        "assert matplotlib.rcParams._get_backend_or_none() == backend, 'backend'"
+    )
+    root = Path(__file__).resolve().parent.parent
+    r = subprocess.run([sys.executable, "-c", probe], cwd=root, capture_output=True, text=True, timeout=120)
+    assert r.returncode == 0, r.stderr

@@ -71,6 +71,7 @@ class Poisoned(MNISTBatches):
             yield x, y
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("regularizer", ["sgvb", "kl_wo_e"])
 def test_short_run_lowers_the_loss(small: dict, regularizer: str) -> None:
     train, test = _loaders(small)
@@ -131,6 +132,7 @@ def test_output_bias_starts_at_the_mean_image_and_keeps_training_deterministic(s
     assert _same_weights(a, b)  # the extra pass over the data does not disturb the seeded shuffling
 
 
+@pytest.mark.slow
 def test_interrupted_run_resumes_bit_identical(small: dict, tmp_path: Path) -> None:
     cfg = Config(epochs=4, batch_size=64, lr=3e-3, lr_schedule="cosine", warmup_epochs=1, init_output_bias=True)
     reference, ref_history = Trainer(cfg).fit("sgvb", *_loaders(small), progress=False)
@@ -192,6 +194,7 @@ def test_figures_render_to_png(small: dict, tmp_path: Path) -> None:
         assert p.stat().st_size < 200_000  # compact enough to commit
 
 
+@pytest.mark.slow
 def test_evaluate_numbers_are_consistent_bounds_and_variances(small: dict) -> None:
     model, _ = Trainer(Config(epochs=1, batch_size=256)).fit("sgvb", *_loaders(small, 256), progress=False)
     result = evaluate(model, small["test"][0][:300], iwae_k=50, iwae_chunk=20, grad_var=True, gv_draws=5)
@@ -220,6 +223,7 @@ def test_model_card_has_metadata_and_license(tmp_path: Path) -> None:
     assert "CC BY-SA 3.0" in text and "LeCun" in text and "not a score-function" in text
 
 
+@pytest.mark.slow
 def test_train_and_evaluate_clis_write_loadable_models_with_cards_metrics_and_figures(
     tmp_path: Path, mnist_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

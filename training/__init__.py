@@ -2,7 +2,8 @@
 
 from .card import write_model_card
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .trainer import RECIPE, FitResult, Trainer, TrainingError, nelbo_metrics, recipe
+from .evaluate import nelbo_metrics
+from .trainer import RECIPE, FitResult, Trainer, TrainingError, recipe
 
 __all__ = [
     "CheckpointError",

@@ -12,12 +12,13 @@ import os
 from pathlib import Path
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
 from vae_hub import load_mnist
 from vae_hub.data import to_unit
+from vae_hub.files import atomic_write_bytes
 
 VERSION = "lenet-v1"  # change it whenever the architecture or the recipe changes: the cache is keyed on it
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "runs" / "classifier"
@@ -89,10 +90,8 @@ def load_classifier(
         except (OSError, RuntimeError, ValueError):
             pass  # a truncated or stale cache file: train again and overwrite it
     model = train_classifier(data_root, progress)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_suffix(f".tmp{os.getpid()}")
-    save_file({k: v.contiguous() for k, v in model.state_dict().items()}, tmp, metadata={"version": VERSION})
-    os.replace(tmp, path)  # atomic: a concurrent reader never sees half a file
+    state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    atomic_write_bytes(path, save(state, metadata={"version": VERSION}))  # a concurrent reader never sees half a file
     return model
 
 

@@ -20,7 +20,6 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
-from torch import Tensor
 from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
@@ -37,11 +36,10 @@ from .checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
+from .evaluate import active_dimensions, model_batch, nelbo_metrics
 
 # Fields whose change would make a resumed run differ from the run that wrote the checkpoint: all but the device.
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "device")
-EVAL_SEED = 1234  # the noise of the per-epoch test metrics, fixed so that epochs compare
-ACTIVE_THRESHOLD = 0.01  # a latent dimension is active when its posterior mean varies more than this over the data
 
 # The recipe of the bundled weights: the original architecture, batch size, optimizer (Adam) and objective, with a
 # higher peak learning rate, a short warm-up and a cosine decay to zero, a careful initialisation, and a KL warm-up
@@ -99,7 +97,7 @@ def init_output_bias(model: VAE, loader: Iterable) -> None:
     """Set the decoder's output bias to logit(mean training pixel), so an untrained model draws the mean digit."""
     total, n = None, 0
     for x, _ in loader:
-        x = _flat(x, model)
+        x = model_batch(x, model)
         total = x.sum(0) if total is None else total + x.sum(0)
         n += len(x)
     if distributed.active():  # every rank saw its own shard: the mean image is over all of them
@@ -113,50 +111,6 @@ def kl_weight_at(config: Config, step: int, steps_per_epoch: int) -> float:
     """The KL term's weight β at optimizer step ``step``: linear from 0 to 1 over ``kl_warmup_epochs``, then 1."""
     warm = config.kl_warmup_epochs * steps_per_epoch
     return 1.0 if step >= warm else (step + 1) / warm
-
-
-def _flat(x: Tensor, model: VAE) -> Tensor:
-    return x.reshape(x.shape[0], -1).to(model.device, torch.float32, non_blocking=True)
-
-
-@torch.no_grad()
-def nelbo_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[str, float]:
-    """Single-sample nELBO on ``loader`` with the closed-form KL (comparable across regularizers), nats/image."""
-    was_training = model.training
-    model.eval()
-    gen = torch.Generator(model.device).manual_seed(seed)
-    rec_sum = kl_sum = 0.0
-    n = 0
-    for x, _ in loader:
-        x = _flat(x, model)
-        out = model(x, generator=gen)
-        terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, "kl_wo_e")
-        rec_sum += terms.rec.sum().item()
-        kl_sum += terms.kl.sum().item()
-        n += len(x)
-    model.train(was_training)
-    if distributed.active():  # each rank evaluated its shard of the test set
-        rec_sum, kl_sum, n = distributed.all_reduce_sum(
-            torch.tensor([rec_sum, kl_sum, n], dtype=torch.float64)
-        ).tolist()
-    if n == 0:
-        raise TrainingError("the test loader yielded no images")
-    return {"nelbo": (rec_sum + kl_sum) / n, "rec": rec_sum / n, "kl": kl_sum / n}
-
-
-@torch.no_grad()
-def active_dimensions(model: VAE, loader: Iterable, threshold: float = ACTIVE_THRESHOLD) -> dict[str, Any]:
-    """Per latent dimension, the variance of the posterior mean over ``loader``'s images (Burda et al. 2016's
-    activity measure); a dimension with variance ≤ ``threshold`` carries no information (q(z_j|x) ≈ p(z_j))."""
-    mus = torch.cat([model.encode(_flat(x, model))[0].double() for x, _ in loader])
-    if distributed.active():  # the variance over all ranks' shards, from the summed moments
-        n, s, sq = distributed.all_reduce_sum(
-            torch.stack([mus.new_full(mus.shape[1:], len(mus)), mus.sum(0), (mus**2).sum(0)])
-        )
-        variance = ((sq - s * s / n) / (n - 1)).tolist()
-    else:
-        variance = mus.var(0).tolist()
-    return {"active_dims": sum(v > threshold for v in variance), "mu_variance": variance, "threshold": threshold}
 
 
 class Trainer:
@@ -258,7 +212,7 @@ class Trainer:
                     beta = kl_weight_at(cfg, step, steps_per_epoch)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    x = _flat(x, model)
+                    x = model_batch(x, model)
                     out = net(x, generator=noise)
                     terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
                     loss = terms.loss.mean() if beta == 1.0 else (terms.rec + beta * terms.kl).mean()

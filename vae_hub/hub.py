@@ -62,8 +62,8 @@ A variational autoencoder saved with [vae-hub]({{ repo_url }}) ([paper]({{ paper
 Load it with `vae_hub.VAE.from_pretrained(...)`.
 """
 
-# The bundled models, by name: folders under the repository's weights/ (see bundled_weights).
-BUNDLED = {"sgvb": "sgvb", "kl_wo_e": "kl_wo_e", "z4/sgvb": "z4/sgvb", "z4/kl_wo_e": "z4/kl_wo_e"}
+# The bundled models, the original 2-D pair first: each name is its folder under the repository's weights/.
+BUNDLED = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")
 WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
 
 
@@ -76,7 +76,7 @@ def bundled_weights(name: str = "sgvb") -> Path:
     directory. The weights ship with the repository (a checkout or an editable install), not inside the wheel."""
     if name not in BUNDLED:
         raise WeightsError(f"unknown bundled model {name!r}; choose one of {list(BUNDLED)}")
-    folder = WEIGHTS_DIR / BUNDLED[name]
+    folder = WEIGHTS_DIR / name
     if not (folder / WEIGHTS_NAME).is_file():
         raise WeightsError(f"the bundled weights are not at {folder}: they ship with a checkout of the repository")
     return folder

@@ -16,13 +16,13 @@ from typing import NamedTuple
 
 import torch
 from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
-from safetensors.torch import save_file
+from safetensors.torch import save
 from torch import Tensor, nn
 
 from . import hub
 from .config import Config
 from .data import to_unit
-from .files import CONFIG_NAME, WEIGHTS_NAME
+from .files import CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes
 
 # log σ² is clamped to a range far wider than training ever visits (σ from ~1e-4 to ~150), so that
 # extreme or adversarial inputs cannot overflow exp(log σ²) into inf or NaN.
@@ -118,9 +118,8 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.MIXIN_METADATA):
     # --- Saving and loading (the mixin's documented extension points) ---
     def _save_pretrained(self, save_directory: Path) -> None:
         """``model.safetensors`` and ``config.json``: the architecture only (training settings live elsewhere)."""
-        save_file(
-            {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}, save_directory / WEIGHTS_NAME
-        )
+        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
+        atomic_write_bytes(save_directory / WEIGHTS_NAME, save(state))  # never half a file, even on a full disk
         hub.write_json(save_directory / CONFIG_NAME, self.config.architecture())
 
     def generate_model_card(self, *args, **kwargs) -> ModelCard:

@@ -2,9 +2,12 @@
 
 MNIST digits are light on black, cropped to their ink, fitted into 20×20 keeping the aspect ratio and placed in
 28×28 with the centre of mass at the centre. :func:`to_mnist` finds the ink first (the alpha channel of a
-drawing on a transparent canvas; otherwise the luminance, inverted when the paper is light, minus a smooth
-estimate of the paper so that grey, noisy or unevenly lit backgrounds drop out), then applies that recipe.
-Anything it cannot use raises :class:`InputError` with a message meant for the person who sent it.
+drawing on a transparent canvas; otherwise the luminance, inverted when the paper is light, relative to a smooth
+surface fitted to the paper, so that grey, noisy or unevenly lit backgrounds drop out), then applies that recipe.
+Soft edges (blur, a small scan enlarged) are kept, not cut, so strokes keep MNIST's ink; strokes far thinner or
+thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Large inputs are box-reduced band by
+band before anything is converted to floats. Anything it cannot use raises :class:`InputError` with a message
+meant for the person who sent it. ``benchmarks/bench_robustness.py`` measures all this on MNIST's test digits.
 """
 
 from __future__ import annotations
@@ -26,11 +29,18 @@ MIN_SIDE = 8  # below this an image cannot hold a recognisable digit
 MAX_ASPECT = 20
 WORK_SIDE = 280  # ink is found on a copy at most this large: 10× the output, and fast
 BLANK_CONTRAST = 0.08  # ink must differ from the paper by 8% of the full range
-NOISE_FLOOR = 0.25  # paper grain and JPEG ringing stay below a quarter of the ink's contrast
+NOISE_SIGMAS = 4  # ink must stand out from the paper by more than 4 standard deviations of its noise
+MIN_FLOOR = 0.05  # and by 5% of the ink's contrast (JPEG ringing)
+# Stroke widths in output pixels (see stroke_width). MNIST's: median 2.4; 2% of digits below 1.5, 10% above 3.3.
+THIN, THICK = 1.5, 3.4  # strokes outside this range (a fine pen, a marker) are redrawn (see mnist_recipe)
+PEN_WIDTH = 2.7  # 150 MNIST training digits reduced to 0.75-pixel centre lines and redrawn at it: 0.99× their ink
+MARKER_WIDTH = 2.6  # 1.1× MNIST's median
+SOFT_EDGE = 2.0  # edges wider than this many pixels (see edge_width) are blurred, not drawn with a marker
+FINE, RAMP = 3, 0.3  # strokes are redrawn at 3× the output's scale, with edges soft over 0.3 of the ink's range
+STRAY, FRINGE = 0.01, 0.002  # left out of the crop: specks beyond a gap (1% of the ink), a halo (0.2%)
 BOX, CANVAS = 20, 28
 
 BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a digit first, or upload a clearer picture."
-EMPTY_SKETCH_MESSAGE = "The sketchpad is empty: draw a digit first."
 
 
 class InputError(ValueError):
@@ -41,7 +51,7 @@ def to_mnist(image: Any) -> Tensor:
     """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black.
 
     ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), a file
-    path or bytes, or a Gradio Sketchpad/ImageEditor value (a dict with ``background``, ``layers``, ``composite``).
+    path or bytes. (The app turns its editors' values into arrays first: ``webapp.editor``.)
     Raises :class:`InputError` for anything unusable (blank, unreadable, too large or too small).
     """
     return torch.from_numpy(mnist_recipe(find_ink(to_float_array(image)))).unsqueeze(0)
@@ -81,7 +91,8 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
             s = WORK_SIDE / max(im.size)
             im.draft(im.mode, (int(im.width * s) + 1, int(im.height * s) + 1))
         im.seek(0)  # an animated GIF or WebP: its first frame
-        im = ImageOps.exif_transpose(im)  # a phone photo: apply its orientation tag (this also decodes)
+        # A phone photo: apply its orientation tag (this also decodes). In place: no copy of a large image.
+        ImageOps.exif_transpose(im, in_place=True)
         im.load()
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError) as e:
         raise InputError(f"{name} is truncated or corrupt ({e}); save it again and retry.") from None
@@ -102,24 +113,60 @@ def _check_size(h: int, w: int) -> None:
         raise InputError(f"The image is {w}×{h} pixels: too long and thin to hold one digit.")
 
 
+# Modes that PIL's box reduction and numpy read directly, and what to convert the others to first.
+_READABLE = ("L", "LA", "RGB", "RGBA", "I", "F")
+_CONVERT = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I"}
+BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
+
+
 def _pil_to_array(im: Image.Image) -> np.ndarray:
+    """A decoded image → float array; large ones are box-reduced first, band by band, so that no full-size
+    RGBA or float copy is ever made (a 49-megapixel 1-bit PNG is a 12 KB file)."""
     _check_size(im.height, im.width)
+    deep = im.mode.startswith("I;16")
+    mode = im.mode if im.mode in _READABLE else _CONVERT.get(im.mode)
+    if mode is None:  # P, CMYK, YCbCr, LAB, HSV, …
+        mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
     k = max(im.size) // WORK_SIDE
-    if k >= 2 and im.mode in ("L", "LA", "RGB", "RGBA"):
-        im = im.reduce(k)  # box-average large 8-bit images before converting them to floats; keeps ink mass
-    if im.mode.startswith("I;16"):
-        return _array_to_float(np.asarray(im).astype(np.uint16))
-    if im.mode in ("I", "F", "L", "LA", "RGB", "RGBA"):
-        return _array_to_float(np.asarray(im))
-    has_alpha = "A" in im.getbands() or "transparency" in im.info
     try:
-        return _array_to_float(np.asarray(im.convert("RGBA" if has_alpha else "RGB")))  # P, 1, CMYK, YCbCr, …
+        if k >= 2:
+            # Box-average before converting to floats: it keeps the ink's mass, and memory stays small.
+            out = Image.new(mode, (-(-im.width // k), -(-im.height // k)))
+            rows = k * max(1, BAND_BYTES // (4 * im.width * k))
+            for y in range(0, im.height, rows):
+                band = im.crop((0, y, im.width, min(y + rows, im.height)))
+                out.paste((band if band.mode == mode else band.convert(mode)).reduce(k), (0, y // k))
+            im = out
+        elif im.mode != mode:
+            im = im.convert(mode)
     except (ValueError, OSError) as e:
         raise InputError(f"Images in colour mode {im.mode!r} are not supported ({e}); save it as RGB.") from None
+    a = np.asarray(im)
+    return _array_to_float(a.astype(np.uint16) if deep else a)
+
+
+def _value_range(a: np.ndarray) -> tuple[float, float]:
+    """(offset, half the span) that map the array's values to [0, 1], found without full-size temporaries."""
+    if a.dtype.kind == "b":
+        return 0.0, 0.5
+    if a.dtype == np.uint8:
+        return 0.0, 127.5
+    if a.dtype == np.uint16:
+        return 0.0, 32767.5
+    lo, hi = float(a.min()), float(a.max())  # NaN anywhere makes these NaN; inf makes them infinite
+    if not (np.isfinite(lo) and np.isfinite(hi)):
+        raise InputError("The image array contains NaN or infinite values.")
+    if lo >= 0 and hi <= 1:
+        return 0.0, 0.5
+    if lo >= 0 and hi <= 255:
+        return 0.0, 127.5
+    if lo >= 0 and hi <= 65535 and a.dtype.kind in "ui":
+        return 0.0, 32767.5
+    return lo, (hi * 0.5 - lo * 0.5 if hi > lo else 1.0)  # an unusual range (signed, huge): stretch it to [0, 1]
 
 
 def _array_to_float(a: np.ndarray) -> np.ndarray:
-    """Any numeric image array → float32 H×W×C (C = 1…4) in [0, 1]."""
+    """Any numeric image array → float32 H×W×C (C = 1…4) in [0, 1]; large arrays box-reduced on the way."""
     if a.dtype.kind not in "buif":
         raise InputError(f"Unsupported array type {a.dtype}: use uint8 values 0–255 or floats in [0, 1].")
     if a.ndim == 2:
@@ -127,52 +174,37 @@ def _array_to_float(a: np.ndarray) -> np.ndarray:
     if a.ndim != 3 or not 1 <= a.shape[2] <= 4:
         raise InputError(f"Expected an image array of shape H×W, H×W×3 or H×W×4, got shape {tuple(a.shape)}.")
     _check_size(a.shape[0], a.shape[1])
-    if a.dtype.kind == "b":
-        return a.astype(np.float32)
-    if a.dtype == np.uint8:
-        return a.astype(np.float32) / 255.0
-    if a.dtype == np.uint16:
-        return a.astype(np.float32) / 65535.0
-    a = a.astype(np.float64)
-    if not np.isfinite(a).all():
-        raise InputError("The image array contains NaN or infinite values.")
-    lo, hi = float(a.min()), float(a.max())
-    if lo >= 0 and hi <= 1:
-        scale, lo = 1.0, 0.0
-    elif lo >= 0 and hi <= 255:
-        scale, lo = 255.0, 0.0
-    elif lo >= 0 and hi <= 65535 and a.dtype.kind in "ui":
-        scale, lo = 65535.0, 0.0
-    else:  # an unusual range (signed, huge): stretch it to [0, 1]
-        scale = hi - lo if hi > lo else 1.0
-    return ((a - lo) / scale).clip(0, 1).astype(np.float32)
+    lo, scale = _value_range(a)
 
+    def unit(x: np.ndarray) -> np.ndarray:
+        if x.dtype.kind in "bu" and x.itemsize <= 2:
+            return x.astype(np.float32) / np.float32(2 * scale)  # exact in float32; no float64 copy
+        # In halves: a range from -1.8e308 to 1.8e308 overflows float64, half of it does not.
+        return ((x.astype(np.float64) * 0.5 - lo * 0.5) / scale).clip(0, 1).astype(np.float32)
 
-def _editor_to_array(value: dict) -> np.ndarray:
-    """A Sketchpad/ImageEditor value: the composite if present, else the layers over the background."""
-    if "path" in value and not {"background", "layers", "composite"} & value.keys():
-        return to_float_array(value["path"])  # a Gradio FileData dict
-    if value.get("composite") is not None:
-        return to_float_array(value["composite"])
-    layers = [x for x in value.get("layers") or [] if x is not None]
-    background = value.get("background")
-    if not layers:
-        if background is None:
-            raise InputError(EMPTY_SKETCH_MESSAGE)
-        return to_float_array(background)
-    rgba = [_as_rgba(to_float_array(x)) for x in ([background] if background is not None else []) + layers]
-    out = rgba[0]
-    for layer in rgba[1:]:
-        if layer.shape != out.shape:
-            raise InputError(f"The sketch's layers differ in size ({layer.shape[:2]} vs {out.shape[:2]}).")
-        alpha = layer[..., 3:]  # "over" compositing
-        out_a = alpha + out[..., 3:] * (1 - alpha)
-        rgb = (layer[..., :3] * alpha + out[..., :3] * out[..., 3:] * (1 - alpha)) / np.maximum(out_a, 1e-6)
-        out = np.concatenate([rgb, out_a], axis=-1)
+    k = max(a.shape[:2]) // WORK_SIDE
+    if k < 2:
+        return unit(a)
+    # Box-average k×k blocks, a band of rows at a time, so that only a band is ever converted to floats.
+    # With alpha, colours are averaged weighted by it (premultiplied), as PIL does: a transparent pixel's
+    # colour does not bleed into its visible neighbours.
+    h, w, c = a.shape[0] // k, a.shape[1] // k, a.shape[2]
+    out = np.empty((h, w, c), np.float32)
+    rows = max(1, BAND_BYTES // (8 * w * k * k * c))
+    for y in range(0, h, rows):
+        band = unit(a[y * k : (y + rows) * k, : w * k])
+        if c in (2, 4):
+            band[..., :-1] *= band[..., -1:]
+        blocks = band.reshape(-1, k, w, k, c).mean(axis=(1, 3))
+        if c in (2, 4):
+            alpha = blocks[..., -1:]
+            blocks[..., :-1] = np.where(alpha > 0, blocks[..., :-1] / np.maximum(alpha, 1e-12), 0.0)
+        out[y : y + rows] = blocks
     return out
 
 
-def _as_rgba(a: np.ndarray) -> np.ndarray:
+def as_rgba(a: np.ndarray) -> np.ndarray:
+    """A float H×W×C image (C = 1…4) as RGBA: grey is repeated, a missing alpha is opaque."""
     c = a.shape[2]
     rgb = a[..., :1].repeat(3, 2) if c <= 2 else a[..., :3]
     alpha = a[..., -1:] if c in (2, 4) else np.ones_like(a[..., :1])
@@ -183,8 +215,6 @@ def to_float_array(image: Any) -> np.ndarray:
     """Decode any accepted input to a float32 H×W×C array in [0, 1] (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)."""
     if image is None:
         raise InputError("No image: upload a picture or draw a digit first.")
-    if isinstance(image, dict):
-        return _editor_to_array(image)
     if isinstance(image, (str, os.PathLike, bytes, bytearray)):
         return _pil_to_array(open_image(image))
     if isinstance(image, Image.Image):
@@ -194,8 +224,7 @@ def to_float_array(image: Any) -> np.ndarray:
     if isinstance(image, np.ndarray):
         return _array_to_float(image)
     raise InputError(
-        f"Unsupported input of type {type(image).__name__}: pass a PIL image, a numpy array, a file path "
-        "or a Sketchpad value."
+        f"Unsupported input of type {type(image).__name__}: pass a PIL image, a numpy array, a file path or bytes."
     )
 
 
@@ -211,18 +240,142 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR))
 
 
-def _paper(v: np.ndarray, light: bool, cells: int = 12) -> np.ndarray:
-    """A smooth estimate of the paper: per cell, a value most of the paper is darker (lighter) than; then the
-    median of each 3×3 block of cells, so that a cell lying inside a thick stroke takes its neighbours' value.
+def _luminance(a: np.ndarray) -> np.ndarray:
+    c = a.shape[2]
+    return a[..., 0] if c <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+
+
+def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
+    """Least squares refitted without outliers (beyond 3 robust standard deviations)."""
+    coef = np.linalg.lstsq(basis, z, rcond=None)[0]
+    for _ in range(4):
+        if keep.sum() < 2 * basis.shape[1]:  # too few points left to refit
+            break
+        coef = np.linalg.lstsq(basis[keep], z[keep], rcond=None)[0]
+        r = z - basis @ coef
+        keep = np.abs(r) < 3 * 1.4826 * float(np.median(np.abs(r[keep]))) + 1e-4
+    return basis @ coef
+
+
+def _grain(v: np.ndarray) -> float:
+    """The standard deviation of pixel noise, from neighbours' differences (edges are too few to matter)."""
+    if min(v.shape) < 2:
+        return 0.0
+    diffs = np.concatenate([np.abs(np.diff(v, axis=0)).ravel(), np.abs(np.diff(v, axis=1)).ravel()])
+    return 1.4826 * float(np.median(diffs)) / np.sqrt(2)
+
+
+def _paper(v: np.ndarray, light: bool) -> np.ndarray:
+    """A smooth estimate of the paper: a surface fitted to the pixels that are not ink.
+
+    The surface is flat, a plane or a quadratic (light falling off across a sheet, vignetting); unlike levels
+    taken region by region, it does not sink into wide or blurred strokes. The first guess at the paper: the
+    brightest tenth of coarse cells, each the median of its neighbours.
     """
-    cells = max(1, min(cells, min(v.shape) // 10))  # cells of 10 pixels or more: wider than a stroke
-    gh, gw = cells, cells
-    ch, cw = v.shape[0] // gh, v.shape[1] // gw
-    blocks = v[: gh * ch, : gw * cw].reshape(gh, ch, gw, cw).transpose(0, 2, 1, 3).reshape(gh, gw, -1)
-    level = np.percentile(blocks, 90 if light else 10, axis=-1).astype(np.float32)
-    padded = np.pad(level, 1, mode="edge")
-    smooth = np.median([padded[i : i + gh, j : j + gw] for i in range(3) for j in range(3)], axis=0)
-    return _resize(smooth.astype(np.float32), *v.shape)
+    g = max(1, int(np.ceil(max(v.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
+    small = _resize(v, max(1, v.shape[0] // g), max(1, v.shape[1] // g))
+    grain = _grain(small)
+    # Flipped so that the paper is the high side and ink lies below it. Light multiplies the paper's
+    # brightness: fit its log.
+    if light:
+        grain /= max(float(np.percentile(small, 90)), 0.05)  # in the log's units, near the paper
+        small = np.log(np.maximum(small, 1e-3))
+    else:
+        small = -small
+    cells = max(1, min(8, min(small.shape) // 6))
+    ch, cw = small.shape[0] // cells, small.shape[1] // cells
+    blocks = small[: cells * ch, : cells * cw].reshape(cells, ch, cells, cw).transpose(0, 2, 1, 3)
+    level = np.percentile(blocks.reshape(cells, cells, -1), 90, axis=-1).astype(np.float32)
+    padded = np.pad(level, 1, mode="edge")  # a cell inside a bold stroke takes its neighbours' median
+    level = np.median([padded[i : i + cells, j : j + cells] for i in range(3) for j in range(3)], axis=0)
+    first = _resize(level.astype(np.float32), *small.shape)
+    keep = (small >= first - 0.1 * np.abs(first) - 0.02).ravel()
+    y, x = np.mgrid[-1 : 1 : complex(0, small.shape[0]), -1 : 1 : complex(0, small.shape[1])]
+    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6)
+    # Candidates, simplest first: flat at the brightest tenth (a tight crop, mostly ink), then flat, a plane
+    # and a quadratic fitted to the paper. The paper is the bright side, so a surface that leaves many pixels
+    # far above it has bent into the ink; of the rest, take the simplest that holds nearly the most paper.
+    zs = small.ravel()
+    margin = max(3 * grain, 0.02)
+    fits = [np.full_like(zs, np.percentile(zs, 90))]
+    fits += [_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6)]
+    held = np.array([np.mean(np.abs(zs - f) < margin) for f in fits])
+    held[[np.mean(zs - f > margin) > 0.05 for f in fits]] = -1
+    i = int(np.flatnonzero(held >= held.max() - 0.03)[0])
+    order = (1, 1, 3, 6)[i]
+    coef = np.linalg.lstsq(terms[:, :order], fits[i], rcond=None)[0]
+    yy, xx = np.mgrid[-1 : 1 : complex(0, v.shape[0]), -1 : 1 : complex(0, v.shape[1])]
+    full = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy][:order], -1) @ coef
+    return (np.exp(full) if light else -full).astype(np.float32)
+
+
+def _noise(r: np.ndarray) -> float:
+    """The standard deviation of the paper's noise in a residual map (ink > 0): ink never lies below the
+    paper, so the pixels below it are paper, and their median distance from it is 0.674 σ."""
+    below = -r[r < 0]
+    return 1.4826 * float(np.median(below)) if below.size else 0.0
+
+
+def _working(x: np.ndarray) -> np.ndarray:
+    """A 2-D map at the working size: at most WORK_SIDE pixels a side."""
+    h, w = x.shape
+    scale = min(1.0, WORK_SIDE / max(h, w))
+    return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
+def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
+    """The working-size picture to look for ink in, and whether it is already an ink map (alpha = ink).
+
+    A drawing on a transparent canvas carries its ink in the alpha channel (its visible pixels all share the
+    brush's colour). A photo that an editor placed on a transparent canvas carries its own ink: it is read as
+    the photo, cropped to where it is visible, with the rest of the canvas filled by the photo's paper.
+    """
+    c = a.shape[2]
+    if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
+        return _working(_luminance(a)), False
+    alpha = a[..., -1]
+    seen = alpha > 0.5
+    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
+    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    colours = _luminance(a[seen][None])[0]
+    spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
+    if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # an opaque picture with ink of its own, not strokes
+        a, alpha = a[box], alpha[box]
+        return _working(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
+    return _working(alpha), True
+
+
+def _light_paper(v: np.ndarray) -> bool:
+    """Whether the ink is darker than the paper. Three cues: the border is mostly paper (or a desk), and lies
+    nearer the paper's end of the picture's range; the ink is the minority, a long tail of values on one side
+    of the most common ones (which survives uneven lighting); and paper is usually the lighter."""
+    lo, hi = np.percentile(v, [0.1, 99.9])
+    if hi - lo < 1e-6:  # uniform: nothing to tell them apart
+        return float(v.mean()) > 0.5
+    border = float(np.median(np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])))
+    by_border = (border - (lo + hi) / 2) / (hi - lo)  # in [-0.5, 0.5]
+    mid = float(np.median(v))
+    by_tail = ((mid - lo) - (hi - mid)) / (hi - lo)  # in [-1, 1]
+    return by_border + 0.5 * by_tail + 0.5 * (border - 0.5) > 0
+
+
+def _flat_ground(d: np.ndarray, contrast: float, sigma: float) -> float:
+    """The level below which lies a large, flat area a little darker than the paper (a table around a note, a
+    shadow): ink has edges and a blur's halo spreads over many levels, but such an area sits at one. 0 if none."""
+    faint = d[(d > max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast)) & (d < 0.5 * contrast)]  # above the grain
+    if faint.size < 0.05 * d.size:
+        return 0.0
+    level = float(np.median(faint))
+    width = 2 * sigma + 0.01 * contrast
+    if np.mean(np.abs(faint - level) < width) < 0.5:
+        return 0.0
+    return level + 2 * width
+
+
+def _pooled_max(d: np.ndarray) -> float:
+    """The maximum of 2×2 means: a level that single bright pixels (noise, JPEG ringing) do not set."""
+    pooled = d if min(d.shape) < 2 else (d[:-1, :-1] + d[1:, :-1] + d[:-1, 1:] + d[1:, 1:]) / 4
+    return float(pooled.max())
 
 
 def find_ink(a: np.ndarray) -> np.ndarray:
@@ -230,48 +383,152 @@ def find_ink(a: np.ndarray) -> np.ndarray:
 
     Raises :class:`InputError` with :data:`BLANK_MESSAGE` when there is no ink to speak of.
     """
-    h, w, c = a.shape
-    scale = min(1.0, WORK_SIDE / max(h, w))
-    wh, ww = max(1, round(h * scale)), max(1, round(w * scale))
-    alpha = a[..., -1] if c in (2, 4) else None
-    if alpha is not None and float(alpha.max()) - float(alpha.min()) > 0.5:
-        v = _resize(alpha, wh, ww)  # strokes on a transparent canvas: the alpha channel is the ink
-        d = v
-    else:
-        lum = a[..., 0] if c <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
-        v = _resize(lum, wh, ww)
-        border = np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])
-        if np.median(border) > 0.5:
-            # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's
-            # darkness relative to the paper around it, the same in a bright corner and a shadow.
-            d = np.clip(1.0 - v / np.maximum(_paper(v, light=True), 1e-3), 0.0, 1.0)
-        else:  # light ink on dark ground, as in MNIST: subtract the ground
-            d = np.maximum(v - _paper(v, light=False), 0.0)
-    # The ink's level, robust to single bright pixels (noise, JPEG ringing): the maximum of 2×2 means.
-    pooled = d if min(d.shape) < 2 else (d[:-1, :-1] + d[1:, :-1] + d[:-1, 1:] + d[1:, 1:]) / 4
-    contrast = float(pooled.max())
-    if contrast < BLANK_CONTRAST:
+    v, is_ink = _visible(a)
+    if is_ink:
+        d, diff, sigma = v, v, 0.0  # a canvas's alpha has no grain
+    elif _light_paper(v):
+        # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's
+        # darkness relative to the paper around it, the same in a bright corner and a shadow.
+        paper = _paper(v, light=True)
+        diff = paper - v
+        d = diff / np.maximum(paper, 1e-3)
+        sigma = _noise(d)
+    else:  # light ink on dark ground, as in MNIST: subtract the ground
+        diff = d = v - _paper(v, light=False)
+        sigma = _noise(d)
+    if _pooled_max(diff) < BLANK_CONTRAST:  # in the picture's own units: a dim photo's grain is no digit
         raise InputError(BLANK_MESSAGE)
-    n = np.clip((d / contrast - NOISE_FLOOR) / (1 - NOISE_FLOOR), 0.0, 1.0)
-    # Drop isolated specks (no inked 4-neighbour) so that they do not stretch the bounding box.
+    d = np.clip(d, 0.0, 1.0)
+    contrast = _pooled_max(d)
+    # Paper grain and JPEG ringing: drop what noise alone could explain, and a small fraction of the contrast.
+    floor = max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast, _flat_ground(d, contrast, sigma))
+    # A gate, not a subtraction: ink well above the floor keeps its full value (and the strokes their mass),
+    # ink near it fades out.
+    n = np.clip(d / contrast, 0.0, 1.0) * np.clip(d / floor - 1, 0.0, 1.0)
+    # Drop isolated specks (no inked neighbour, diagonals included: a 1-pixel diagonal stroke is ink) so that
+    # they do not stretch the bounding box.
     m = n > 0
     p = np.pad(m, 1)
-    n = n * (m & (p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]))
-    if not n.any():
+    h, w = m.shape
+    neighbours = [p[i : i + h, j : j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)]
+    n = n * (m & np.logical_or.reduce(neighbours))
+    if float(n.max()) < BLANK_CONTRAST / 2:
         raise InputError(BLANK_MESSAGE)
-    return n.astype(np.float32)
+    return (n / n.max()).astype(np.float32)
 
 
-def mnist_recipe(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink, fit into 20×20 keeping the aspect ratio, centre the mass in 28×28. Returns float32 (28, 28)."""
+# --- stroke width ------------------------------------------------------------------------------------------
+
+
+def _edge_length(digit: np.ndarray) -> float:
+    """The total variation: for strokes that rise to full ink, the length of their edges in pixels."""
+    gy = np.diff(digit, axis=0, append=0)
+    gx = np.diff(digit, axis=1, append=0)
+    return max(float(np.hypot(gx, gy).sum()), 1e-6)
+
+
+def stroke_width(digit: np.ndarray) -> float:
+    """The strokes' mean width in pixels: twice the ink's mass over the length of their edges.
+
+    On MNIST's 28×28 digits it is 2.4 pixels for half of them, and 1.8 to 3.3 for four in five.
+    """
+    return 2 * float(digit.sum()) / _edge_length(digit)
+
+
+def edge_width(digit: np.ndarray) -> float:
+    """How many pixels the strokes' edges take to rise from 10% to 90%: about 1 on MNIST, 2 or more when
+    blurred."""
+    return float(((digit > 0.1) & (digit < 0.9)).sum()) / (0.8 * _edge_length(digit))
+
+
+def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
+    """Gaussian blur with zero padding, as two small matrix products (the arrays here are about 100 pixels)."""
+
+    def matrix(n: int) -> np.ndarray:
+        x = np.arange(n, dtype=np.float32)
+        k = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
+        return k / k.sum(1, keepdims=True).max()
+
+    return matrix(a.shape[0]) @ a @ matrix(a.shape[1]).T
+
+
+def _local_max(a: np.ndarray, r: int) -> np.ndarray:
+    """The maximum over the (2r+1)×(2r+1) square around each pixel."""
+    p = np.pad(a, r, mode="edge")
+    k = 2 * r + 1
+    p = np.lib.stride_tricks.sliding_window_view(p, k, axis=0).max(-1)
+    return np.lib.stride_tricks.sliding_window_view(p, k, axis=1).max(-1)
+
+
+def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
+    """The digit with its strokes redrawn ``target`` output pixels wide (it has ``width``): a level of the blurred,
+    locally normalised ink, on a copy FINE times the output's scale. A low level thickens thin strokes, a high
+    one thins thick ones.
+    """
+    f = FINE * BOX / max(crop.shape)  # fine pixels per working pixel
+    m = round(FINE * max(target, 1.0))  # room for strokes to grow into
+    fine = np.pad(np.clip(_resize(crop, max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))), 0, 1), m)
+    sigma = FINE * max(0.4, abs(width - target) / 2)
+    b = _blur(fine, sigma)
+    # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
+    b = b / np.maximum(_local_max(b, round(FINE * target + 2 * sigma)), 0.3 * float(b.max()))
+
+    def draw(t: float) -> tuple[np.ndarray | None, float]:
+        ramp = min(RAMP, 2 * t)  # a soft edge, as MNIST's, that never lifts the background above zero
+        out = _fit(np.clip((b - t) / ramp + 0.5, 0.0, 1.0))
+        return out, (stroke_width(out) if out is not None else 0.0)
+
+    # The width falls as the level rises, until only the darkest blob is left, which, fitted into the box,
+    # looks wide again: so take the first level on a grid that is thin enough, then refine by bisection.
+    lo, hi = 0.0, 1.0
+    for t in np.linspace(0.02, 0.98, 17):
+        if draw(t)[1] <= target:
+            hi = t
+            break
+        lo = t
+    for _ in range(5):
+        mid = (lo + hi) / 2
+        lo, hi = (mid, hi) if draw(mid)[1] > target else (lo, mid)
+    out = draw(min(max(hi, 0.02), 0.98))[0]
+    return out if out is not None else _fit(fine)
+
+
+# --- the MNIST recipe --------------------------------------------------------------------------------------
+
+
+def _span(profile: np.ndarray) -> tuple[int, int]:
+    """First and last index of a mass profile (the ink's rows or columns), leaving out stray ink: specks beyond
+    an empty gap that together hold at most ``STRAY`` of the mass, then the faintest ``FRINGE`` of the mass on
+    either side (a blur's halo, which would otherwise make the digit look smaller)."""
+    filled = profile > 0
+    starts = np.flatnonzero(filled & ~np.r_[False, filled[:-1]])
+    ends = np.flatnonzero(filled & ~np.r_[filled[1:], False])
+    runs = np.array([profile[a : b + 1].sum() for a, b in zip(starts, ends)])
+    budget = STRAY * runs.sum()
+    first, last = 0, len(runs) - 1
+    while first < last and runs[first] <= budget:
+        budget -= runs[first]
+        first += 1
+    while last > first and runs[last] <= budget:
+        budget -= runs[last]
+        last -= 1
+    c = np.cumsum(profile[starts[first] : ends[last] + 1], dtype=np.float64)
+    top = int(np.searchsorted(c, FRINGE * c[-1], side="right"))
+    return int(starts[first]) + top, int(starts[first]) + int(np.searchsorted(c, (1 - FRINGE) * c[-1]))
+
+
+def _fit(ink: np.ndarray) -> np.ndarray | None:
+    """MNIST's layout: crop to the ink, fit into 20×20 keeping the aspect ratio, centre the mass in 28×28."""
     rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
     if len(rows) == 0:
-        raise InputError(BLANK_MESSAGE)
+        return None
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
     s = BOX / max(crop.shape)
     h, w = max(1, round(crop.shape[0] * s)), max(1, round(crop.shape[1] * s))
     small = np.clip(_resize(crop, h, w), 0.0, None)
-    small = np.clip(small / max(float(small.max()), 1e-6), 0.0, 1.0)  # MNIST's strokes reach full intensity
+    if float(small.max()) <= 0:
+        return None
+    small = np.clip(small / float(small.max()), 0.0, 1.0)  # MNIST's strokes reach full intensity
     mass = small.sum()
     cy = float((small.sum(1) * np.arange(h)).sum() / mass)
     cx = float((small.sum(0) * np.arange(w)).sum() / mass)
@@ -280,4 +537,29 @@ def mnist_recipe(ink: np.ndarray) -> np.ndarray:
     left = min(max(round(centre - cx), 0), CANVAS - w)
     out = np.zeros((CANVAS, CANVAS), np.float32)
     out[top : top + h, left : left + w] = small
+    return out
+
+
+def mnist_recipe(ink: np.ndarray) -> np.ndarray:
+    """Crop to the ink, fit into 20×20 keeping the aspect ratio, centre the mass in 28×28, and redraw crisp
+    strokes much thinner or thicker than MNIST's (a fine pen, a marker) at a usual width. Returns float32
+    (28, 28).
+    """
+    if not ink.any():
+        raise InputError(BLANK_MESSAGE)
+    (top, bottom), (left, right) = _span(ink.sum(1)), _span(ink.sum(0))
+    crop = ink[top : bottom + 1, left : right + 1]
+    out = _fit(crop)
+    if out is None:
+        raise InputError(BLANK_MESSAGE)
+    width = stroke_width(out)
+    if width < THIN:
+        # A fine pen: redrawn at PEN_WIDTH, wider than MNIST's median since a bare centre line lacks the ink
+        # that ends and crossings hold.
+        return _redraw(crop, width, PEN_WIDTH)
+    if width > THICK and edge_width(out) < SOFT_EDGE:
+        # A marker: thinned to a usual width. Wide strokes with soft edges are a blurred photo or an enlarged
+        # small scan, and stay as they are: thinning them breaks their loops and thin parts, while the
+        # classifier and the models read them well as they are, with about MNIST's ink.
+        return _redraw(crop, width, MARKER_WIDTH)
     return out

@@ -5,6 +5,8 @@ The UI (:mod:`webapp.ui`) wires them to widgets; the tests and the benchmarks ca
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Mapping, Sequence
 from typing import Any, NamedTuple
@@ -13,19 +15,23 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from vae_hub.hub import BUNDLED
 from vae_hub.latent import interpolate
 from vae_hub.model import VAE
 from vae_hub.preprocess import InputError, to_mnist
 from vae_hub.viz import grid_axis, latent_grid
 
 from . import latent_map
+from .editor import EMPTY_SKETCH_MESSAGE, editor_image
 from .outputs import grid_to_uint8, to_uint8
 
 # The bundled models, the original 2-D pair first; a variant's name ends with its regularizer.
-VARIANTS = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")
+VARIANTS = BUNDLED
 ESTIMATORS = {"sgvb": "SGVB (sampled KL)", "kl_wo_e": "KL w/o E (closed-form KL)"}
 SCORE_SAMPLES = 64  # reparameterized draws averaged for the reconstruction term shown to the user
 VIEW_SCALE = 8  # 28×28 digits are shown at 224×224, nearest neighbour
+PNG_DATA_URL = "data:image/png;base64,"
+MAX_DATA_URL = 2 * 2**20  # characters: the drawing canvas's PNG is a few KB; anything far larger is not from it
 
 
 class Score(NamedTuple):
@@ -48,6 +54,11 @@ def title(variant: str, model: VAE) -> str:
     return f"{model.latent_dim}-D latent · {regularizer}"
 
 
+def digit(value: Any) -> Tensor:
+    """The 28×28 digit of an input as the app receives it: a file, or an editor's value (a dict)."""
+    return to_mnist(editor_image(value) if isinstance(value, dict) else value)
+
+
 def element_id(variant: str) -> str:
     """A variant's name as an HTML id fragment ("z4/sgvb" → "z4_sgvb")."""
     return variant.replace("/", "_")
@@ -62,6 +73,25 @@ def score(model: VAE, x: Tensor, samples: int = SCORE_SAMPLES, seed: int = 0) ->
     rec, kl = float(terms.rec.mean()), float(terms.kl[0])
     mu = model.encode(x.reshape(1, -1))[0][0]
     return Score(rec + kl, rec, kl, [round(float(v), 2) for v in mu])
+
+
+def drawing_bytes(url: Any) -> bytes:
+    """The PNG bytes of a drawing sent as a data URL (``canvas.toDataURL("image/png")``), strictly checked.
+
+    An empty value (a cleared canvas) gets the empty-sketch message; a canvas with nothing drawn, to_mnist's blank one.
+    """
+    if url is None or url == "":
+        raise InputError(EMPTY_SKETCH_MESSAGE)
+    if not isinstance(url, str) or not url.startswith(PNG_DATA_URL):
+        raise InputError("The drawing must be a PNG data URL (data:image/png;base64,…).")
+    if len(url) > MAX_DATA_URL:
+        raise InputError(
+            f"The drawing is {len(url) / 2**20:.1f} MB as a data URL; the limit is {MAX_DATA_URL // 2**20} MB."
+        )
+    try:
+        return base64.b64decode(url[len(PNG_DATA_URL) :], validate=True)
+    except (binascii.Error, ValueError):
+        raise InputError("The drawing's data URL is not valid base64.") from None
 
 
 def parse_span(span: str | float) -> str | float:
@@ -139,9 +169,13 @@ class Handlers:
         """Any image → (the 28×28 input, one reconstruction per model, the scores table, the digit)."""
         if image is None:  # the input was cleared
             return (None, *([None] * len(self.models)), [], None)
-        x = to_mnist(image)
+        x = digit(image)
         recs = [to_uint8(model.reconstruct(x)[0, 0], VIEW_SCALE) for model in self.models.values()]
         return (to_uint8(x[0], VIEW_SCALE), *recs, self.scores(x), x[0].numpy())
+
+    def reconstruct_drawing(self, url: str | None) -> tuple:
+        """:meth:`reconstruct` of a drawing sent as a PNG data URL (see :func:`drawing_bytes`)."""
+        return self.reconstruct(drawing_bytes(url))
 
     @torch.no_grad()
     def code(self, variant: str, digit: np.ndarray) -> list[float]:
@@ -178,7 +212,7 @@ class Handlers:
             if image is None:
                 raise InputError(f"Digit {side} is missing: upload, draw or pick one.")
             try:
-                ends.append(to_mnist(image))
+                ends.append(digit(image))
             except InputError as e:
                 raise InputError(f"Digit {side}: {e}") from None
         strips = []

@@ -5,10 +5,13 @@ from __future__ import annotations
 import functools
 import hashlib
 import io
+import logging
+import math
 import os
 import tempfile
+import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -18,6 +21,15 @@ from torch import Tensor
 
 from vae_hub.files import atomic_write_bytes
 from vae_hub.viz import image_grid
+
+# Disk bounds (docs/app.md, "Security and limits"). Each distinct output image is about 200 KB.
+OUTPUT_MAX_AGE_S = 1800
+OUTPUT_MAX_BYTES = 200 * 2**20
+UPLOAD_CACHE_MAX_BYTES = 1024 * 2**20  # Gradio's cache: uploads (each ≤ MAX_FILE_BYTES) and copies of outputs
+UPLOAD_CACHE_DELETE = (300, 1800)  # Gradio's delete_cache: every 5 min, delete its files older than 30 min
+PRUNE_EVERY_S = 30.0
+
+log = logging.getLogger("vae_hub.app")
 
 
 def output_dir() -> Path:
@@ -59,7 +71,9 @@ def png_file(img: np.ndarray) -> str:
     Image.fromarray(img).save(buf, "PNG")
     data = buf.getvalue()
     path = output_dir() / f"{hashlib.sha256(data).hexdigest()[:32]}.png"
-    if not path.exists():
+    try:
+        os.utime(path)  # already there: mark it fresh, so that the pruner deletes it last
+    except FileNotFoundError:
         atomic_write_bytes(path, data)
     return str(path)
 
@@ -78,12 +92,70 @@ def images_as_files(fn: Callable) -> Callable:
     return wrapper
 
 
-def prune_outputs(max_age_s: float = 3600) -> None:
-    """Delete output files older than ``max_age_s`` (Gradio's own cache is pruned by ``delete_cache``)."""
-    now = time.time()
-    for f in output_dir().glob("*.png"):
+def _prune(files: Iterable[Path], max_age_s: float, max_bytes: int) -> list[Path]:
+    """Delete the files older than ``max_age_s``, then the oldest until they total at most ``max_bytes``.
+
+    Returns the files deleted. A file that vanished meanwhile (another pruner, Gradio's own) is skipped.
+    """
+    now, stats = time.time(), []
+    for f in files:
         try:
-            if now - f.stat().st_mtime > max_age_s:
-                f.unlink()
+            stats.append((f.stat().st_mtime, f.stat().st_size, f))
         except OSError:
-            pass  # another process pruned it first
+            pass
+    stats.sort(key=lambda s: s[0])  # oldest first
+    total, deleted = sum(size for _, size, _ in stats), []
+    for mtime, size, f in stats:
+        if now - mtime <= max_age_s and total <= max_bytes:
+            break
+        try:
+            f.unlink()
+            deleted.append(f)
+        except OSError:
+            pass
+        total -= size
+    return deleted
+
+
+def prune_outputs(max_age_s: float = OUTPUT_MAX_AGE_S, max_bytes: int = OUTPUT_MAX_BYTES) -> int:
+    """Bound the output folder: delete files older than ``max_age_s``, then the oldest beyond ``max_bytes``.
+
+    Returns how many files were deleted.
+    """
+    return len(_prune(output_dir().glob("*.png"), max_age_s, max_bytes))
+
+
+def prune_gradio_cache(demo: Any, max_bytes: int = UPLOAD_CACHE_MAX_BYTES) -> int:
+    """Bound the files Gradio keeps for ``demo`` (uploads, and the copies of returned images) to ``max_bytes``,
+    oldest first. Gradio's own ``delete_cache`` deletes them by age only. Returns how many files were deleted."""
+    sets = list(demo.temp_file_sets)
+    keep = set().union(*(getattr(b, "keep_in_cache", set()) for b in list(demo.blocks.values())))
+    for _ in range(5):  # the server adds files while we copy the sets: retry on "changed size during iteration"
+        try:
+            files = {f for s in sets for f in list(s)} - keep
+            break
+        except RuntimeError:
+            continue
+    else:
+        return 0
+    deleted = {str(f) for f in _prune((Path(f) for f in files), math.inf, max_bytes)}
+    for s in sets:
+        s.difference_update(deleted)
+    return len(deleted)
+
+
+def start_pruning(demo: Any, every_s: float = PRUNE_EVERY_S) -> threading.Thread:
+    """Prune the output folder and Gradio's cache every ``every_s`` seconds while the app runs (a daemon thread)."""
+
+    def loop() -> None:
+        while True:
+            try:
+                prune_outputs()
+                prune_gradio_cache(demo)
+            except Exception:  # never let the pruner die: log and go on
+                log.exception("pruning the app's files failed")
+            time.sleep(every_s)
+
+    thread = threading.Thread(target=loop, name="vae-hub-pruner", daemon=True)
+    thread.start()
+    return thread

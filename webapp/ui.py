@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import gradio as gr
-from PIL import Image
 
 from . import EXAMPLES_DIR
 from .handlers import Handlers, element_id
@@ -19,6 +18,8 @@ EXAMPLES = sorted(str(p) for p in EXAMPLES_DIR.glob("*.png"))
 
 CANVAS = 320  # the drawing canvas's side in pixels
 BRUSH = 12  # MNIST's strokes are ~2.5 px of 28 (the digit's 20 px box fills most of the canvas)
+DRAW_SIDE = 280  # the Draw tab's canvas: CSS pixels and its own pixels alike (fits a 390 px phone)
+DRAW_BRUSH = 16  # the same share of the canvas as BRUSH of CANVAS, a little thicker for a finger
 THUMB = 168  # 28×28 digits shown at 6× (nearest neighbour)
 CSS = """
 .pixelated img { image-rendering: pixelated; object-fit: contain; }
@@ -68,43 +69,78 @@ def user_errors(fn: Callable) -> Callable:
     return wrapper
 
 
-def editor_errors_as_messages(editor: gr.ImageEditor) -> gr.ImageEditor:
-    """Make an ImageEditor's undecodable uploads reach the user as a clear message instead of a bare "Error".
+def sketchpad(label: str, editor: type[gr.ImageEditor] = gr.ImageEditor, **kwargs: Any) -> gr.ImageEditor:
+    """An ImageEditor to upload or draw in (black brush on a transparent canvas: the strokes are in the alpha channel).
 
-    Its values come through the editor's own upload channel, so they must be decoded by its ``preprocess``;
-    that is wrapped on the instance, because subclassing a component makes Gradio write a .pyi file beside us.
-    """
-    decode = editor.preprocess
-
-    def preprocess(payload: Any) -> Any:
-        try:
-            return decode(payload)
-        except (OSError, SyntaxError, ValueError, Image.DecompressionBombError) as e:
-            raise gr.Error(f"The image could not be read ({e}). Upload a PNG, JPEG or WebP.") from None
-
-    editor.preprocess = preprocess
-    return editor
-
-
-def sketchpad(label: str, editor: type[gr.ImageEditor] = gr.Sketchpad, **kwargs: Any) -> gr.ImageEditor:
-    """A Sketchpad (black brush on a transparent canvas: the strokes are in the alpha channel).
-
-    The canvas is small (:data:`CANVAS`): it fits a phone at 100 % zoom, and the browser exports and uploads it
-    quickly after each stroke (a digit needs no more: it is reduced to 28×28).
+    The canvas is small (:data:`CANVAS`): it fits a phone at 100 % zoom (a digit needs no more: it is reduced to
+    28×28). Its value is decoded by to_mnist, not by Gradio: webapp.guard makes the editor pass its value on as files.
     """
     brush = gr.Brush(default_size=BRUSH, colors=["#000000"], color_mode="fixed")  # ≈ MNIST's stroke width
-    return editor_errors_as_messages(
-        editor(
-            label=label,
-            type="numpy",
-            image_mode="RGBA",
-            brush=brush,
-            canvas_size=(CANVAS, CANVAS),
-            transforms=(),
-            layers=False,
-            format="png",
-            **kwargs,
-        )
+    return editor(
+        label=label,
+        type="filepath",
+        image_mode="RGBA",
+        brush=brush,
+        canvas_size=(CANVAS, CANVAS),
+        transforms=(),
+        layers=False,
+        format="png",
+        **kwargs,
+    )
+
+
+DRAW_HTML = """<div class="drawpad">
+  <div class="bar"><span>Draw a digit</span><button type="button" class="clear">Clear</button></div>
+  <canvas width="SIDE" height="SIDE" aria-label="Drawing canvas: draw a digit (mouse, pen or finger)"></canvas>
+</div>"""
+DRAW_CSS = """
+.drawpad { display: flex; flex-direction: column; gap: 6px; align-items: flex-start; }
+.bar { display: flex; width: SIDEpx; max-width: 100%; justify-content: space-between; align-items: center; }
+.clear { padding: 2px 12px; font-size: var(--text-md); font-weight: normal;
+  border: 1px solid var(--border-color-primary); border-radius: var(--radius-sm);
+  background: var(--button-secondary-background-fill); color: var(--button-secondary-text-color); cursor: pointer; }
+canvas { width: SIDEpx; max-width: 100%; aspect-ratio: 1; background: #fff; border: 1px solid
+  var(--border-color-primary); border-radius: var(--radius-sm); touch-action: none; cursor: crosshair; }
+"""
+# Pointer events (mouse, pen and touch alike). On pen-up the canvas (its own pixels, SIDE×SIDE, not scaled by the
+# screen's pixel ratio) becomes the component's value as one small PNG data URL, and 'input' sends it.
+DRAW_JS = """
+const c = element.querySelector('canvas'), ctx = c.getContext('2d');
+let last = null;
+const at = (e) => { const r = c.getBoundingClientRect();
+  return [(e.clientX - r.left) * c.width / r.width, (e.clientY - r.top) * c.height / r.height]; };
+const line = (a, b) => { ctx.lineWidth = BRUSH; ctx.lineCap = 'round'; ctx.lineJoin = 'round';
+  ctx.strokeStyle = '#000'; ctx.beginPath(); ctx.moveTo(a[0], a[1]); ctx.lineTo(b[0], b[1]); ctx.stroke(); };
+c.addEventListener('pointerdown', (e) => { e.preventDefault(); c.setPointerCapture(e.pointerId);
+  last = at(e); line(last, last); });
+c.addEventListener('pointermove', (e) => { if (!last) return;
+  const evs = e.getCoalescedEvents ? e.getCoalescedEvents() : [e];
+  for (const ev of evs.length ? evs : [e]) { const p = at(ev); line(last, p); last = p; } });
+const end = () => { if (!last) return; last = null;
+  props.value = c.toDataURL('image/png'); trigger('input'); };
+c.addEventListener('pointerup', end);
+c.addEventListener('pointercancel', end);
+element.querySelector('button.clear').addEventListener('click', () => {
+  last = null; ctx.clearRect(0, 0, c.width, c.height); props.value = ''; trigger('clear'); });
+"""
+
+
+def drawing_canvas(elem_id: str, side: int = DRAW_SIDE, brush: int = DRAW_BRUSH) -> gr.HTML:
+    """A plain ``<canvas>`` to draw on (black strokes on a transparent canvas shown white); its value is the drawing
+    as a PNG data URL, sent with an ``input`` event on each pen-up, and '' with a ``clear`` event when cleared.
+
+    Gradio's own editor renders and uploads three layers from WebGL on every stroke (≈ 1 s in a browser without a
+    GPU); this canvas sends one PNG of a few KB.
+    """
+    fill = {"SIDE": str(side), "BRUSH": str(brush)}
+
+    def sub(text: str) -> str:
+        for key, value in fill.items():
+            text = text.replace(key, value)
+        return text
+
+    return gr.HTML(
+        "", html_template=sub(DRAW_HTML), css_template=sub(DRAW_CSS), js_on_load=sub(DRAW_JS), elem_id=elem_id
     )
 
 
@@ -136,6 +172,12 @@ def axis_choices(handlers: Handlers, variant: str) -> tuple[Any, Any, list[Any]]
     return x, y, sliders
 
 
+def short_title(title: str) -> str:
+    """A model's title shortened for a small image's label ("2-D latent · SGVB (sampled KL)" → "2-D · SGVB"): the
+    labels must fit a 120 px image on a phone; the scores table under the images has the full titles."""
+    return title.split(" (")[0].replace(" latent", "")
+
+
 def describe(handlers: Handlers) -> str:
     """The header: what is on the page, true for the models loaded."""
     sizes = sorted({m.latent_dim for m in handlers.models.values()})
@@ -153,20 +195,32 @@ def build(handlers: Handlers) -> gr.Blocks:
     """The four tabs, wired to ``handlers``."""
     h = {
         name: user_errors(images_as_files(getattr(handlers, name)))
-        for name in ("reconstruct", "digit_code", "grid", "samples", "interpolate", "latent_map", "decode_point")
+        for name in (
+            "reconstruct",
+            "reconstruct_drawing",
+            "digit_code",
+            "grid",
+            "samples",
+            "interpolate",
+            "latent_map",
+            "decode_point",
+        )
     }
     variants = [(handlers.titles[v], v) for v in handlers.models]
     first = variants[0][1]
     n_rec = len(handlers.models)
 
-    def reconstruct(image: Any) -> tuple:
-        out = h["reconstruct"](image)
+    def reconstruct(image: Any, handler: str = "reconstruct") -> tuple:
+        out = h[handler](image)
         return (*out[: 1 + n_rec], scores_html(out[1 + n_rec]), out[-1])
 
-    def show(image: Any) -> tuple:
+    def reconstruct_drawing(url: str | None) -> tuple:
+        return reconstruct(url, "reconstruct_drawing")
+
+    def show(image: Any, handler: str = "reconstruct") -> tuple:
         """The results of the input tab just opened; nothing (and no message) while it is empty."""
         try:
-            return reconstruct(image)
+            return reconstruct(image, handler)
         except gr.Error:
             return reconstruct(None)
 
@@ -202,11 +256,14 @@ def build(handlers: Handlers) -> gr.Blocks:
                                 elem_classes="pixelated",
                             )
                         with gr.Tab("Draw") as draw_tab:
-                            sketch = sketchpad("Draw a digit", elem_id="sketch", height=CANVAS + 110)
+                            sketch = drawing_canvas("sketch")
                 with gr.Column(scale=3, min_width=300, elem_id="results"):
                     with gr.Row(equal_height=True):
+                        # Short labels and no buttons over them: five 120 px images in a row must each show
+                        # their whole label (on a phone they wrap two per row).
                         view = gr.Image(
-                            label="What the models see (28×28)",
+                            label="Input, 28×28",
+                            buttons=[],
                             format="png",
                             elem_id="view",
                             elem_classes="pixelated",
@@ -216,7 +273,8 @@ def build(handlers: Handlers) -> gr.Blocks:
                         )
                         recs = [
                             gr.Image(
-                                label=handlers.titles[v],
+                                label=short_title(handlers.titles[v]),
+                                buttons=[],
                                 format="png",
                                 elem_id=f"rec_{element_id(v)}",
                                 elem_classes="pixelated",
@@ -235,12 +293,14 @@ def build(handlers: Handlers) -> gr.Blocks:
             upload.change(reconstruct, upload, outputs, api_name="reconstruct", preprocess=False).success(
                 None, js=CLOSE_TOASTS_JS
             )
-            sketch.change(
-                reconstruct, sketch, outputs, api_name="reconstruct_drawing", trigger_mode="always_last"
+            # The drawing arrives as a PNG data URL, checked and decoded by handlers.drawing_bytes and to_mnist.
+            sketch.input(
+                reconstruct_drawing, sketch, outputs, api_name="reconstruct_drawing", trigger_mode="always_last"
             ).success(None, js=CLOSE_TOASTS_JS)
+            sketch.clear(lambda: reconstruct(None), None, outputs, api_visibility="private")
             # The results follow the input shown: switching between Upload and Draw shows that one's results.
             upload_tab.select(show, upload, outputs, api_visibility="private", preprocess=False)
-            draw_tab.select(show, sketch, outputs, api_visibility="private", js=select_brush_js("sketch"))
+            draw_tab.select(lambda url: show(url, "reconstruct_drawing"), sketch, outputs, api_visibility="private")
 
         with gr.Tab("Latent grid"):
             with gr.Row():
