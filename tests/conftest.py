@@ -25,7 +25,7 @@ def require(condition: bool, what: str) -> None:
 def _mnist_root() -> Path:
     for cand in (os.environ.get("VAE_HUB_DATA"), ROOT.parent / "shared" / "data", ROOT / "data"):
         if cand and (Path(cand) / "MNIST" / "raw").is_dir():
-            return Path(cand)
+            return Path(cand).resolve()  # absolute: tests may change the working directory
     return Path(os.environ.get("VAE_HUB_DATA") or ROOT.parent / "shared" / "data")
 
 
