@@ -68,7 +68,9 @@ class DropClientDisconnect(logging.Filter):
 
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(description="Serve the vae-hub demo.")
+    p = argparse.ArgumentParser(
+        description="Serve the vae-hub demo.", formatter_class=argparse.ArgumentDefaultsHelpFormatter
+    )
     p.add_argument(
         "--host",
         default=env("VAE_HUB_HOST") or env("GRADIO_SERVER_NAME") or "127.0.0.1",
