@@ -29,6 +29,18 @@ def _mnist_root() -> Path:
     return Path(os.environ.get("VAE_HUB_DATA") or ROOT.parent / "shared" / "data")
 
 
+def checkpoint_epoch(ckpt: Path) -> int:
+    """The epoch a training checkpoint holds, 0 before the first; one that exists must always be complete."""
+    from training.checkpoint import CheckpointError, load_checkpoint
+
+    try:
+        return load_checkpoint(ckpt).epoch
+    except CheckpointError:
+        if ckpt.exists():
+            raise
+        return 0
+
+
 @pytest.fixture(scope="session")
 def mnist_root() -> Path:
     root = _mnist_root()

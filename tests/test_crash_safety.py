@@ -16,9 +16,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import checkpoint_epoch
 from safetensors.torch import load_file
 
-from training.checkpoint import CKPT_NAME, CheckpointError, load_checkpoint
+from training.checkpoint import CKPT_NAME, load_checkpoint
 
 ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow  # real training processes, killed and resumed
@@ -36,20 +37,11 @@ def _train_cmd(mnist_root: Path, out: Path, ck: Path, *extra: str) -> list[str]:
     ]
 
 
-def _epoch(ckpt: Path) -> int:
-    try:
-        return load_checkpoint(ckpt).epoch
-    except CheckpointError:
-        if ckpt.exists():
-            raise  # a checkpoint that exists must always be complete
-        return 0
-
-
 def _interrupt_after(cmd: list[str], ckpt: Path, epoch: int, sig: signal.Signals) -> tuple[int, str]:
     """Start ``cmd``, wait until its checkpoint passes ``epoch``, then send ``sig`` a moment later (mid-epoch)."""
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     deadline = time.monotonic() + 120
-    while _epoch(ckpt) <= epoch and proc.poll() is None and time.monotonic() < deadline:
+    while checkpoint_epoch(ckpt) <= epoch and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     time.sleep(0.1)
     proc.send_signal(sig)
@@ -68,12 +60,12 @@ def test_killed_and_interrupted_training_resumes_bit_identical(tmp_path: Path, m
     rc, err = _interrupt_after(_train_cmd(mnist_root, out, ck), ckpt, 0, signal.SIGINT)  # Ctrl-C
     assert rc == 130, err
     assert "interrupted" in err and "--resume" in err and "Traceback" not in err
-    after_ctrl_c = _epoch(ckpt)
+    after_ctrl_c = checkpoint_epoch(ckpt)
     assert 1 <= after_ctrl_c < EPOCHS
 
     rc, _ = _interrupt_after(_train_cmd(mnist_root, out, ck, "--resume"), ckpt, after_ctrl_c, signal.SIGKILL)
     assert rc == -signal.SIGKILL
-    after_kill = _epoch(ckpt)
+    after_kill = checkpoint_epoch(ckpt)
     assert after_ctrl_c < after_kill < EPOCHS, "the kill must land before the run finishes"
     assert not (out / "sgvb").exists()
 
@@ -132,7 +124,7 @@ def test_a_failed_checkpoint_write_is_one_line_and_keeps_the_last_good_checkpoin
     ckpt = ck / "sgvb" / CKPT_NAME
     cmd = _train_cmd(mnist_root, out, ck)
     proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stderr=subprocess.PIPE, text=True)
-    while _epoch(ckpt) < 1 and proc.poll() is None:  # a real epoch-1 checkpoint, then stop the run
+    while checkpoint_epoch(ckpt) < 1 and proc.poll() is None:  # a real epoch-1 checkpoint, then stop the run
         time.sleep(0.01)
     proc.kill()
     proc.communicate(timeout=60)

@@ -13,9 +13,10 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import checkpoint_epoch
 from safetensors.torch import load_file
 
-from training.checkpoint import CKPT_NAME, CheckpointError, load_checkpoint
+from training.checkpoint import CKPT_NAME, load_checkpoint
 from training.distributed import weights_digest
 from training.train import main
 from vae_hub import VAE
@@ -46,15 +47,6 @@ def _start(cmd: list[str]) -> subprocess.Popen:
     return subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
 
 
-def _epoch(ckpt: Path) -> int:
-    try:
-        return load_checkpoint(ckpt).epoch
-    except CheckpointError:
-        if ckpt.exists():
-            raise  # a checkpoint that exists must always be complete
-        return 0
-
-
 def test_two_ranks_agree_write_one_model_and_resume_bit_identical_after_a_kill(
     tmp_path: Path, mnist_root: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
@@ -63,14 +55,14 @@ def test_two_ranks_agree_write_one_model_and_resume_bit_identical_after_a_kill(
     victim = _start(_torchrun(mnist_root, out))
     ckpt = out / "ckpt" / "sgvb" / CKPT_NAME
     deadline = time.monotonic() + 120
-    while _epoch(ckpt) < 2 and victim.poll() is None and time.monotonic() < deadline:
+    while checkpoint_epoch(ckpt) < 2 and victim.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
     # SIGTERM to torchrun, as a scheduler's preemption sends it: the agent passes it on to both workers and
     # waits for them (they run in sessions of their own).
     victim.send_signal(signal.SIGTERM)
     _, err = victim.communicate(timeout=60)
     assert victim.returncode != 0, err[-3000:]
-    killed_at = _epoch(ckpt)
+    killed_at = checkpoint_epoch(ckpt)
     assert 2 <= killed_at < EPOCHS, "the kill must land mid-run"
     assert not (out / "sgvb").exists()  # nothing but the checkpoint was written before the end
 
