@@ -189,6 +189,11 @@ def test_phone_layout(page) -> None:
     page.set_viewport_size(PHONE)
     try:
         page.reload(wait_until="domcontentloaded")
+        for name in ("Reconstruct", "Latent grid", "Interpolate", "Latent map"):  # none hidden behind a "•••" menu
+            tab = page.locator("#main_tabs").get_by_role("tab", name=name, exact=True)
+            tab.wait_for(state="visible")
+            box = tab.bounding_box()
+            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], name
         page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "3_0018.png"))
         _wait_for_new_outputs(page, [None] * len(REC_IDS))
         results = page.locator("#rec_sgvb").bounding_box()

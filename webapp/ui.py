@@ -242,186 +242,193 @@ def build(handlers: Handlers) -> gr.Blocks:
     with gr.Blocks(title="vae-hub: a VAE for MNIST", delete_cache=(3600, 3600)) as demo:
         gr.Markdown(describe(handlers), elem_id="header")
         digit = gr.State(None)  # the current digit as the model sees it (28×28), shared by the tabs
-        with gr.Tab("Reconstruct"):
-            with gr.Row(equal_height=False):
-                with gr.Column(scale=2, min_width=300):
-                    with gr.Tabs():
-                        with gr.Tab("Upload") as upload_tab:
-                            upload = gr.Image(
-                                label="A digit (PNG, JPEG, WebP; any size)",
-                                type="filepath",
-                                sources=["upload", "clipboard"],
-                                elem_id="upload",
-                                height=280,
-                                elem_classes="pixelated",
-                            )
-                        with gr.Tab("Draw") as draw_tab:
-                            sketch = drawing_canvas("sketch")
-                with gr.Column(scale=3, min_width=300, elem_id="results"):
-                    with gr.Row(equal_height=True):
-                        # Short labels and no buttons over them: five 120 px images in a row must each show
-                        # their whole label (on a phone they wrap two per row).
-                        view = gr.Image(
-                            label="Input, 28×28",
-                            buttons=[],
-                            format="png",
-                            elem_id="view",
-                            elem_classes="pixelated",
-                            interactive=False,
-                            height=THUMB,
-                            min_width=120,
-                        )
-                        recs = [
-                            gr.Image(
-                                label=short_title(handlers.titles[v]),
+        # "wrap": on a phone all four tabs stay visible on two rows instead of two hiding behind a "•••" menu
+        with gr.Tabs(overflow_behavior="wrap", elem_id="main_tabs"):
+            with gr.Tab("Reconstruct"):
+                with gr.Row(equal_height=False):
+                    with gr.Column(scale=2, min_width=300):
+                        with gr.Tabs():
+                            with gr.Tab("Upload") as upload_tab:
+                                upload = gr.Image(
+                                    label="A digit (PNG, JPEG, WebP; any size)",
+                                    type="filepath",
+                                    sources=["upload", "clipboard"],
+                                    elem_id="upload",
+                                    height=280,
+                                    elem_classes="pixelated",
+                                )
+                            with gr.Tab("Draw") as draw_tab:
+                                sketch = drawing_canvas("sketch")
+                    with gr.Column(scale=3, min_width=300, elem_id="results"):
+                        with gr.Row(equal_height=True):
+                            # Short labels and no buttons over them: five 120 px images in a row must each show
+                            # their whole label (on a phone they wrap two per row).
+                            view = gr.Image(
+                                label="Input, 28×28",
                                 buttons=[],
                                 format="png",
-                                elem_id=f"rec_{element_id(v)}",
+                                elem_id="view",
                                 elem_classes="pixelated",
                                 interactive=False,
                                 height=THUMB,
                                 min_width=120,
                             )
-                            for v in handlers.models
+                            recs = [
+                                gr.Image(
+                                    label=short_title(handlers.titles[v]),
+                                    buttons=[],
+                                    format="png",
+                                    elem_id=f"rec_{element_id(v)}",
+                                    elem_classes="pixelated",
+                                    interactive=False,
+                                    height=THUMB,
+                                    min_width=120,
+                                )
+                                for v in handlers.models
+                            ]
+                        table = gr.HTML(elem_id="scores")
+                with gr.Accordion("Example digits (MNIST test): click one", open=True, elem_id="examples"):
+                    gr.Examples(EXAMPLES, inputs=upload, label=None, examples_per_page=30)
+                outputs = [view, *recs, table, digit]
+                # Uploads arrive unprocessed (a file path) so that vae_hub.preprocess decodes them with its own
+                # size cap, first-frame and EXIF handling, and clear errors.
+                upload.change(reconstruct, upload, outputs, api_name="reconstruct", preprocess=False).success(
+                    None, js=CLOSE_TOASTS_JS
+                )
+                # The drawing arrives as a PNG data URL, checked and decoded by handlers.drawing_bytes and to_mnist.
+                sketch.input(
+                    reconstruct_drawing, sketch, outputs, api_name="reconstruct_drawing", trigger_mode="always_last"
+                ).success(None, js=CLOSE_TOASTS_JS)
+                sketch.clear(lambda: reconstruct(None), None, outputs, api_visibility="private")
+                # The results follow the input shown: switching between Upload and Draw shows that one's results.
+                upload_tab.select(show, upload, outputs, api_visibility="private", preprocess=False)
+                draw_tab.select(lambda url: show(url, "reconstruct_drawing"), sketch, outputs, api_visibility="private")
+
+            with gr.Tab("Latent grid"):
+                with gr.Row():
+                    with gr.Column(scale=2, min_width=300):
+                        g_variant = gr.Radio(variants, value=first, label="Model")
+                        gx, gy, gz = axis_choices(handlers, first)
+                        with gr.Row():
+                            g_x = gr.Dropdown(gx["choices"], value=0, label="Sweep dimension →", visible=gx["visible"])
+                            g_y = gr.Dropdown(gy["choices"], value=1, label="Sweep dimension ↑", visible=gy["visible"])
+                        g_span = gr.Radio(
+                            [("Gaussian quantiles", "quantile"), ("± k σ", "sigma")], value="quantile", label="Range"
+                        )
+                        g_k = gr.Slider(0.5, 4, value=2, step=0.1, label="k (for ± k σ)")
+                        g_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
+                        g_z = [
+                            gr.Slider(-3, 3, value=0, step=0.05, label=f"z{d} (when not swept)", visible=u["visible"])
+                            for d, u in enumerate(gz)
                         ]
-                    table = gr.HTML(elem_id="scores")
-            with gr.Accordion("Example digits (MNIST test): click one", open=True, elem_id="examples"):
-                gr.Examples(EXAMPLES, inputs=upload, label=None, examples_per_page=30)
-            outputs = [view, *recs, table, digit]
-            # Uploads arrive unprocessed (a file path) so that vae_hub.preprocess decodes them with its own
-            # size cap, first-frame and EXIF handling, and clear errors.
-            upload.change(reconstruct, upload, outputs, api_name="reconstruct", preprocess=False).success(
-                None, js=CLOSE_TOASTS_JS
-            )
-            # The drawing arrives as a PNG data URL, checked and decoded by handlers.drawing_bytes and to_mnist.
-            sketch.input(
-                reconstruct_drawing, sketch, outputs, api_name="reconstruct_drawing", trigger_mode="always_last"
-            ).success(None, js=CLOSE_TOASTS_JS)
-            sketch.clear(lambda: reconstruct(None), None, outputs, api_visibility="private")
-            # The results follow the input shown: switching between Upload and Draw shows that one's results.
-            upload_tab.select(show, upload, outputs, api_visibility="private", preprocess=False)
-            draw_tab.select(lambda url: show(url, "reconstruct_drawing"), sketch, outputs, api_visibility="private")
-
-        with gr.Tab("Latent grid"):
-            with gr.Row():
-                with gr.Column(scale=2, min_width=300):
-                    g_variant = gr.Radio(variants, value=first, label="Model")
-                    gx, gy, gz = axis_choices(handlers, first)
-                    with gr.Row():
-                        g_x = gr.Dropdown(gx["choices"], value=0, label="Sweep dimension →", visible=gx["visible"])
-                        g_y = gr.Dropdown(gy["choices"], value=1, label="Sweep dimension ↑", visible=gy["visible"])
-                    g_span = gr.Radio(
-                        [("Gaussian quantiles", "quantile"), ("± k σ", "sigma")], value="quantile", label="Range"
-                    )
-                    g_k = gr.Slider(0.5, 4, value=2, step=0.1, label="k (for ± k σ)")
-                    g_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
-                    g_z = [
-                        gr.Slider(-3, 3, value=0, step=0.05, label=f"z{d} (when not swept)", visible=u["visible"])
-                        for d, u in enumerate(gz)
-                    ]
-                    g_code = gr.Button("Start from my digit's code")
-                    with gr.Row():
-                        g_seed = gr.Number(0, precision=0, label="Seed")
-                        g_sample = gr.Button("Random samples")
-                g_out = gr.Image(label="Decoded grid", format="png", elem_id="grid", interactive=False, scale=3)
-            g_inputs = [g_variant, g_x, g_y, g_span, g_k, g_n, *g_z]
-            g_draw = {"fn": h["grid"], "inputs": g_inputs, "outputs": g_out}
-            gr.on(
-                [g_x.change, g_y.change, g_span.change, *(c.change for c in (g_k, g_n, *g_z))],
-                **g_draw,
-                api_name="grid",
-                trigger_mode="always_last",
-            )
-            g_variant.change(on_variant, g_variant, [g_x, g_y, *g_z], api_visibility="private").then(
-                **g_draw, api_visibility="private"
-            )
-            g_x.input(other_axis, [g_x, g_y, g_variant], g_y, api_visibility="private")
-            g_y.input(other_axis, [g_y, g_x, g_variant], g_x, api_visibility="private")
-            demo.load(**g_draw, api_visibility="private")  # the tab opens with a grid, not an empty image
-            g_code.click(h["digit_code"], [g_variant, digit], g_z, api_name="digit_code")
-            gr.on([g_sample.click, g_seed.submit], h["samples"], [g_variant, g_n, g_seed], g_out, api_name="samples")
-
-        with gr.Tab("Interpolate") as interp_tab:
-            with gr.Row():
-                ends = []
-                for side in ("A", "B"):
-                    with gr.Column(min_width=300):
-                        ed = sketchpad(
-                            f"Digit {side}: upload or draw",
-                            gr.ImageEditor,
-                            sources=["upload", "clipboard"],
-                            fixed_canvas=True,
-                            height=CANVAS + 110,
-                            elem_id=f"interp_{side.lower()}",
-                        )
-                        gr.Examples(
-                            EXAMPLES,
-                            inputs=ed,
-                            label=f"Pick digit {side}",
-                            examples_per_page=10,
-                            elem_id=f"examples_{side.lower()}",
-                        )
-                        ends.append(ed)
-            interp_tab.select(None, js=select_brush_js("interp_a", "interp_b"))
-            with gr.Row():
-                i_steps = gr.Slider(2, 25, value=10, step=1, label="Steps")
-                i_go = gr.Button("Interpolate", variant="primary")
-            i_out = [
-                gr.Image(
-                    label=f"{handlers.titles[v]}: A → B",
-                    format="png",
-                    interactive=False,
-                    elem_classes="pixelated",
-                    elem_id=f"interp_out_{element_id(v)}",
+                        g_code = gr.Button("Start from my digit's code")
+                        with gr.Row():
+                            g_seed = gr.Number(0, precision=0, label="Seed")
+                            g_sample = gr.Button("Random samples")
+                    g_out = gr.Image(label="Decoded grid", format="png", elem_id="grid", interactive=False, scale=3)
+                g_inputs = [g_variant, g_x, g_y, g_span, g_k, g_n, *g_z]
+                g_draw = {"fn": h["grid"], "inputs": g_inputs, "outputs": g_out}
+                gr.on(
+                    [g_x.change, g_y.change, g_span.change, *(c.change for c in (g_k, g_n, *g_z))],
+                    **g_draw,
+                    api_name="grid",
+                    trigger_mode="always_last",
                 )
-                for v in handlers.models
-            ]
-            i_go.click(h["interpolate"], [*ends, i_steps], i_out, api_name="interpolate").success(
-                None, js=CLOSE_TOASTS_JS
-            )
-
-        with gr.Tab("Latent map") as map_tab:
-            gr.Markdown(
-                "The posterior means of MNIST test digits, coloured by class; ★ marks your digit. "
-                "**Click anywhere on the map** to decode that point. A 2-D model's map is its whole latent space; "
-                "for a larger latent, choose the two dimensions shown."
-            )
-            with gr.Row():
-                m_variant = gr.Radio(variants, value=first, label="Model")
-                m_x = gr.Dropdown(gx["choices"], value=0, label="Dimension →", visible=gx["visible"])
-                m_y = gr.Dropdown(gy["choices"], value=1, label="Dimension ↑", visible=gy["visible"])
-            with gr.Row(equal_height=False):
-                m_out = gr.Image(
-                    label="Test digits' posterior means", format="png", elem_id="map", interactive=False, scale=3
+                g_variant.change(on_variant, g_variant, [g_x, g_y, *g_z], api_visibility="private").then(
+                    **g_draw, api_visibility="private"
                 )
-                with gr.Column(scale=1, min_width=180):
-                    m_digit = gr.Image(
-                        label="Decoded at the clicked point",
+                g_x.input(other_axis, [g_x, g_y, g_variant], g_y, api_visibility="private")
+                g_y.input(other_axis, [g_y, g_x, g_variant], g_x, api_visibility="private")
+                demo.load(**g_draw, api_visibility="private")  # the tab opens with a grid, not an empty image
+                g_code.click(h["digit_code"], [g_variant, digit], g_z, api_name="digit_code")
+                gr.on(
+                    [g_sample.click, g_seed.submit], h["samples"], [g_variant, g_n, g_seed], g_out, api_name="samples"
+                )
+
+            with gr.Tab("Interpolate") as interp_tab:
+                with gr.Row():
+                    ends = []
+                    for side in ("A", "B"):
+                        with gr.Column(min_width=300):
+                            ed = sketchpad(
+                                f"Digit {side}: upload or draw",
+                                gr.ImageEditor,
+                                sources=["upload", "clipboard"],
+                                fixed_canvas=True,
+                                height=CANVAS + 110,
+                                elem_id=f"interp_{side.lower()}",
+                            )
+                            gr.Examples(
+                                EXAMPLES,
+                                inputs=ed,
+                                label=f"Pick digit {side}",
+                                examples_per_page=10,
+                                elem_id=f"examples_{side.lower()}",
+                            )
+                            ends.append(ed)
+                interp_tab.select(None, js=select_brush_js("interp_a", "interp_b"))
+                with gr.Row():
+                    i_steps = gr.Slider(2, 25, value=10, step=1, label="Steps")
+                    i_go = gr.Button("Interpolate", variant="primary")
+                i_out = [
+                    gr.Image(
+                        label=f"{handlers.titles[v]}: A → B",
                         format="png",
-                        elem_id="map_decoded",
-                        elem_classes="pixelated",
                         interactive=False,
-                        height=THUMB + 40,
+                        elem_classes="pixelated",
+                        elem_id=f"interp_out_{element_id(v)}",
                     )
-                    m_point = gr.Markdown(elem_id="map_point")
-            m_view = gr.State(None)  # the drawn map's geometry: turns a click into latent coordinates
-            m_inputs = [m_variant, m_x, m_y, digit]
-            m_variant.change(lambda v: on_variant(v)[:2], m_variant, [m_x, m_y], api_visibility="private")
-            m_x.input(other_axis, [m_x, m_y, m_variant], m_y, api_visibility="private")
-            m_y.input(other_axis, [m_y, m_x, m_variant], m_x, api_visibility="private")
-            gr.on(
-                [map_tab.select, m_variant.change, m_x.change, m_y.change],
-                h["latent_map"],
-                m_inputs,
-                [m_out, m_view],
-                api_name="latent_map",
-                trigger_mode="always_last",
-            )
-            m_out.select(map_click, [m_view, digit], [m_digit, m_point], api_visibility="private")
-            # The same decoding by latent coordinates, for programs (tested over HTTP).
-            m_go = gr.Button(visible=False)
-            m_zx, m_zy = gr.Number(visible=False), gr.Number(visible=False)
-            m_go.click(
-                h["decode_point"], [m_variant, m_x, m_y, m_zx, m_zy, digit], [m_digit, m_point], api_name="decode_point"
-            )
+                    for v in handlers.models
+                ]
+                i_go.click(h["interpolate"], [*ends, i_steps], i_out, api_name="interpolate").success(
+                    None, js=CLOSE_TOASTS_JS
+                )
+
+            with gr.Tab("Latent map") as map_tab:
+                gr.Markdown(
+                    "The posterior means of MNIST test digits, coloured by class; ★ marks your digit. "
+                    "**Click anywhere on the map** to decode that point. A 2-D model's map is its whole latent space; "
+                    "for a larger latent, choose the two dimensions shown."
+                )
+                with gr.Row():
+                    m_variant = gr.Radio(variants, value=first, label="Model")
+                    m_x = gr.Dropdown(gx["choices"], value=0, label="Dimension →", visible=gx["visible"])
+                    m_y = gr.Dropdown(gy["choices"], value=1, label="Dimension ↑", visible=gy["visible"])
+                with gr.Row(equal_height=False):
+                    m_out = gr.Image(
+                        label="Test digits' posterior means", format="png", elem_id="map", interactive=False, scale=3
+                    )
+                    with gr.Column(scale=1, min_width=180):
+                        m_digit = gr.Image(
+                            label="Decoded at the clicked point",
+                            format="png",
+                            elem_id="map_decoded",
+                            elem_classes="pixelated",
+                            interactive=False,
+                            height=THUMB + 40,
+                        )
+                        m_point = gr.Markdown(elem_id="map_point")
+                m_view = gr.State(None)  # the drawn map's geometry: turns a click into latent coordinates
+                m_inputs = [m_variant, m_x, m_y, digit]
+                m_variant.change(lambda v: on_variant(v)[:2], m_variant, [m_x, m_y], api_visibility="private")
+                m_x.input(other_axis, [m_x, m_y, m_variant], m_y, api_visibility="private")
+                m_y.input(other_axis, [m_y, m_x, m_variant], m_x, api_visibility="private")
+                gr.on(
+                    [map_tab.select, m_variant.change, m_x.change, m_y.change],
+                    h["latent_map"],
+                    m_inputs,
+                    [m_out, m_view],
+                    api_name="latent_map",
+                    trigger_mode="always_last",
+                )
+                m_out.select(map_click, [m_view, digit], [m_digit, m_point], api_visibility="private")
+                # The same decoding by latent coordinates, for programs (tested over HTTP).
+                m_go = gr.Button(visible=False)
+                m_zx, m_zy = gr.Number(visible=False), gr.Number(visible=False)
+                m_go.click(
+                    h["decode_point"],
+                    [m_variant, m_x, m_y, m_zx, m_zy, digit],
+                    [m_digit, m_point],
+                    api_name="decode_point",
+                )
     return demo
