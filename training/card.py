@@ -11,8 +11,10 @@ import json
 from pathlib import Path
 from typing import Any
 
+import torch
 from huggingface_hub import EvalResult, ModelCard, ModelCardData
 
+from vae_hub import VAE, Config
 from vae_hub.files import EVAL_NAME, FIGURES, METRICS_NAME, TRAINING_ARGS_NAME, atomic_write_text
 from vae_hub.hub import CARD_METADATA
 
@@ -126,9 +128,8 @@ def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
     variant = config.get("regularizer", folder.name)
     hidden = config.get("hidden_dims", [])
     latent = hidden[-1] // 2 if hidden else 0
-    dims = [config.get("input_dim", 0), *hidden]
-    n_params = sum(a * b + b for a, b in zip(dims, dims[1:]))
-    n_params += sum(a * b + b for a, b in zip([latent, *hidden[::-1]], [*hidden[::-1], config.get("input_dim", 0)]))
+    with torch.device("meta"):  # the network itself counts its parameters; meta: no memory for the weights
+        n_params = sum(p.numel() for p in VAE(Config.from_dict(config)).parameters())
     repo = repo_id or f"USER/vae-mnist-{variant.replace('_', '-')}"
     test = _test_numbers(metrics, evaluation)
     iwae = (evaluation or {}).get("iwae")
