@@ -6,6 +6,8 @@ In one process it times, per epoch of 60,000 images in batches of 256:
   2. the project's ``training.Trainer`` (in-memory batches, fused loss and Adam, lr and KL schedules);
   3. the matmul limit: the same matmuls alone, shape for shape (each Linear's forward, and its backward for the
      weight and, but for the first layer, the input), with nothing else, as the floor a step cannot go below;
+  4. the trainer's step two ways on one fixed batch (loss, gradients, fused Adam): with autograd (the path DDP
+     uses) and with the hand-derived ``training.step.ManualStep`` (the single-process path);
 and prints the times and the ratios. For comparison with earlier numbers it also prints the limit implied by
 the machine's peak (a 2048² float32 matmul, measured here too). Usage:
 ``python benchmarks/bench_train.py [--data-dir DIR] [--threads N]``.
@@ -29,10 +31,12 @@ from torchvision import datasets, transforms
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))  # run from a checkout without installing
 
+from training.step import ManualStep  # noqa: E402
 from training.train import RECIPE  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 from vae_hub import VAE, Config, MNISTBatches, load_mnist  # noqa: E402
 from vae_hub.data import prepare_root  # noqa: E402
+from vae_hub.objectives import elbo_terms  # noqa: E402
 
 
 def matmul_peak_flops(n: int = 2048, seconds: float = 2.0) -> float:
@@ -118,6 +122,38 @@ def trainer_epoch(images: torch.Tensor, labels: torch.Tensor, regularizer: str) 
     return history[-1]["seconds"]
 
 
+def step_seconds(images: torch.Tensor, regularizer: str, manual: bool, steps: int) -> float:
+    """Seconds for ``steps`` training steps on one batch of 256 (KL weight 0.5), after 20 warm-up steps."""
+    torch.manual_seed(0)
+    model = VAE(Config())
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-3, fused=True)
+    x, gen = images[:256].reshape(256, -1).float() / 255, torch.Generator().manual_seed(1)
+    step = ManualStep(model, regularizer)
+
+    def one() -> None:
+        if manual:
+            loss = step(x, gen, 0.5).loss
+        else:
+            out = model(x, generator=gen)
+            terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
+            loss = (terms.rec + 0.5 * terms.kl).mean()
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+        loss.item()
+        optimizer.step()
+
+    onednn, torch.backends.mkldnn.enabled = torch.backends.mkldnn.enabled, False  # as the trainer runs
+    try:
+        for _ in range(20):
+            one()
+        t0 = time.perf_counter()
+        for _ in range(steps):
+            one()
+        return time.perf_counter() - t0
+    finally:
+        torch.backends.mkldnn.enabled = onednn
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     p.add_argument("--data-dir", help="folder holding MNIST/raw (default: $VAE_HUB_DATA, else ./data)")
@@ -138,15 +174,19 @@ def main() -> None:
     pipeline = examples_pipeline_epochs(root)
     next(pipeline)  # warm-up: the first epoch also reads the dataset
     # Interleaved rounds, so that a change in the machine's load hits all three alike; a ratio is taken per round.
-    limit, ours, pipe, loads = [], [], [], []
+    limit, ours, pipe, loads, auto_steps, manual_steps = [], [], [], [], [], []
     for _ in range(args.rounds):
         limit.append(matmul_epoch_seconds(VAE(Config()), 256, steps, repeats=1))
         ours.append(trainer_epoch(images, labels, args.regularizer))
         pipe.append(next(pipeline))
+        auto_steps.append(step_seconds(images, args.regularizer, manual=False, steps=steps))
+        manual_steps.append(step_seconds(images, args.regularizer, manual=True, steps=steps))
         loads.append(os.getloadavg()[0])
     limit_s, ours_s, pipe_s = (statistics.median(v) for v in (limit, ours, pipe))
     fraction = statistics.median(lim / t for lim, t in zip(limit, ours))
     speedup = statistics.median(p / t for p, t in zip(pipe, ours))
+    auto_ms, manual_ms = (statistics.median(v) / steps * 1e3 for v in (auto_steps, manual_steps))
+    manual_gain = statistics.median(a / m for a, m in zip(auto_steps, manual_steps))
     result = {
         "device": str(Config().torch_device),
         "threads": torch.get_num_threads(),
@@ -157,6 +197,9 @@ def main() -> None:
         "speedup": round(speedup, 2),
         "trainer_limit_fraction": round(fraction, 3),
         "pipeline_limit_fraction": round(statistics.median(lim / t for lim, t in zip(limit, pipe)), 3),
+        "step_ms_autograd": round(auto_ms, 3),
+        "step_ms_manual": round(manual_ms, 3),
+        "manual_step_speedup": round(manual_gain, 2),
         "matmul_peak_gflops": round(peak / 1e9, 1),
         "model_gflop_per_epoch": round(flops_epoch / 1e9, 1),
         "peak_limit_s_per_epoch": round(peak_limit, 3),
@@ -171,6 +214,8 @@ def main() -> None:
         f"matmul limit (the same matmuls alone):        {limit_s:.2f} s/epoch\n"
         f"speed-up {speedup:.1f}x; trainer at {fraction:.0%} of the matmul limit (median of per-round ratios); "
         f"{torch.get_num_threads()} thread(s), load average {min(loads):.1f}–{max(loads):.1f}\n"
+        f"one step (batch 256, with Adam): autograd {auto_ms:.2f} ms, hand-derived {manual_ms:.2f} ms "
+        f"({manual_gain:.2f}x)\n"
         f"(peak {peak / 1e9:.0f} GFLOP/s on a 2048² matmul would allow {peak_limit:.2f} s/epoch: trainer at "
         f"{peak_limit / ours_s:.0%} of that)"
     )

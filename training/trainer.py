@@ -37,6 +37,7 @@ from .checkpoint import (
     save_checkpoint,
 )
 from .evaluate import active_dimensions, model_batch, nelbo_metrics
+from .step import ManualStep, supports
 
 # Fields whose change would make a resumed run differ from the run that wrote the checkpoint: all but the device.
 RUN_FIELDS = tuple(f.name for f in dataclasses.fields(Config) if f.name != "device")
@@ -188,8 +189,11 @@ class Trainer:
                 )
             # DDP averages the gradients (and broadcasts rank 0's weights, equal anyway: same seed, same checkpoint)
             net = DistributedDataParallel(model, device_ids=[device.index] if device.type == "cuda" else None)
+            manual = None
         else:
             net = model
+            # Gradients derived by hand: the same step without autograd's per-op cost (see training/step.py)
+            manual = ManualStep(model, regularizer) if supports(model) else None
 
         overall = tqdm(total=cfg.epochs, initial=start, desc=f"{regularizer}", unit="epoch", disable=not progress)
         step = start * steps_per_epoch
@@ -213,11 +217,15 @@ class Trainer:
                     for group in optimizer.param_groups:
                         group["lr"] = lr
                     x = model_batch(x, model)
-                    out = net(x, generator=noise)
-                    terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
-                    loss = terms.loss.mean() if beta == 1.0 else (terms.rec + beta * terms.kl).mean()
-                    optimizer.zero_grad(set_to_none=True)
-                    loss.backward()
+                    if manual is not None:
+                        out = manual(x, noise, beta)  # loss, and every .grad set
+                        terms, loss = out.terms, out.loss
+                    else:
+                        out = net(x, generator=noise)
+                        terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
+                        loss = terms.loss.mean() if beta == 1.0 else (terms.rec + beta * terms.kl).mean()
+                        optimizer.zero_grad(set_to_none=True)
+                        loss.backward()
                     value = loss.item()
                     if not math.isfinite(value):
                         raise TrainingError(self._diverged(value, epoch, i, lr, ckpt))

@@ -52,19 +52,26 @@ class _BernoulliNLL(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, logits: Tensor, x: Tensor) -> Tensor:
-        p = torch.sigmoid(logits)
+        nll, p = bernoulli_nll_and_probs(logits, x)
         ctx.save_for_backward(p, x)
-        buf = logits.clamp(min=0).addcmul_(x, logits, value=-1)
-        nll = buf.sum(-1)  # Σ max(l, 0) − x·l
-        # sigmoid(|l|) = max(p, 1 − p) = |p − ½| + ½, into the same buffer: one large temporary, not three (on a
-        # (1000, 784) batch, fresh allocations cost more in page faults than the arithmetic)
-        nll -= _sum_log(torch.sub(p, 0.5, out=buf).abs_().add_(0.5))
         return nll
 
     @staticmethod
     def backward(ctx, grad: Tensor) -> tuple[Tensor, None]:
         p, x = ctx.saved_tensors
         return (p - x).mul_(grad.unsqueeze(-1)), None
+
+
+def bernoulli_nll_and_probs(logits: Tensor, x: Tensor) -> tuple[Tensor, Tensor]:
+    """The Bernoulli NLL per row (see :class:`_BernoulliNLL`) and p = sigmoid(logits), whose p − x is its
+    gradient. Plain tensor ops, no autograd."""
+    p = torch.sigmoid(logits)
+    buf = logits.clamp(min=0).addcmul_(x, logits, value=-1)
+    nll = buf.sum(-1)  # Σ max(l, 0) − x·l
+    # sigmoid(|l|) = max(p, 1 − p) = |p − ½| + ½, into the same buffer: one large temporary, not three (on a
+    # (1000, 784) batch, fresh allocations cost more in page faults than the arithmetic)
+    nll -= _sum_log(torch.sub(p, 0.5, out=buf).abs_().add_(0.5))
+    return nll, p
 
 
 def _sum_log(p: Tensor) -> Tensor:
