@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import json
 import math
+import re
+import shlex
 from pathlib import Path
 
 import pytest
@@ -21,6 +23,7 @@ from training.evaluate import evaluate
 from training.figures import write_figures
 from training.trainer import Trainer, TrainingError, init_output_bias, kl_weight_at, lr_at, recipe
 from vae_hub import VAE, Config, MNISTBatches, load_mnist
+from vae_hub.hub import BUNDLED, bundled_weights
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -114,9 +117,9 @@ def test_kl_warm_up_rises_linearly_then_stays_at_one() -> None:
 
 
 def test_the_cli_defaults_are_the_importable_recipe() -> None:
-    from training.train import SKIPPED_FIELDS, build_parser
+    from training.train import SKIPPED_FIELDS
 
-    args = build_parser().parse_args([])
+    args = train_cli.build_parser().parse_args([])
     fields = {k: getattr(args, k) for k in Config().to_dict() if k not in SKIPPED_FIELDS}
     assert Config(**fields) == recipe() != Config()
     assert recipe().kl_warmup_epochs == 10 and recipe().lr_schedule == "cosine"
@@ -221,6 +224,20 @@ def test_model_card_has_metadata_and_license(tmp_path: Path) -> None:
     text = card_path.read_text()
     assert 'VAE.from_pretrained("someone/vae-mnist-kl-wo-e")' in text
     assert "CC BY-SA 3.0" in text and "LeCun" in text and "not a score-function" in text
+
+
+def test_bundled_cards_reproduce_commands_rebuild_their_own_model() -> None:
+    """Each bundled card's command, parsed by the training CLI, trains that architecture and estimator into a
+    fresh folder (never over the bundled weights)."""
+    for name in BUNDLED:
+        folder = bundled_weights(name)
+        text = " ".join((folder / "README.md").read_text().split())
+        command = re.search(r"`python -m training\.train ([^`]*)`", text)
+        assert command, name
+        args = train_cli.build_parser().parse_args(shlex.split(command.group(1).replace("\\ ", "")))
+        config = json.loads((folder / "config.json").read_text())
+        assert args.hidden_dims == config["hidden_dims"] and args.regularizer == folder.name, name
+        assert not (Path(args.out) / folder.name).resolve().is_relative_to(bundled_weights(BUNDLED[0]).parent), name
 
 
 @pytest.mark.slow
