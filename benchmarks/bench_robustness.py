@@ -8,7 +8,8 @@ canvas, rotations, off-centre and tight crops) it prints how often a small class
 *training* set (``training.classifier``, cached under ``runs/classifier/``, never shipped) reads correctly
   - "drawn": the digit as the pen, lens or scanner made it, shrunk to 28×28 in MNIST's framing, before paper,
     lighting, canvas or file format: the ceiling for preprocessing (a marker that closes a loop lowers it);
-  - "input": the 28×28 digit ``vae_hub.preprocess.to_mnist`` makes of the input, and
+  - "input": the 28×28 digit ``vae_hub.preprocess.to_mnist`` makes of the input, read as the app reads it
+    (``webapp.handlers.digit``: an editor's value is first made one image), and
   - each bundled model's reconstruction of it (every folder under ``--weights`` holding ``model.safetensors``),
 and the mean pixel value of the preprocessed digits against that of the same MNIST digits. Targets (issue 11):
 input accuracy ≥ 97.5% on every sharp kind and ≥ 93% on the blurred and low-resolution ones; mean pixel value
@@ -34,7 +35,8 @@ sys.path.insert(0, str(ROOT))  # run from a checkout without installing
 
 from training.classifier import load_classifier, predict  # noqa: E402
 from vae_hub import VAE, DataError, WeightsError, load_mnist  # noqa: E402
-from vae_hub.preprocess import InputError, to_mnist  # noqa: E402
+from vae_hub.preprocess import InputError  # noqa: E402
+from webapp.handlers import digit  # noqa: E402
 
 Maker = Callable[[np.ndarray, np.random.Generator], Any]
 SOFT = ("blur", "lowres")  # the kinds whose target is 93% (the others are sharp: 97.5%)
@@ -229,7 +231,7 @@ KINDS: dict[str, Kind] = {
 
 
 def make_all(kind: Kind, digits: np.ndarray, seed: int) -> tuple[torch.Tensor, torch.Tensor, int]:
-    """Each digit as drawn (shrunk to 28×28: the ceiling) and as to_mnist reads it once shown; inputs it refuses
+    """Each digit as drawn (shrunk to 28×28: the ceiling) and as the app reads it once shown; inputs it refuses
     become blank (misread) digits. Returns (drawn, preprocessed, refused)."""
     rng = np.random.default_rng(seed)
     drawn, out, errors = torch.zeros(len(digits), 1, 28, 28), torch.zeros(len(digits), 1, 28, 28), 0
@@ -238,7 +240,7 @@ def make_all(kind: Kind, digits: np.ndarray, seed: int) -> tuple[torch.Tensor, t
         small = Image.fromarray(ink.astype(np.float32), "F").resize((28, 28), Image.Resampling.BOX)
         drawn[i, 0] = torch.from_numpy(np.asarray(small).clip(0, 1))
         try:
-            out[i] = to_mnist(kind.show(ink, rng))
+            out[i] = digit(kind.show(ink, rng))  # as the app reads it: an editor's value (a dict) too
         except InputError:
             errors += 1
     return drawn, out, errors

@@ -33,7 +33,7 @@ NOISE_SIGMAS = 4  # ink must stand out from the paper by more than 4 standard de
 MIN_FLOOR = 0.05  # and by 5% of the ink's contrast (JPEG ringing)
 # Stroke widths in output pixels (see stroke_width). MNIST's: median 2.4; 2% of digits below 1.5, 10% above 3.3.
 THIN, THICK = 1.5, 3.4  # strokes outside this range (a fine pen, a marker) are redrawn (see mnist_recipe)
-PEN_WIDTH = 2.7  # 150 MNIST training digits reduced to 0.75-pixel centre lines and redrawn at it: 0.99× their ink
+PEN_WIDTH = 2.5  # 300 MNIST training digits reduced to 0.75-pixel centre lines and widened to it: 0.99× their ink
 MARKER_WIDTH = 2.6  # 1.1× MNIST's median
 SOFT_EDGE = 2.0  # edges wider than this many pixels (see edge_width) are blurred, not drawn with a marker
 FINE, RAMP = 3, 0.3  # strokes are redrawn at 3× the output's scale, with edges soft over 0.3 of the ink's range
@@ -460,15 +460,22 @@ def _local_max(a: np.ndarray, r: int) -> np.ndarray:
     return np.lib.stride_tricks.sliding_window_view(p, k, axis=1).max(-1)
 
 
-def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
-    """The digit with its strokes redrawn ``target`` output pixels wide (it has ``width``): a level of the blurred,
-    locally normalised ink, on a copy FINE times the output's scale. A low level thickens thin strokes, a high
-    one thins thick ones.
-    """
+def _fine_copy(crop: np.ndarray, target: float) -> np.ndarray:
+    """The crop at FINE times the output's scale, with a margin for strokes to grow into."""
     f = FINE * BOX / max(crop.shape)  # fine pixels per working pixel
-    m = round(FINE * max(target, 1.0))  # room for strokes to grow into
-    fine = np.pad(np.clip(_resize(crop, max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))), 0, 1), m)
-    sigma = FINE * max(0.4, abs(width - target) / 2)
+    m = round(FINE * max(target, 1.0))
+    return np.pad(np.clip(_resize(crop, max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))), 0, 1), m)
+
+
+def _thin(crop: np.ndarray, width: float, target: float) -> np.ndarray:
+    """The digit with its strokes thinned to ``target`` output pixels wide (it has ``width``): a level of the
+    blurred, locally normalised ink, on a copy FINE times the output's scale. A higher level, thinner strokes.
+    """
+    fine = _fine_copy(crop, target)
+    # Blur by half the excess, so the level can shave it, but by at most one pixel: a marker is at most about two
+    # pixels too wide, and a larger measured excess means loops that the marker closed, whose faint remains a
+    # wider blur would erase (8s came out as blobs).
+    sigma = FINE * min(1.0, max(0.4, (width - target) / 2))
     b = _blur(fine, sigma)
     # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
     b = b / np.maximum(_local_max(b, round(FINE * target + 2 * sigma)), 0.3 * float(b.max()))
@@ -490,6 +497,35 @@ def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
         mid = (lo + hi) / 2
         lo, hi = (mid, hi) if draw(mid)[1] > target else (lo, mid)
     out = draw(min(max(hi, 0.02), 0.98))[0]
+    return out if out is not None else _fit(fine)
+
+
+def _dilate(a: np.ndarray, r: float) -> np.ndarray:
+    """Grey dilation by a disc of radius ``r`` pixels whose rim fades over one pixel, so that strokes widen
+    smoothly with ``r``: each pixel takes the largest weighted value around it."""
+    k = int(np.ceil(r + 0.5))
+    p, (h, w), out = np.pad(a, k), a.shape, a.copy()
+    for dy in range(-k, k + 1):
+        for dx in range(-k, k + 1):
+            weight = min(1.0, r + 0.5 - float(np.hypot(dy, dx)))
+            if weight > 0 and (dy or dx):
+                np.maximum(out, weight * p[k + dy : k + dy + h, k + dx : k + dx + w], out=out)
+    return out
+
+
+def _thicken(crop: np.ndarray, target: float) -> np.ndarray:
+    """The digit with its strokes widened to ``target`` output pixels: each stroke grows by the same amount on
+    either side (a dilation on a copy FINE times the output's scale), so strokes that nearly touch, such as a
+    4's open top or an 8's small loop, stay apart unless they are closer than the growth. (A blur and a level
+    would add up between them and close the gap.)"""
+    fine = _fine_copy(crop, target)
+    fine = fine / np.maximum(_local_max(fine, 2 * FINE), 0.3 * float(fine.max()))  # every stroke full ink
+    lo, hi = 0.0, FINE * target  # the radius, in fine pixels: the width grows with it
+    for _ in range(8):
+        mid = (lo + hi) / 2
+        out = _fit(_dilate(fine, mid))
+        lo, hi = (mid, hi) if out is not None and stroke_width(out) < target else (lo, mid)
+    out = _fit(_dilate(fine, hi))
     return out if out is not None else _fit(fine)
 
 
@@ -554,12 +590,12 @@ def mnist_recipe(ink: np.ndarray) -> np.ndarray:
         raise InputError(BLANK_MESSAGE)
     width = stroke_width(out)
     if width < THIN:
-        # A fine pen: redrawn at PEN_WIDTH, wider than MNIST's median since a bare centre line lacks the ink
+        # A fine pen: widened to PEN_WIDTH, wider than MNIST's median since a bare centre line lacks the ink
         # that ends and crossings hold.
-        return _redraw(crop, width, PEN_WIDTH)
+        return _thicken(crop, PEN_WIDTH)
     if width > THICK and edge_width(out) < SOFT_EDGE:
         # A marker: thinned to a usual width. Wide strokes with soft edges are a blurred photo or an enlarged
         # small scan, and stay as they are: thinning them breaks their loops and thin parts, while the
         # classifier and the models read them well as they are, with about MNIST's ink.
-        return _redraw(crop, width, MARKER_WIDTH)
+        return _thin(crop, width, MARKER_WIDTH)
     return out
