@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import importlib.util
 import io
 import struct
 import tracemalloc
@@ -12,12 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from conftest import ROOT
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from hypothesis.extra import numpy as hnp
 from PIL import Image, ImageDraw, ImageFilter
 
+from training.degrade import on_white, pen_ink
 from vae_hub.preprocess import (
     BLANK_MESSAGE,
     THICK,
@@ -149,12 +148,9 @@ def test_fine_pen_digits_keep_their_shape(digits) -> None:
     """Each digit reduced to its centre line (the benchmark's thin_pen: about 0.75 pixels) on white paper: widened to
     MNIST's strokes, loops and gaps stay as drawn. A blur and a level closed them (mean correlation 0.80, worst
     0.49); a dilation keeps them (0.90, 0.71)."""
-    spec = importlib.util.spec_from_file_location("bench_robustness", ROOT / "benchmarks" / "bench_robustness.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
     images, _ = digits
     rng = np.random.default_rng(0)
-    outs = [to_mnist(bench.on_white(bench.pen_ink(d, rng), rng)) for d in images]
+    outs = [to_mnist(on_white(pen_ink(d, rng), rng)) for d in images]
     assert_keeps_ink(outs, images)
     assert_matches(outs, images, mean=0.85, worst=0.65)
 

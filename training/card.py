@@ -238,7 +238,8 @@ reconstruction = model.reconstruct(torch.rand(1, 1, 28, 28))
 {args.get("epochs")} epochs, batch size {args.get("batch_size")}, Adam, learning rate {schedule},
 seed {args.get("seed")}, on {on_images}.{timing} Reproduce with
 `python -m training.train --regularizer {variant} --hidden-dims {" ".join(map(str, hidden))} \
---epochs {args.get("epochs")} --seed {args.get("seed")} --out runs/reproduce` (it writes `runs/reproduce/{variant}`), or from Python with
+--epochs {args.get("epochs")} --seed {args.get("seed")} --out runs/reproduce` (it writes `runs/reproduce/{variant}`),
+or from Python with
 `Trainer(recipe(hidden_dims={hidden})).train_with_{variant}(loader)` (`from training import Trainer, recipe`).
 The architecture is in `config.json`, the training settings in `training_args.json`, per-epoch metrics
 in `metrics.json`.
