@@ -2,7 +2,7 @@
 
 from .card import write_model_card
 from .checkpoint import CheckpointError, load_checkpoint, save_checkpoint
-from .evaluate import nelbo_metrics
+from .metrics import nelbo_metrics
 from .trainer import RECIPE, FitResult, Trainer, TrainingError, recipe
 
 __all__ = [

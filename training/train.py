@@ -33,8 +33,8 @@ from . import distributed
 from .card import write_model_card
 from .checkpoint import CheckpointError, load_checkpoint
 from .distributed import ShardedBatches, World, replica_digests
-from .evaluate import active_dimensions
 from .figures import write_figures
+from .metrics import active_dimensions
 from .trainer import RECIPE, Trainer, TrainingError, recipe
 
 __all__ = ["RECIPE", "build_parser", "main", "train_variant"]

@@ -36,7 +36,7 @@ from .checkpoint import (
     remove_stale_temporaries,
     save_checkpoint,
 )
-from .evaluate import active_dimensions, model_batch, nelbo_metrics
+from .metrics import active_dimensions, model_batch, nelbo_metrics
 from .step import ManualStep, supports
 
 # Fields whose change would make a resumed run differ from the run that wrote the checkpoint: all but the device.
