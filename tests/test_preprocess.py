@@ -256,6 +256,23 @@ def test_photo_on_the_editors_transparent_canvas_reads_as_the_photo(digits) -> N
     assert_matches(outs, images[:12], mean=0.9)
 
 
+@pytest.mark.parametrize("grain", [0.0, 4.0], ids=["flat", "noisy"])
+def test_blank_photo_on_the_editors_canvas_is_no_digit(grain: float) -> None:
+    """An opaque photo of empty paper on the transparent canvas is found blank, not read as a rectangle of ink;
+    a single wide brush stroke (a "1") on the same canvas is still ink."""
+    rng = np.random.default_rng(0)
+    paper = (200 + rng.normal(0, grain, (400, 500))).clip(0, 255).astype(np.uint8)
+    canvas = editor_canvas(paper, 200, 150)
+    for value in (canvas, {"background": canvas, "layers": [np.zeros_like(canvas)], "composite": canvas}):
+        with pytest.raises(InputError, match="No digit found"):
+            digit(value)
+    stroke = np.zeros((800, 800, 4), np.uint8)
+    stroke[150:650, 380:440, 3] = 255  # a 60-px brush, straight down
+    out = digit(stroke)[0].numpy()
+    cols = out.sum(0)
+    assert out.mean() > 0.05 and cols[cols > 0.5].size < 10  # a vertical bar of ink, a few pixels wide
+
+
 def test_coloured_strokes_on_a_transparent_canvas_are_ink(digits) -> None:
     """A red brush on the transparent canvas: the strokes' alpha is the ink, as for black strokes."""
     d = digits[0][0]

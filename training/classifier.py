@@ -69,10 +69,23 @@ def augment(x: Tensor, gen: torch.Generator) -> Tensor:
 
 
 def train_classifier(data_root: str | os.PathLike | None = None, progress: bool = True) -> DigitCNN:
-    """Train :class:`DigitCNN` on MNIST's training set (Adam, a few epochs, :func:`augment`); deterministic."""
+    """Train :class:`DigitCNN` on MNIST's training set (Adam, a few epochs, :func:`augment`); deterministic.
+
+    It trains on one CPU thread: the convolutions' sums are split by thread, so two threads give other weights
+    (and the benchmarks read a few digits differently). About 90 s here.
+    """
     images, labels = load_mnist("train", data_root)
     x = to_unit(images)[:, None]
     gen = torch.Generator().manual_seed(SEED)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        return _train(x, labels, gen, progress)
+    finally:
+        torch.set_num_threads(threads)
+
+
+def _train(x: Tensor, labels: Tensor, gen: torch.Generator, progress: bool) -> DigitCNN:
     with torch.random.fork_rng():  # seed the weights' initialisation without touching the caller's RNG
         torch.manual_seed(SEED)
         model = DigitCNN()

@@ -339,7 +339,10 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     colours = _luminance(a[seen][None])[0]
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
-    if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # an opaque picture with ink of its own, not strokes
+    # A solid rectangle far wider than any brush is a photo too, a blank one: read as such, it is found empty
+    # instead of becoming a rectangle of ink.
+    blank_photo = seen[box].mean() > 0.98 and min(seen[box].shape) >= 0.25 * min(seen.shape)
+    if seen[box].mean() > 0.75 and (spread >= BLANK_CONTRAST or blank_photo):  # a picture with ink of its own
         a, alpha = a[box], alpha[box]
         return _working(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
     return _working(alpha), True
