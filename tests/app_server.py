@@ -40,11 +40,18 @@ def serve(*args: str, **kwargs: Any) -> Iterator[str]:
 
 
 @pytest.fixture(scope="session")
-def app_url() -> Iterator[str]:
+def app_log(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """Where the session's app server writes its output (stdout and stderr)."""
+    return tmp_path_factory.mktemp("app") / "app.log"
+
+
+@pytest.fixture(scope="session")
+def app_url(app_log: Path) -> Iterator[str]:
     """One app server (the bundled models) for the whole test session: the HTTP and the browser tests share it.
 
-    conftest.py registers this module as a plugin, so every module gets the same server.
+    conftest.py registers this module as a plugin, so every module gets the same server. Its output goes to
+    ``app_log``.
     """
     require(weights_present(), f"the bundled weights in {WEIGHTS}")
-    with serve() as url:
+    with serve(log_path=app_log) as url:
         yield url

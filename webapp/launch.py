@@ -33,16 +33,18 @@ def serve(
     env: dict[str, str | None] | None = None,
     app_dir: Path = ROOT,
     quiet: bool = False,
+    log_path: Path | None = None,
 ) -> Iterator[str]:
     """Run ``python app.py --port <free> <args>`` (from ``app_dir``) until the page answers; yield its URL; stop it
-    afterwards. An ``env`` value of None removes that variable; ``quiet`` drops the app's output."""
+    afterwards. An ``env`` value of None removes that variable; ``quiet`` drops the app's output, ``log_path``
+    writes it (stdout and stderr) to that file instead."""
     port = free_port()
     cmd = [sys.executable, str(app_dir / "app.py"), "--port", str(port), *args]
     merged = {**os.environ, "GRADIO_ANALYTICS_ENABLED": "False", "PYTHONUNBUFFERED": "1", **(env or {})}
     full_env = {k: v for k, v in merged.items() if v is not None}
     scratch = tempfile.TemporaryDirectory()  # the latent-map caches of unshipped weights: not the user's own cache
     full_env.setdefault("VAE_HUB_MAP_CACHE", scratch.name)
-    log = open(os.devnull, "wb") if quiet else None
+    log = open(log_path, "wb") if log_path is not None else open(os.devnull, "wb") if quiet else None
     proc = subprocess.Popen(cmd, cwd=app_dir, env=full_env, stdout=log, stderr=subprocess.STDOUT)
     url = f"http://127.0.0.1:{port}/"
     try:
