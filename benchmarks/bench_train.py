@@ -3,7 +3,8 @@
 In one process it times, per epoch of 60,000 images in batches of 256:
   1. the pytorch/examples VAE pipeline: ``torchvision.datasets.MNIST`` with ``ToTensor`` through a
      ``DataLoader`` (batch 256, shuffled), a plain Adam loop over the same model and its own loss function;
-  2. the project's ``training.Trainer`` (in-memory batches, fused loss and Adam, lr and KL schedules);
+  2. the project's ``training.Trainer`` (in-memory batches, fused loss and Adam, lr and KL schedules, hand-derived
+     gradients), and the same with ``hand_derived=False`` (autograd, as under DDP);
   3. the matmul limit: the same matmuls alone, shape for shape (each Linear's forward, and its backward for the
      weight and, but for the first layer, the input), with nothing else, as the floor a step cannot go below;
   4. the trainer's step two ways on one fixed batch (loss, gradients, fused Adam): with autograd (the path DDP
@@ -114,11 +115,11 @@ def examples_pipeline_epochs(root: Path) -> Iterator[float]:
         yield time.perf_counter() - t0
 
 
-def trainer_epoch(images: torch.Tensor, labels: torch.Tensor, regularizer: str) -> float:
+def trainer_epoch(images: torch.Tensor, labels: torch.Tensor, regularizer: str, hand_derived: bool = True) -> float:
     """Seconds of the second epoch of a fresh ``Trainer.fit`` with the bundled recipe (the first warms up)."""
     config = Config(epochs=2, **RECIPE)
     loader = MNISTBatches(images, labels, 256, shuffle=True, generator=torch.Generator(), device=config.torch_device)
-    _, history = Trainer(config).fit(regularizer, loader, progress=False)
+    _, history = Trainer(config, hand_derived=hand_derived).fit(regularizer, loader, progress=False)
     return history[-1]["seconds"]
 
 
@@ -174,10 +175,11 @@ def main() -> None:
     pipeline = examples_pipeline_epochs(root)
     next(pipeline)  # warm-up: the first epoch also reads the dataset
     # Interleaved rounds, so that a change in the machine's load hits all three alike; a ratio is taken per round.
-    limit, ours, pipe, loads, auto_steps, manual_steps = [], [], [], [], [], []
+    limit, ours, autograd, pipe, loads, auto_steps, manual_steps = [], [], [], [], [], [], []
     for _ in range(args.rounds):
         limit.append(matmul_epoch_seconds(VAE(Config()), 256, steps, repeats=1))
         ours.append(trainer_epoch(images, labels, args.regularizer))
+        autograd.append(trainer_epoch(images, labels, args.regularizer, hand_derived=False))
         pipe.append(next(pipeline))
         auto_steps.append(step_seconds(images, args.regularizer, manual=False, steps=steps))
         manual_steps.append(step_seconds(images, args.regularizer, manual=True, steps=steps))
@@ -186,6 +188,9 @@ def main() -> None:
     fraction = statistics.median(lim / t for lim, t in zip(limit, ours))
     speedup = statistics.median(p / t for p, t in zip(pipe, ours))
     auto_ms, manual_ms = (statistics.median(v) / steps * 1e3 for v in (auto_steps, manual_steps))
+    autograd_s = statistics.median(autograd)
+    epoch_gain = statistics.median(a / t for a, t in zip(autograd, ours))
+    autograd_fraction = statistics.median(lim / a for lim, a in zip(limit, autograd))
     manual_gain = statistics.median(a / m for a, m in zip(auto_steps, manual_steps))
     result = {
         "device": str(Config().torch_device),
@@ -197,6 +202,9 @@ def main() -> None:
         "speedup": round(speedup, 2),
         "trainer_limit_fraction": round(fraction, 3),
         "pipeline_limit_fraction": round(statistics.median(lim / t for lim, t in zip(limit, pipe)), 3),
+        "trainer_autograd_s_per_epoch": round(autograd_s, 3),
+        "hand_derived_epoch_speedup": round(epoch_gain, 2),
+        "trainer_autograd_limit_fraction": round(autograd_fraction, 3),
         "step_ms_autograd": round(auto_ms, 3),
         "step_ms_manual": round(manual_ms, 3),
         "manual_step_speedup": round(manual_gain, 2),
@@ -206,11 +214,14 @@ def main() -> None:
         "trainer_peak_fraction": round(peak_limit / ours_s, 3),
         "limit_epochs_s": [round(t, 3) for t in limit],
         "trainer_epochs_s": [round(t, 3) for t in ours],
+        "trainer_autograd_epochs_s": [round(t, 3) for t in autograd],
         "pipeline_epochs_s": [round(t, 3) for t in pipe],
     }
     print(
         f"pipeline (torchvision ToTensor + DataLoader): {pipe_s:.2f} s/epoch\n"
         f"trainer (training.Trainer):                   {ours_s:.2f} s/epoch\n"
+        f"trainer with autograd (hand_derived=False):   {autograd_s:.2f} s/epoch ({autograd_fraction:.0%} of the "
+        f"limit; the hand-derived step is {epoch_gain:.2f}x)\n"
         f"matmul limit (the same matmuls alone):        {limit_s:.2f} s/epoch\n"
         f"speed-up {speedup:.1f}x; trainer at {fraction:.0%} of the matmul limit (median of per-round ratios); "
         f"{torch.get_num_threads()} thread(s), load average {min(loads):.1f}–{max(loads):.1f}\n"

@@ -266,11 +266,12 @@ def test_blank_photo_on_the_editors_canvas_is_no_digit(grain: float) -> None:
     for value in (canvas, {"background": canvas, "layers": [np.zeros_like(canvas)], "composite": canvas}):
         with pytest.raises(InputError, match="No digit found"):
             digit(value)
-    stroke = np.zeros((800, 800, 4), np.uint8)
-    stroke[150:650, 380:440, 3] = 255  # a 60-px brush, straight down
-    out = digit(stroke)[0].numpy()
-    cols = out.sum(0)
-    assert out.mean() > 0.05 and cols[cols > 0.5].size < 10  # a vertical bar of ink, a few pixels wide
+    for size, (rows, columns) in ((800, (slice(150, 650), slice(380, 440))), (320, (slice(None), slice(120, 200)))):
+        stroke = np.zeros((size, size, 4), np.uint8)
+        stroke[rows, columns, 3] = 255  # a 60-px brush straight down; an 80-px one from edge to edge
+        out = digit(stroke)[0].numpy()
+        cols = out.sum(0)
+        assert out.mean() > 0.05 and cols[cols > 0.5].size < 10, size  # a vertical bar of ink, a few pixels wide
 
 
 def test_coloured_strokes_on_a_transparent_canvas_are_ink(digits) -> None:

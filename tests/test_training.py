@@ -229,6 +229,7 @@ def test_model_card_has_metadata_and_license(tmp_path: Path) -> None:
 def test_bundled_cards_reproduce_commands_rebuild_their_own_model() -> None:
     """Each bundled card's command, parsed by the training CLI, trains that architecture and estimator into a
     fresh folder (never over the bundled weights)."""
+    outputs: dict[Path, Path] = {}
     for name in BUNDLED:
         folder = bundled_weights(name)
         text = " ".join((folder / "README.md").read_text().split())
@@ -237,7 +238,12 @@ def test_bundled_cards_reproduce_commands_rebuild_their_own_model() -> None:
         args = train_cli.build_parser().parse_args(shlex.split(command.group(1).replace("\\ ", "")))
         config = json.loads((folder / "config.json").read_text())
         assert args.hidden_dims == config["hidden_dims"] and args.regularizer == folder.name, name
-        assert not (Path(args.out) / folder.name).resolve().is_relative_to(bundled_weights(BUNDLED[0]).parent), name
+        root = bundled_weights(BUNDLED[0]).parent.parent  # the checkout: the CLI's paths are relative to it
+        out, ckpt = (root / args.out / folder.name).resolve(), (root / args.ckpt_dir / folder.name).resolve()
+        assert not out.is_relative_to(root / "weights"), name  # never over the bundled weights
+        outputs[out] = ckpt
+    # and never one model over another, nor one's checkpoint resumed by another
+    assert len(outputs) == len(set(outputs.values())) == len(BUNDLED)
 
 
 @pytest.mark.slow

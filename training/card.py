@@ -128,6 +128,9 @@ def write_model_card(folder: Path, repo_id: str | None = None) -> Path:
     variant = config.get("regularizer", folder.name)
     hidden = config.get("hidden_dims", [])
     latent = hidden[-1] // 2 if hidden else 0
+    # Other latent sizes in their own folders, as under weights/ (z4/...), so that reproducing one never
+    # overwrites another model or resumes its checkpoint.
+    family = "" if latent == Config().latent_dim else f"/z{latent}"
     with torch.device("meta"):  # the network itself counts its parameters; meta: no memory for the weights
         n_params = sum(p.numel() for p in VAE(Config.from_dict(config)).parameters())
     repo = repo_id or f"USER/vae-mnist-{variant.replace('_', '-')}"
@@ -238,8 +241,8 @@ reconstruction = model.reconstruct(torch.rand(1, 1, 28, 28))
 {args.get("epochs")} epochs, batch size {args.get("batch_size")}, Adam, learning rate {schedule},
 seed {args.get("seed")}, on {on_images}.{timing} Reproduce with
 `python -m training.train --regularizer {variant} --hidden-dims {" ".join(map(str, hidden))} \
---epochs {args.get("epochs")} --seed {args.get("seed")} --out runs/reproduce` (it writes `runs/reproduce/{variant}`),
-or from Python with
+--epochs {args.get("epochs")} --seed {args.get("seed")} --out runs/reproduce{family} \
+--ckpt-dir runs/checkpoints{family}` (it writes `runs/reproduce{family}/{variant}`), or from Python with
 `Trainer(recipe(hidden_dims={hidden})).train_with_{variant}(loader)` (`from training import Trainer, recipe`).
 The architecture is in `config.json`, the training settings in `training_args.json`, per-epoch metrics
 in `metrics.json`.

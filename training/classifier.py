@@ -24,7 +24,8 @@ from vae_hub import load_mnist
 from vae_hub.data import to_unit
 from vae_hub.files import atomic_write_bytes
 
-VERSION = "lenet-v2"  # change it whenever the architecture or the recipe changes: the cache is keyed on it
+VERSION = "lenet-v2"  # change it whenever the architecture or the recipe changes: the cache is keyed on it (v2 is
+# the one-thread training below; an early copy trained on two threads differed in a few weights)
 DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "runs" / "classifier"
 EPOCHS, BATCH, LR, SEED = 3, 128, 2e-3, 0
 MAX_SHIFT, MAX_ANGLE, MAX_SCALE = 2.0, 18.0, 0.1  # pixels, degrees, ± fraction of the size

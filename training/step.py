@@ -13,7 +13,7 @@ z = μ + σ·ε, the gradients of mean_i [rec_i + β·kl_i] are
     sgvb (log q(z|x) − log p(z) at z; with ε fixed log q = −½ Σ(log 2π + log σ² + ε²)):
                             ∂/∂μ = g_z + c·z,   ∂/∂log σ² = (g_z + c·z)·½σε − ½c
 
-where g_z is the decoder's gradient at z. ``tests/test_training.py`` checks every gradient against autograd.
+where g_z is the decoder's gradient at z. ``tests/test_step.py`` checks every gradient against autograd.
 The values themselves come from :mod:`vae_hub.objectives`, the one definition of the ELBO. Used by
 :class:`training.Trainer` in a single process; under DDP the trainer keeps autograd, which DDP hooks into.
 """
@@ -55,8 +55,9 @@ def supports(model: nn.Module) -> bool:
     """Whether :class:`ManualStep` can train ``model``: a VAE whose encoder and decoder are Linear layers and
     activations it knows the derivative of."""
     return isinstance(model, VAE) and all(
-        isinstance(m, nn.Linear) or type(m) in ACTIVATION_BACKWARD for m in (*model.encoder, *model.decoder)
-    )
+        isinstance(m, nn.Linear) or (type(m) in ACTIVATION_BACKWARD and not getattr(m, "inplace", False))
+        for m in (*model.encoder, *model.decoder)
+    )  # an in-place activation would overwrite the input its derivative is taken at
 
 
 def _forward(layers: nn.Sequential, h: Tensor, inputs: list[Tensor]) -> Tensor:

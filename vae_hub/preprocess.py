@@ -339,9 +339,10 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     colours = _luminance(a[seen][None])[0]
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
-    # A solid rectangle far wider than any brush is a photo too, a blank one: read as such, it is found empty
-    # instead of becoming a rectangle of ink.
-    blank_photo = seen[box].mean() > 0.98 and min(seen[box].shape) >= 0.25 * min(seen.shape)
+    # A solid, photo-shaped rectangle far wider than any brush is a photo too, a blank one: read as such, it is
+    # found empty instead of becoming a rectangle of ink. (A thick bar drawn edge to edge is not photo-shaped.)
+    h, w = seen[box].shape
+    blank_photo = seen[box].mean() > 0.98 and min(h, w) >= 0.25 * min(seen.shape) and min(h, w) >= 0.4 * max(h, w)
     if seen[box].mean() > 0.75 and (spread >= BLANK_CONTRAST or blank_photo):  # a picture with ink of its own
         a, alpha = a[box], alpha[box]
         return _working(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
