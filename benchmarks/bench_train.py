@@ -37,7 +37,7 @@ from training.train import RECIPE  # noqa: E402
 from training.trainer import Trainer  # noqa: E402
 from vae_hub import VAE, Config, MNISTBatches, load_mnist  # noqa: E402
 from vae_hub.data import prepare_root  # noqa: E402
-from vae_hub.objectives import elbo_terms  # noqa: E402
+from vae_hub.objectives import elbo_terms, training_objective  # noqa: E402
 
 
 def matmul_peak_flops(n: int = 2048, seconds: float = 2.0) -> float:
@@ -136,8 +136,7 @@ def step_seconds(images: torch.Tensor, regularizer: str, manual: bool, steps: in
             loss = step(x, gen, 0.5).loss
         else:
             out = model(x, generator=gen)
-            terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
-            loss = (terms.rec + 0.5 * terms.kl).mean()
+            loss = training_objective(elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer), 0.5)
             optimizer.zero_grad(set_to_none=True)
             loss.backward()
         loss.item()

@@ -28,7 +28,7 @@ from torch import Tensor, nn
 
 from vae_hub import VAE
 from vae_hub.model import LOGVAR_MAX, LOGVAR_MIN
-from vae_hub.objectives import Terms, bernoulli_nll_and_probs, get_regularizer
+from vae_hub.objectives import Terms, bernoulli_nll_and_probs, get_regularizer, training_objective
 
 aten = torch.ops.aten
 
@@ -115,7 +115,7 @@ class ManualStep:
         rec, p = bernoulli_nll_and_probs(logits, x)
         kl = self.kl(mu, logvar, z)
         terms = Terms(rec + kl, rec, kl)
-        loss = terms.loss.mean() if kl_weight == 1.0 else (rec + kl_weight * kl).mean()
+        loss = training_objective(terms, kl_weight)
 
         n = len(x)
         g_z = _backward(model.decoder, dec_inputs, p.sub_(x).div_(n), input_grad=True)

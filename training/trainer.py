@@ -24,7 +24,7 @@ from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from vae_hub import VAE, Config
-from vae_hub.objectives import elbo_terms, get_regularizer, kl_wo_e
+from vae_hub.objectives import elbo_terms, get_regularizer, kl_wo_e, training_objective
 
 from . import distributed
 from .checkpoint import (
@@ -228,7 +228,7 @@ class Trainer:
                     else:
                         out = net(x, generator=noise)
                         terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
-                        loss = terms.loss.mean() if beta == 1.0 else (terms.rec + beta * terms.kl).mean()
+                        loss = training_objective(terms, beta)
                         optimizer.zero_grad(set_to_none=True)
                         loss.backward()
                     value = loss.item()
