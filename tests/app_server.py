@@ -10,9 +10,8 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from conftest import require
+from conftest import ROOT, require
 
-ROOT = Path(__file__).resolve().parent.parent
 if str(ROOT) not in sys.path:  # `import app` in the tests, under a plain `pytest` as well as `python -m pytest`
     sys.path.insert(0, str(ROOT))
 from vae_hub.hub import BUNDLED  # noqa: E402

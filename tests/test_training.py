@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import ROOT
 from huggingface_hub import ModelCard
 from PIL import Image
 from safetensors import safe_open
@@ -238,9 +239,9 @@ def test_bundled_cards_reproduce_commands_rebuild_their_own_model() -> None:
         args = train_cli.build_parser().parse_args(shlex.split(command.group(1).replace("\\ ", "")))
         config = json.loads((folder / "config.json").read_text())
         assert args.hidden_dims == config["hidden_dims"] and args.regularizer == folder.name, name
-        root = bundled_weights(BUNDLED[0]).parent.parent  # the checkout: the CLI's paths are relative to it
-        out, ckpt = (root / args.out / folder.name).resolve(), (root / args.ckpt_dir / folder.name).resolve()
-        assert not out.is_relative_to(root / "weights"), name  # never over the bundled weights
+        # the CLI's paths are relative to the checkout
+        out, ckpt = (ROOT / args.out / folder.name).resolve(), (ROOT / args.ckpt_dir / folder.name).resolve()
+        assert not out.is_relative_to(ROOT / "weights"), name  # never over the bundled weights
         outputs[out] = ckpt
     # and never one model over another, nor one's checkpoint resumed by another
     assert len(outputs) == len(set(outputs.values())) == len(BUNDLED)
