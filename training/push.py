@@ -1,209 +1,196 @@
 """Publish a trained model: ``python -m training.push weights/sgvb --repo-id USER/vae-mnist-sgvb``.
 
-Uploads a ``save_pretrained`` folder (config.json, model.safetensors, metrics, figures) with its model card
-(README.md) re-rendered for the real repo id. The token comes from ``--token``, else ``HF_TOKEN``, else the login
-cached by ``hf auth login``; it is never printed. ``--dry-run`` writes the exact folder that would be uploaded
-and lists it, without a token or any network access. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
+Uploads the model folder's files (config.json, model.safetensors, the training settings, metrics, evaluation and
+figures) with its card re-rendered for the repo id. Only regular files inside the folder are taken: a symlink, a
+device or anything else is refused by name. The token comes from ``--token``, else ``HF_TOKEN``, else the login
+of ``hf auth login``; it is never printed. ``--dry-run`` writes the exact upload folder and lists it, with no token
+and no network. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
 
 Exit codes: 0 done, 1 the Hub refused the upload or could not be reached, 2 bad input.
 """
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
+import stat
 import sys
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
-from typing import TypeVar
+from typing import Any
 
-from huggingface_hub import HfApi, constants, get_token
-from huggingface_hub.errors import HfHubHTTPError, HFValidationError
-from huggingface_hub.utils import validate_repo_id
+from training.cli import FIGURES, Parser, fail
 
-from vae_hub import VAE, WeightsError
-from vae_hub.files import CONFIG_NAME, EVAL_NAME, FIGURES, METRICS_NAME, PICKLE_NAMES, TRAINING_ARGS_NAME, WEIGHTS_NAME
-
-from .card import write_model_card
-
-try:  # the HTTP client under huggingface_hub: httpx2 since 2.0, httpx before
-    from httpx2 import TransportError
-except ImportError:  # pragma: no cover
-    from httpx import TransportError
-
-# Everything else in the folder (checkpoints, pickles, stray files) stays home.
-DATA_FILES = (CONFIG_NAME, WEIGHTS_NAME, TRAINING_ARGS_NAME, METRICS_NAME, EVAL_NAME, *FIGURES.values())
-T = TypeVar("T")
+DATA_FILES = ("config.json", "model.safetensors", "training_args.json", "metrics.json", "eval.json", *FIGURES.values())
 
 
 class PushError(Exception):
-    """Bad input: reported as one line, exit code 2."""
+    """Bad input: one line, exit code 2."""
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
-        prog="python -m training.push",
-        description=__doc__.split("\n\n")[0],
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
-    )
+def build_parser() -> Parser:
+    p = Parser("python -m training.push", __doc__.split("\n\n")[0])
     p.add_argument("folder", type=Path, help="a save_pretrained folder, e.g. weights/sgvb")
     p.add_argument("--repo-id", required=True, help="USER/NAME (or ORG/NAME) on the Hub")
-    p.add_argument("--private", action="store_true", help="create the repo private (no effect if it exists)")
-    p.add_argument("--token", help="a write token; without it $HF_TOKEN, else the login cached by `hf auth login`")
-    p.add_argument("--revision", "--branch", dest="revision", default="main", help="branch to push to (created)")
-    p.add_argument("--message", default=None, help="commit message")
+    p.add_argument("--private", action="store_true", help="create the repo private (an existing one keeps its own)")
+    p.add_argument("--token", help="a write token (default: $HF_TOKEN, else the login of `hf auth login`)")
+    p.add_argument("--revision", "--branch", dest="revision", default="main", help="the branch to push to (created)")
+    p.add_argument("--message", help="commit message")
     p.add_argument("--dry-run", action="store_true", help="write the upload folder and list it; upload nothing")
     p.add_argument("--out", type=Path, help="with --dry-run: where to write the folder (new or empty)")
     return p
 
 
 def check_repo_id(repo_id: str) -> None:
-    """A Hub repo id (model or Space) of the form NAMESPACE/NAME, with the Hub's own rules on characters."""
-    if repo_id.count("/") != 1:
-        raise PushError(f"bad repo id {repo_id!r}: expected USER/NAME, e.g. alice/vae-mnist-sgvb")
+    """NAMESPACE/NAME, with the Hub's own rules on characters."""
+    from huggingface_hub.errors import HFValidationError
+    from huggingface_hub.utils import validate_repo_id
+
     try:
+        if repo_id.count("/") != 1:
+            raise HFValidationError("expected USER/NAME, e.g. alice/vae-mnist-sgvb")
         validate_repo_id(repo_id)
     except HFValidationError as e:
-        raise PushError(f"bad repo id {repo_id!r}: {e}") from e
+        raise PushError(f"bad repo id {repo_id!r}: {str(e).splitlines()[0]}") from e
 
 
-def check_folder(folder: Path) -> list[Path]:
-    """The files to upload from ``folder``, after checking that the model in it loads (strictly, without pickle)."""
-    if not folder.exists():
-        raise PushError(f"no such folder: {folder}")
+def regular_files(root: Path, names: Iterable[str]) -> dict[str, Path]:
+    """``root/name`` for each name that exists, each a regular file inside ``root``: not a symlink (to a secret
+    elsewhere, say ``/proc/self/environ``), a device or a folder. Anything else is refused by name."""
+    files = {}
+    for name in names:
+        path = root / name
+        if not os.path.lexists(path):
+            continue
+        mode = os.lstat(path).st_mode
+        inside = Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
+        if not stat.S_ISREG(mode) or not inside:
+            kind = "a symlink" if stat.S_ISLNK(mode) else "not a regular file"
+            raise PushError(f"{path} is {kind}; only regular files inside {root} are published")
+        files[name] = path
+    return files
+
+
+def check_folder(folder: Path) -> dict[str, Path]:
+    """The files to upload from ``folder``, after checking that its model loads (strictly, without pickle)."""
+    from vae_hub import VAE, WeightsError
+
     if not folder.is_dir():
-        raise PushError(f"{folder} is not a folder: pass the save_pretrained folder that holds {WEIGHTS_NAME}")
-    if not (folder / WEIGHTS_NAME).is_file():
-        pickles = [n for n in PICKLE_NAMES if (folder / n).is_file()]
-        why = f" ({pickles[0]} is a pickle file, which is never pushed)" if pickles else ""
-        raise PushError(f"{folder} has no {WEIGHTS_NAME}{why}: save the model with VAE.save_pretrained first")
+        raise PushError(f"{folder} is not a model folder: pass the folder that holds model.safetensors")
+    files = regular_files(folder, DATA_FILES)
+    if "model.safetensors" not in files:
+        raise PushError(f"{folder} has no model.safetensors: save the model with VAE.save_pretrained first")
     try:
         VAE.from_pretrained(folder)
     except WeightsError as e:
         raise PushError(f"the model in {folder} does not load, so it is not pushed: {e}") from e
-    return [folder / name for name in DATA_FILES if (folder / name).is_file()]
+    return files
 
 
 def stage(folder: Path, repo_id: str, out: Path) -> list[Path]:
-    """Write the exact upload folder into ``out``: the data files and a model card for ``repo_id``."""
+    """Write the exact upload folder into ``out``: copies of the data files and a card for ``repo_id``."""
+    from training.card import write_card
+
     files = check_folder(folder)
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PushError(f"{out} exists and is not an empty folder; choose a new --out")
     try:
         out.mkdir(parents=True, exist_ok=True)
-        for src in files:
-            shutil.copyfile(src, out / src.name)
-    except OSError as e:
-        raise PushError(f"cannot write the upload folder {out}: {e}") from e
-    try:
-        write_model_card(out, repo_id)
+        for name, src in files.items():
+            shutil.copyfile(src, out / name, follow_symlinks=False)
+        write_card(out, repo_id)
     except (OSError, ValueError, KeyError, TypeError) as e:
-        raise PushError(f"cannot write the model card from {folder}: {e}") from e
-    try:
-        VAE.from_pretrained(out)  # the staged copy loads too
-    except WeightsError as e:
-        raise PushError(f"the staged copy in {out} does not load: {e}") from e
+        raise PushError(f"cannot write the upload folder {out}: {e}") from e
     return sorted(out.iterdir())
 
 
-def resolve_token(cli_token: str | None) -> str | None:
-    """``--token``, else ``HF_TOKEN``, else the cached login."""
-    return cli_token or os.environ.get("HF_TOKEN") or get_token()
-
-
 def endpoint() -> str:
-    """``$HF_ENDPOINT`` read now (not at import, as ``huggingface_hub.constants`` does), else huggingface.co."""
+    """``$HF_ENDPOINT`` read now (``huggingface_hub.constants`` reads it at import), else huggingface.co."""
+    from huggingface_hub import constants
+
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
 
 
-def upload(staged: Path, repo_id: str, token: str, private: bool, revision: str, message: str | None) -> str:
-    """Create the repo (and branch) if needed and commit the staged folder; return the commit URL."""
-    api = HfApi(endpoint=endpoint(), token=token)
-    api.create_repo(repo_id, private=private or None, exist_ok=True)
-    if revision != constants.DEFAULT_REVISION:
-        api.create_branch(repo_id, branch=revision, exist_ok=True)
-    info = api.upload_folder(
-        repo_id=repo_id,
-        folder_path=staged,
-        revision=revision,
-        commit_message=message or f"Upload VAE ({staged.name}) with vae-hub",
-    )
-    return info.commit_url
+def token(cli_token: str | None) -> str | None:
+    from huggingface_hub import get_token
+
+    return cli_token or os.environ.get("HF_TOKEN") or get_token()
 
 
-def hub_message(e: HfHubHTTPError) -> str:
-    """One line on why the Hub refused, with a hint for the usual causes (never the token)."""
-    status = e.response.status_code if e.response is not None else None
-    detail = e.server_message or next((line for line in str(e).splitlines() if line.strip()), "")
-    if status == 401:
-        return f"the Hub rejected the token ({detail}); log in again with `hf auth login` or pass --token"
-    if status == 403:
-        return f"the Hub refused ({detail}); check the namespace and that the token has write access"
-    return f"the Hub refused the upload: {detail} (HTTP {status})"
-
-
-def send(upload_fn: Callable[[], T]) -> T | None:
+def send(upload: Callable[[], str]) -> str | None:
     """Run an upload; if the Hub refuses it or cannot be reached, print one line and return None (exit code 1)."""
+    from huggingface_hub.errors import HfHubHTTPError
+
     try:
-        return upload_fn()
+        return upload()
     except HfHubHTTPError as e:
-        print(f"error: {hub_message(e)}", file=sys.stderr)
-    except (TransportError, OSError) as e:
-        print(f"error: could not reach the Hub at {endpoint()}: {e}", file=sys.stderr)
-    except ValueError as e:  # e.g. the Hub's metadata check of README.md
-        print(f"error: {e}".replace("\n", " "), file=sys.stderr)
+        status = e.response.status_code if e.response is not None else None
+        detail = e.server_message or str(e).splitlines()[0]
+        hint = {401: "; log in again with `hf auth login` or pass --token", 403: "; check the namespace and that "
+                "the token may write"}.get(status, "")  # fmt: skip
+        print(f"error: the Hub refused the upload (HTTP {status}: {detail}){hint}", file=sys.stderr)
+    except (OSError, ValueError) as e:  # no network, or the Hub's check of the card
+        print(f"error: could not upload to {endpoint()}: {str(e).splitlines()[0]}", file=sys.stderr)
+    except Exception as e:  # the HTTP client's transport errors
+        print(f"error: could not reach the Hub at {endpoint()} ({type(e).__name__}: {e})", file=sys.stderr)
     return None
 
 
 def listing(files: list[Path], root: Path) -> str:
-    """The staged files with their sizes, as paths relative to ``root``, and the total."""
     rows = [f"{f.stat().st_size:>10,d}  {f.relative_to(root).as_posix()}" for f in files]
-    total = sum(f.stat().st_size for f in files)
-    return "\n".join([*rows, f"{total:>10,d}  total bytes, {len(files)} files"])
+    return "\n".join([*rows, f"{sum(f.stat().st_size for f in files):>10,d}  total bytes, {len(files)} files"])
 
 
-def run(command: Callable[[argparse.Namespace], int], parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
-    """Parse ``argv`` and run ``command``; bad input (:class:`PushError`) is one line on stderr and exit code 2."""
+def run(command: Callable[[Any], int], parser: Parser, argv: list[str] | None) -> int:
+    """Parse ``argv`` and run ``command``; bad input is one line and exit code 2."""
     args = parser.parse_args(argv)
     try:
         return command(args)
     except PushError as e:
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+        return fail(str(e))
 
 
-def main(argv: list[str] | None = None) -> int:
-    return run(_push, build_parser(), argv)
+def push(args: Any) -> int:
+    from huggingface_hub import HfApi
 
-
-def _push(args: argparse.Namespace) -> int:
     check_repo_id(args.repo_id)
     if args.out is not None and not args.dry_run:
         raise PushError("--out only goes with --dry-run")
     where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
     if args.dry_run:
         out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-push-"))
-        files = stage(args.folder, args.repo_id, out)
-        print(f"dry run: would upload {out} to {where}:\n{listing(files, out)}")
-        if resolve_token(args.token) is None:
+        print(f"dry run: would upload {out} to {where}:\n{listing(stage(args.folder, args.repo_id, out), out)}")
+        if token(args.token) is None:
             print("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before pushing")
         return 0
     check_folder(args.folder)
-    token = resolve_token(args.token)
-    if token is None:
+    secret = token(args.token)
+    if secret is None:
         raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
+
+    def upload(staged: Path) -> str:
+        api = HfApi(endpoint=endpoint(), token=secret)
+        api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
+        if args.revision != "main":
+            api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+        message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
+        return api.upload_folder(repo_id=args.repo_id, folder_path=staged, revision=args.revision,
+                                 commit_message=message).commit_url  # fmt: skip
+
     with tempfile.TemporaryDirectory(prefix="vae-hub-push-") as tmp:
-        staged = Path(tmp) / args.folder.resolve().name
+        staged = Path(tmp) / "upload"
         files = listing(stage(args.folder, args.repo_id, staged), staged)
-        url = send(lambda: upload(staged, args.repo_id, token, args.private, args.revision, args.message))
-        if url is None:
-            return 1
-    print(f"pushed to {where}:\n{files}\ncommit: {url}")
-    revision = "" if args.revision == constants.DEFAULT_REVISION else f', revision="{args.revision}"'
-    print(f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})')
+        url = send(lambda: upload(staged))
+    if url is None:
+        return 1
+    revision = "" if args.revision == "main" else f', revision="{args.revision}"'
+    print(f'pushed to {where}:\n{files}\ncommit: {url}\nload it with: VAE.from_pretrained("{args.repo_id}"{revision})')
     return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    return run(push, build_parser(), argv)
 
 
 if __name__ == "__main__":

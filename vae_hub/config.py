@@ -1,179 +1,178 @@
-"""The model and training configuration.
+"""The two configurations, as plain dataclasses with the help text beside each field.
 
-``Config`` keeps the original design's fields in one dataclass. What it saves is split the diffusers way:
-``config.json`` holds only the architecture (what rebuilds the network), and the training settings go to
-``training_args.json`` beside the weights.
+``VAEConfig`` is the architecture: exactly what ``config.json`` holds and what ``model.config`` is after loading.
+``Config`` is the original design's single entry point for training (``Trainer(Config()).train_with_sgvb(loader)``):
+its fields and defaults, plus the training settings this project added; ``Config.architecture()`` is its network.
+
+This module imports no torch, so that the command-line tools answer ``--help`` at once.
 """
 
 from __future__ import annotations
 
 import dataclasses
-import operator
+import math
 from dataclasses import dataclass, field
 from typing import Any
 
-import torch
-from torch import nn
-
-# Activations are stored in config.json by name, never pickled. The class (e.g. ``nn.GELU``) is still
-# accepted for compatibility with the original design, and normalised to its name.
-ACTIVATIONS: dict[str, type[nn.Module]] = {
-    "gelu": nn.GELU,
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "softplus": nn.Softplus,
-}
-
+ACTIVATIONS = ("gelu", "relu", "silu", "tanh", "elu", "leaky_relu", "softplus")
+REGULARIZERS = ("sgvb", "kl_wo_e")
 LR_SCHEDULES = ("constant", "cosine")
-
-
-def activation_name(act: str | type[nn.Module]) -> str:
-    """Normalise an activation given as a name or an ``nn.Module`` class to its registered name."""
-    if isinstance(act, str):
-        name = act.lower()
-        if name not in ACTIVATIONS:
-            raise ValueError(f"unknown activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
-        return name
-    for name, cls in ACTIVATIONS.items():
-        if act is cls:
-            return name
-    raise ValueError(f"unsupported activation {act!r}; choose one of {sorted(ACTIVATIONS)}")
-
-
-# The JSON types of config.json's fields, by their annotations in Config (a bool is not an int here).
-_JSON_TYPES: dict[str, tuple[type, ...]] = {"int": (int,), "float": (int, float), "str": (str,), "bool": (bool,)}
-
-
-def _json_type_ok(value: object, annotation: str) -> bool:
-    if annotation == "list[int]":
-        return isinstance(value, list) and all(type(v) is int for v in value)
-    if annotation not in _JSON_TYPES:
-        return True  # a field of another type: __post_init__ validates it
-    if isinstance(value, bool):
-        return annotation == "bool"
-    return isinstance(value, _JSON_TYPES[annotation])
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``"auto"`` picks CUDA if available, then Apple MPS, else the CPU."""
-    if str(device) != "auto":
-        return torch.device(device)
-    if torch.cuda.is_available():
-        return torch.device("cuda")
-    mps = getattr(torch.backends, "mps", None)
-    if mps is not None and mps.is_available():
-        return torch.device("mps")
-    return torch.device("cpu")
-
-
-# Caps far above any MNIST model, so that a hostile config.json is refused at once instead of allocating for
-# minutes (a 100,000-layer or 10**400-wide network).
+# Far above any MNIST model, so that a hostile config.json is refused before anything is allocated.
 MAX_LAYERS, MAX_WIDTH = 32, 1 << 16
-ARCHITECTURE_FIELDS = ("input_dim", "hidden_dims", "act_fun", "regularizer")
+LOGVAR_RANGE = (-18.0, 10.0)  # log σ² is clamped to this (see VAE.encode); an initial value must lie inside
+
+
+def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
+    return field(default=default, metadata={"help": text}, **kwargs)
+
+
+def _kind(name: str, value: Any, kind: str) -> None:
+    """Refuse a value of the wrong JSON kind (a bool is no number here, 128.0 is no width)."""
+    ok = {
+        "int": type(value) is int,
+        "float": type(value) in (int, float) and math.isfinite(value),
+        "str": isinstance(value, str) and len(value) <= 100,
+        "bool": type(value) is bool,
+        "list[int]": isinstance(value, list) and all(type(v) is int for v in value),
+    }[kind]
+    if not ok:
+        shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
+        raise ValueError(f"{name!r} must be of type {kind}{' (finite)' if kind == 'float' else ''}, got {shown}")
+
+
+def activation_name(act: Any) -> str:
+    """An activation given by name ("gelu") or as the original design gave it, a class (``nn.GELU``)."""
+    if isinstance(act, type):  # nn.GELU → "gelu", nn.LeakyReLU → "leaky_relu", without importing torch here
+        act = {"leakyrelu": "leaky_relu"}.get(act.__name__.lower(), act.__name__.lower())
+    _kind("act_fun", act, "str")
+    if act.lower() not in ACTIVATIONS:
+        raise ValueError(f"unknown activation {act!r}; choose one of {list(ACTIVATIONS)}")
+    return act.lower()
+
+
+def check_architecture(input_dim: Any, hidden_dims: Any) -> None:
+    _kind("input_dim", input_dim, "int")
+    _kind("hidden_dims", hidden_dims, "list[int]")
+    if not 1 <= len(hidden_dims) <= MAX_LAYERS:
+        raise ValueError(f"hidden_dims must have 1 to {MAX_LAYERS} entries, got {len(hidden_dims)}")
+    if max(input_dim, *hidden_dims) > MAX_WIDTH:
+        raise ValueError(f"layer widths are capped at {MAX_WIDTH:,}")
+    if min(input_dim, *hidden_dims) <= 0:
+        raise ValueError(f"dims must be positive: input_dim={input_dim}, hidden_dims={hidden_dims}")
+    if hidden_dims[-1] % 2:
+        raise ValueError(
+            f"the last hidden size holds μ and log σ² together, so it must be even; got {hidden_dims[-1]} "
+            "(e.g. 4 for a 2-D latent, 8 for a 4-D one)"
+        )
+
+
+INPUT_HELP = "pixels per image: 28×28 MNIST"
+HIDDEN_HELP = (
+    "encoder widths; the last holds μ and log σ² together, so the latent size is half of it "
+    "(128 32 16 4: the original 2-D network; 128 32 16 8: its 4-D sibling)"
+)
+ACT_HELP = f"activation after every hidden layer: {', '.join(ACTIVATIONS)}"
+
+
+def _original_widths() -> list[int]:
+    return [128, 32, 16, 4]
+
+
+@dataclass
+class VAEConfig:
+    """The network: an MLP encoder to (μ, log σ²) and its mirror image as the decoder."""
+
+    input_dim: int = _help(INPUT_HELP, 784)
+    hidden_dims: list[int] = _help(HIDDEN_HELP, default_factory=_original_widths)
+    act_fun: str = _help(ACT_HELP, "gelu")
+
+    def __post_init__(self) -> None:
+        self.act_fun = activation_name(self.act_fun)
+        if isinstance(self.hidden_dims, tuple):
+            self.hidden_dims = list(self.hidden_dims)
+        check_architecture(self.input_dim, self.hidden_dims)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.hidden_dims[-1] // 2
+
+    @classmethod
+    def from_dict(cls, data: Any) -> VAEConfig:
+        """Parse a ``config.json`` object strictly: known keys only, each of its JSON kind."""
+        if not isinstance(data, dict):
+            raise ValueError(f"config must be a JSON object, got {type(data).__name__}")
+        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
+        if unknown:
+            raise ValueError(f"unknown keys {unknown[:5]}; config.json holds only input_dim, hidden_dims, act_fun")
+        return cls(**data)
 
 
 @dataclass
 class Config:
-    """Architecture and training hyper-parameters, with the original design's defaults.
+    """The original design's configuration (architecture, batch size, epochs, learning rate, device), with the
+    training settings this project added. The defaults are the original plain loop; :func:`training.recipe`
+    gives the settings the bundled models were trained with."""
 
-    ``hidden_dims`` lists the encoder's widths. Its last layer is linear and holds μ and log σ² together, so
-    the latent size is ``hidden_dims[-1] // 2``. The default is the original network, a 2-D latent:
-    encoder 784→128→32→16→4 (split 2 + 2), decoder 2→4→16→32→128→784 (211,200 parameters).
-    ``hidden_dims=[128, 32, 16, 8]`` is the same family with a 4-D latent.
-    """
-
-    input_dim: int = 784
-    hidden_dims: list[int] = field(default_factory=lambda: [128, 32, 16, 4])
-    act_fun: str = "gelu"
-    batch_size: int = 256
-    epochs: int = 50
-    lr: float = 1e-3
-    device: str = "auto"
-    # Additions for training (not architecture):
-    regularizer: str = "kl_wo_e"
-    seed: int = 0
-    # Learning-rate schedule (training only; the defaults are the original constant 1e-3):
-    # "constant", or "cosine" = linear warm-up over ``warmup_epochs`` then cosine decay to ``min_lr``.
-    lr_schedule: str = "constant"
-    warmup_epochs: float = 0.0
-    min_lr: float = 0.0
-    # Initialise the decoder's output bias to the logit of the mean training image (a data-dependent start
-    # that spares the first epoch learning the average digit); the other weights keep PyTorch's default init.
-    init_output_bias: bool = False
-    # If set, the initial bias of the log σ² head: a small initial posterior variance (e.g. -4, σ² ≈ 0.02) lets
-    # the decoder learn to use every latent dimension before the KL term can switch one off.
-    init_logvar: float | None = None
-    # KL warm-up: the KL term's weight rises linearly from 0 to 1 over this many epochs (0 = off). It lets the
-    # decoder learn to use every latent dimension before the KL can switch one off (the 4-D family needs it).
-    kl_warmup_epochs: float = 0.0
+    input_dim: int = _help(INPUT_HELP, 784)
+    hidden_dims: list[int] = _help(HIDDEN_HELP, default_factory=_original_widths)
+    act_fun: str = _help(ACT_HELP, "gelu")
+    batch_size: int = _help("images per optimizer step (per process under torchrun)", 256)
+    epochs: int = _help("passes over the training images", 50)
+    lr: float = _help("peak learning rate of Adam", 1e-3)
+    device: str = _help("auto (CUDA, then MPS, else the CPU), cpu, cuda, cuda:N or mps", "auto")
+    regularizer: str = _help("the KL estimator: sgvb (sampled, estimator A) or kl_wo_e (closed form, B)", "kl_wo_e")
+    seed: int = _help("seed of the initial weights, the shuffling, the binarization and the noise", 0)
+    lr_schedule: str = _help("constant, or cosine: linear warm-up over warmup_epochs, then decay to min_lr", "constant")
+    warmup_epochs: float = _help("epochs of linear learning-rate warm-up (cosine schedule)", 0.0)
+    min_lr: float = _help("the cosine schedule's final learning rate", 0.0)
+    init_output_bias: bool = _help("start the decoder's output bias at the logit of the mean training image", False)
+    init_logvar: float | None = _help("initial bias of the encoder's log σ² outputs (None: PyTorch's default)", None)
+    kl_warmup_epochs: float = _help("epochs over which the KL weight rises linearly from 0 to 1 (0: off)", 0.0)
+    binarize: bool = _help("dynamic binarization: every epoch a fresh Bernoulli draw of each training image", False)
 
     def __post_init__(self) -> None:
         self.act_fun = activation_name(self.act_fun)
-        try:  # integers only (numpy integers too); 128.0 or "128" is a mistake, not a width
-            self.input_dim = operator.index(self.input_dim)
-            self.hidden_dims = [operator.index(d) for d in self.hidden_dims]
-        except TypeError:
-            raise ValueError(
-                f"dims must be integers: input_dim={self.input_dim!r}, hidden_dims={self.hidden_dims!r}"[:200]
-            ) from None
-        if not 1 <= len(self.hidden_dims) <= MAX_LAYERS:
-            raise ValueError(f"hidden_dims must have 1 to {MAX_LAYERS} entries, got {len(self.hidden_dims)}")
-        if self.input_dim <= 0 or any(d <= 0 for d in self.hidden_dims):
-            raise ValueError(f"dims must be positive: input_dim={self.input_dim}, hidden_dims={self.hidden_dims}")
-        if max(self.input_dim, *self.hidden_dims) > MAX_WIDTH:
-            raise ValueError(
-                f"layer widths are capped at {MAX_WIDTH:,}; got input_dim={self.input_dim}, "
-                f"hidden_dims={self.hidden_dims}"
-            )
-        if self.hidden_dims[-1] % 2:
-            raise ValueError(
-                f"the last hidden size holds μ and log σ² together, so it must be even; got {self.hidden_dims[-1]} "
-                f"(hidden_dims={self.hidden_dims}); e.g. 4 for a 2-D latent, 8 for a 4-D one"
-            )
-        if self.kl_warmup_epochs < 0:
-            raise ValueError(f"kl_warmup_epochs must be ≥ 0, got {self.kl_warmup_epochs}")
-        if self.lr_schedule not in LR_SCHEDULES:
-            raise ValueError(f"unknown lr_schedule {self.lr_schedule!r}; choose one of {list(LR_SCHEDULES)}")
-        if isinstance(self.device, torch.device):
-            self.device = str(self.device)
+        if isinstance(self.hidden_dims, tuple):
+            self.hidden_dims = list(self.hidden_dims)
+        check_architecture(self.input_dim, self.hidden_dims)
+        for f in dataclasses.fields(self):
+            value = getattr(self, f.name)
+            if f.name in ("input_dim", "hidden_dims", "act_fun") or (f.name == "init_logvar" and value is None):
+                continue
+            _kind(f.name, value, str(f.type).replace(" | None", ""))
+        checks = {
+            "batch_size": (self.batch_size >= 1, "at least 1"),
+            "epochs": (self.epochs >= 1, "at least 1"),
+            "lr": (self.lr > 0, "positive"),
+            "min_lr": (0 <= self.min_lr <= self.lr, "between 0 and lr"),
+            "seed": (self.seed >= 0, "≥ 0"),
+            "regularizer": (self.regularizer in REGULARIZERS, f"one of {list(REGULARIZERS)}"),
+            "lr_schedule": (self.lr_schedule in LR_SCHEDULES, f"one of {list(LR_SCHEDULES)}"),
+            "warmup_epochs": (self.warmup_epochs >= 0, "≥ 0"),
+            "kl_warmup_epochs": (self.kl_warmup_epochs >= 0, "≥ 0"),
+            "init_logvar": (
+                self.init_logvar is None or LOGVAR_RANGE[0] <= self.init_logvar <= LOGVAR_RANGE[1],
+                f"in {list(LOGVAR_RANGE)}",
+            ),
+        }
+        for name, (ok, requirement) in checks.items():
+            if not ok:
+                raise ValueError(f"{name} must be {requirement}, got {getattr(self, name)!r}")
+        for name in ("warmup_epochs", "kl_warmup_epochs"):
+            if getattr(self, name) > self.epochs:
+                raise ValueError(
+                    f"{name} ({getattr(self, name):g}) is longer than the run ({self.epochs} epochs), which would "
+                    f"end before the warm-up does: lower {name} or train for more epochs"
+                )
 
     @property
     def latent_dim(self) -> int:
-        """The size of z: the last hidden entry holds μ and log σ², half each."""
         return self.hidden_dims[-1] // 2
 
-    @property
-    def activation(self) -> type[nn.Module]:
-        return ACTIVATIONS[self.act_fun]
-
-    @property
-    def torch_device(self) -> torch.device:
-        return resolve_device(self.device)
-
-    def to_dict(self) -> dict[str, Any]:
-        return dataclasses.asdict(self)
-
-    def architecture(self) -> dict[str, Any]:
-        """What ``config.json`` holds: the fields that rebuild the network, and the regularizer as a label."""
-        return {k: v for k, v in self.to_dict().items() if k in ARCHITECTURE_FIELDS}
+    def architecture(self) -> VAEConfig:
+        return VAEConfig(self.input_dim, list(self.hidden_dims), self.act_fun)
 
     def training_args(self) -> dict[str, Any]:
-        """What ``training_args.json`` holds: every field that is not architecture."""
-        return {k: v for k, v in self.to_dict().items() if k not in ARCHITECTURE_FIELDS}
-
-    @classmethod
-    def from_dict(cls, data: dict[str, Any]) -> Config:
-        """Build from a ``config.json`` dict, rejecting unknown keys with a message that names them."""
-        if not isinstance(data, dict):
-            raise ValueError(f"config must be a JSON object, got {type(data).__name__}")
-        fields = {f.name: str(f.type) for f in dataclasses.fields(cls)}
-        unknown = sorted(set(data) - set(fields))
-        if unknown:
-            raise ValueError(f"config has unknown keys {unknown}; expected a subset of {sorted(fields)}")
-        for name, value in data.items():
-            if not _json_type_ok(value, fields[name]):
-                raise ValueError(f"{name!r} must be of type {fields[name]}, got {value!r}")
-        return cls(**data)
+        """What ``training_args.json`` holds: every field that is not the architecture."""
+        arch = {f.name for f in dataclasses.fields(VAEConfig)}
+        return {k: v for k, v in dataclasses.asdict(self).items() if k not in arch}

@@ -1,7 +1,9 @@
-"""MNIST through torchvision's real loader, held in memory as one tensor and batched by indexing.
+"""MNIST through torchvision's own loader, held in memory as one tensor and batched by indexing.
 
-Per-item PIL ``ToTensor`` through a ``DataLoader`` spends most of an epoch in Python; indexing one
-pre-converted tensor costs a few microseconds per batch instead.
+A per-item ``ToTensor`` through a ``DataLoader`` spends most of an epoch in Python; indexing one pre-converted
+tensor costs microseconds per batch. The root is the argument, else ``$VAE_HUB_DATA``, else ``./data``
+(torchvision's layout, ``<root>/MNIST/raw``). A root holding only the four official ``.gz`` files works offline:
+they are extracted in place, or into ``$VAE_HUB_CACHE`` (``~/.cache/vae_hub``) when the folder is read-only.
 """
 
 from __future__ import annotations
@@ -9,120 +11,102 @@ from __future__ import annotations
 import gzip
 import os
 import shutil
-import stat
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import torch
 from torch import Tensor
-from torchvision.datasets import MNIST
 
-from .files import atomic_writer
-
-RAW_FILES = (
-    "train-images-idx3-ubyte",
-    "train-labels-idx1-ubyte",
-    "t10k-images-idx3-ubyte",
-    "t10k-labels-idx1-ubyte",
-)
-MNIST_MEAN, MNIST_STD = 0.1307, 0.3081
+RAW_FILES = ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte", "t10k-labels-idx1-ubyte")
+BINARIZED_TEST_SEED = 0  # the one binarization of the test set that every reported number uses
 
 
 class DataError(RuntimeError):
     """MNIST is missing or unreadable; the message says where we looked and how to fix it."""
 
 
-def default_root(root: str | os.PathLike | None = None) -> Path:
-    """The data root: the argument, else ``$VAE_HUB_DATA``, else ``./data`` (layout ``<root>/MNIST/raw``)."""
-    return Path(root or os.environ.get("VAE_HUB_DATA") or "data").expanduser()
-
-
-def _cache_root() -> Path:
+def cache_dir() -> Path:
+    """Where derived files go: ``$VAE_HUB_CACHE``, else ``$XDG_CACHE_HOME/vae_hub``, else ``~/.cache/vae_hub``."""
     base = os.environ.get("VAE_HUB_CACHE") or os.path.join(os.environ.get("XDG_CACHE_HOME", "~/.cache"), "vae_hub")
-    return Path(base).expanduser() / "data"
+    return Path(base).expanduser()
 
 
 def _has(raw: Path, suffix: str = "") -> bool:
     return all((raw / (name + suffix)).is_file() for name in RAW_FILES)
 
 
-def _writable(path: Path) -> bool:
-    # The mode bits count too: root may write anywhere, but a folder marked read-only (a shared data
-    # folder, say) is meant to stay untouched.
-    return os.access(path, os.W_OK) and bool(path.stat().st_mode & stat.S_IWUSR)
-
-
-def _gunzip_all(src_raw: Path, dst_raw: Path) -> None:
-    """Decompress the four official ``.gz`` files; each lands atomically, so a crash never leaves half a file."""
-    dst_raw.mkdir(parents=True, exist_ok=True)
-    for name in RAW_FILES:
-        if (dst_raw / name).is_file():
-            continue
-        try:
-            with gzip.open(src_raw / f"{name}.gz", "rb") as fin, atomic_writer(dst_raw / name) as fout:
-                shutil.copyfileobj(fin, fout)
-        except (OSError, EOFError) as e:
-            raise DataError(f"cannot decompress {src_raw / (name + '.gz')}: {e}. Re-download MNIST.") from e
-
-
 def prepare_root(root: str | os.PathLike | None = None, download: bool = True) -> Path:
-    """Return a root that torchvision can read offline, extracting the distributed ``.gz`` files if needed.
-
-    A read-only root (e.g. a shared data folder) is extracted into ``$VAE_HUB_CACHE`` (``~/.cache/vae_hub``).
-    """
-    root = default_root(root)
+    """A root that torchvision reads offline, extracting the official ``.gz`` files first if that is all there is."""
+    root = Path(root or os.environ.get("VAE_HUB_DATA") or "data").expanduser()
     raw = root / "MNIST" / "raw"
     if _has(raw):
         return root
     if _has(raw, ".gz"):
-        target = root if _writable(raw) else _cache_root()
-        _gunzip_all(raw, target / "MNIST" / "raw")
+        # A folder marked read-only (a shared data set) stays untouched, even for root, who may write anywhere.
+        target = root if os.access(raw, os.W_OK) and raw.stat().st_mode & 0o200 else cache_dir() / "data"
+        (target / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+        for name in RAW_FILES:
+            dest = target / "MNIST" / "raw" / name
+            if dest.is_file():
+                continue
+            try:  # into a temporary file renamed into place: a crash never leaves half a file
+                with (
+                    gzip.open(raw / f"{name}.gz") as fin,
+                    tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as f,
+                ):
+                    shutil.copyfileobj(fin, f)
+                os.replace(f.name, dest)
+            except (OSError, EOFError) as e:
+                raise DataError(f"cannot decompress {raw / name}.gz ({e}): download MNIST again") from e
         return target
+    why = ""
     if download:
+        from torchvision.datasets import MNIST
+
         try:
             MNIST(str(root), train=True, download=True)
             return root
-        except Exception as e:  # torchvision raises RuntimeError/URLError/OSError depending on the failure
-            reason = f" Download failed: {e}".rstrip()
-    else:
-        reason = ""
+        except Exception as e:  # torchvision raises RuntimeError, URLError or OSError depending on the failure
+            why = f" Download failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}."
     raise DataError(
-        f"MNIST not found: looked for {', '.join(n + '[.gz]' for n in RAW_FILES)} in {raw.resolve()}.{reason}\n"
-        "Fix: pass --data-dir / root=..., or set VAE_HUB_DATA to a folder holding MNIST/raw/ "
-        "(e.g. VAE_HUB_DATA=../shared/data), or run where torchvision can download it."
+        f"MNIST not found in {raw.resolve()}.{why} Pass --data-dir / root=, or set VAE_HUB_DATA to a folder "
+        "holding MNIST/raw/ (e.g. ../shared/data), or run where torchvision can download it."
     )
 
 
 def load_mnist(
     split: str = "train", root: str | os.PathLike | None = None, download: bool = True
 ) -> tuple[Tensor, Tensor]:
-    """Load one split as ``(images uint8 (N, 28, 28), labels int64 (N,))`` via ``torchvision.datasets.MNIST``."""
+    """One split as ``(images uint8 (N, 28, 28), labels int64 (N,))``, read by ``torchvision.datasets.MNIST``."""
     if split not in ("train", "test"):
         raise ValueError(f"split must be 'train' or 'test', got {split!r}")
+    from torchvision.datasets import MNIST
+
     ready = prepare_root(root, download)
     try:
         ds = MNIST(str(ready), train=split == "train", download=False)
     except Exception as e:  # a corrupt IDX file fails inside torchvision with assorted errors
-        raise DataError(
-            f"MNIST files in {ready / 'MNIST' / 'raw'} are unreadable or corrupt ({type(e).__name__}: {e}). "
-            "Delete them and download MNIST again."
-        ) from e
-    images, labels = ds.data, ds.targets
-    if images.dtype != torch.uint8 or images.dim() != 3 or images.shape[1:] != (28, 28) or len(images) != len(labels):
-        raise DataError(f"MNIST files in {ready} have unexpected shapes {tuple(images.shape)} / {tuple(labels.shape)}")
-    return images, labels
+        raise DataError(f"the MNIST files in {ready / 'MNIST' / 'raw'} are corrupt ({e}): download them again") from e
+    if ds.data.dtype != torch.uint8 or ds.data.shape[1:] != (28, 28) or len(ds.data) != len(ds.targets):
+        raise DataError(f"the MNIST files in {ready} have unexpected shapes {tuple(ds.data.shape)}")
+    return ds.data, ds.targets
 
 
-def to_unit(images: Tensor) -> Tensor:
-    """Images as float32 in [0, 1]: uint8 pixels are divided by 255, floats are taken as they are."""
-    return images.float() / 255.0 if images.dtype == torch.uint8 else images.float()
+def binarize(images: Tensor, seed: int = BINARIZED_TEST_SEED) -> Tensor:
+    """A fixed Bernoulli draw of grey-level images (uint8 or [0, 1]): the binarized-MNIST test protocol."""
+    x = images.float() / 255 if images.dtype == torch.uint8 else images.float()
+    return torch.bernoulli(x, generator=torch.Generator(x.device).manual_seed(seed))
 
 
 class MNISTBatches:
-    """Iterate ``(x, y)`` batches from in-memory tensors: x float (B, 784) in [0, 1], y int64 (B,).
+    """Re-iterable ``(x, y)`` batches from in-memory images: x float (B, 784) in [0, 1], y int64 (B,).
 
-    Shuffling is driven by ``generator`` (a CPU ``torch.Generator``), so an epoch's order is reproducible and
-    resumable from ``generator.get_state()``. The data are converted and moved to ``device`` once.
+    ``generator`` (a CPU ``torch.Generator``) drives the shuffling, so an epoch's order is reproducible and
+    resumable from its state. ``binarize=True`` draws every image afresh from Bernoulli(x) at every epoch (dynamic
+    binarization), from a seed taken from ``generator`` (so resuming and every process under torchrun agree).
+    Under torchrun, ``rank``/``world_size`` keep this process's share: every rank draws the same permutation and
+    takes an equal block of it (the last ``n % world_size`` images sit the epoch out, so all take the same steps).
     """
 
     def __init__(
@@ -133,28 +117,40 @@ class MNISTBatches:
         shuffle: bool = True,
         generator: torch.Generator | None = None,
         device: str | torch.device = "cpu",
-        drop_last: bool = False,
+        binarize: bool = False,
+        rank: int = 0,
+        world_size: int = 1,
     ) -> None:
-        if batch_size <= 0:
-            raise ValueError(f"batch_size must be positive, got {batch_size}")
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, got {batch_size}")
         x = images.reshape(len(images), -1)
-        self.x = to_unit(x).to(device)
-        self.y = (labels if labels is not None else torch.zeros(len(images), dtype=torch.long)).to(device)
-        self.batch_size, self.shuffle, self.drop_last = batch_size, shuffle, drop_last
+        self.x = (x.float() / 255 if x.dtype == torch.uint8 else x.float()).to(device)
+        self.y = (labels if labels is not None else torch.zeros(len(x), dtype=torch.long)).to(device)
+        self.batch_size, self.shuffle, self.binarize = batch_size, shuffle, binarize
         self.generator = generator if generator is not None else torch.Generator().manual_seed(0)
+        self.rank, self.world_size = rank, world_size
+
+    def _order(self) -> Tensor:
+        n, size, rank = len(self.x), self.world_size, self.rank
+        if not self.shuffle:
+            return torch.tensor_split(torch.arange(n), size)[rank]  # every image once, over all the ranks
+        per = n // size
+        return torch.randperm(n, generator=self.generator)[rank * per : (rank + 1) * per]
 
     def __len__(self) -> int:
-        n, b = len(self.x), self.batch_size
-        return n // b if self.drop_last else -(-n // b)
+        n = len(self.x) // self.world_size if self.shuffle else len(self._order())
+        return -(-n // self.batch_size)
 
     def __iter__(self) -> Iterator[tuple[Tensor, Tensor]]:
-        n = len(self.x)
-        order = torch.randperm(n, generator=self.generator) if self.shuffle else torch.arange(n)
-        order = order.to(self.x.device)
-        stop = n - n % self.batch_size if self.drop_last else n
-        for i in range(0, stop, self.batch_size):
+        order = self._order().to(self.x.device)
+        noise = None
+        if self.binarize:
+            seed = int(torch.randint(2**62, (1,), generator=self.generator)) + self.rank
+            noise = torch.Generator(self.x.device).manual_seed(seed)
+        for i in range(0, len(order), self.batch_size):
             idx = order[i : i + self.batch_size]
-            yield self.x.index_select(0, idx), self.y.index_select(0, idx)  # 2× faster than x[idx] on the CPU
+            x = self.x.index_select(0, idx)  # index_select: faster than x[idx] on the CPU
+            yield (torch.bernoulli(x, generator=noise) if noise is not None else x), self.y.index_select(0, idx)
 
 
 def mnist_batches(
@@ -165,16 +161,12 @@ def mnist_batches(
     seed: int = 0,
     device: str | torch.device = "cpu",
     limit: int | None = None,
+    binarize: bool = False,
 ) -> MNISTBatches:
-    """Convenience: load a split (optionally its first ``limit`` images) and wrap it in :class:`MNISTBatches`."""
+    """Load a split (its first ``limit`` images) as :class:`MNISTBatches`; shuffled for training by default."""
     images, labels = load_mnist(split, root)
     if limit is not None:
         images, labels = images[:limit], labels[:limit]
-    return MNISTBatches(
-        images,
-        labels,
-        batch_size,
-        shuffle=split == "train" if shuffle is None else shuffle,
-        generator=torch.Generator().manual_seed(seed),
-        device=device,
-    )
+    shuffle = split == "train" if shuffle is None else shuffle
+    gen = torch.Generator().manual_seed(seed)
+    return MNISTBatches(images, labels, batch_size, shuffle, gen, device, binarize)

@@ -1,12 +1,11 @@
-"""Loading weights from a ``save_pretrained`` folder or the Hugging Face Hub: strict, safetensors only, no pickle.
+"""What loading untrusted weights needs beyond the mixin, and the Hub metadata and model card of every model.
 
-Also the one place for the Hub metadata (tags, license, library name) that the network's mixin and the model
-cards share, and for the bundled weights' location.
+The card is one ``ModelCard`` template: a bare ``save_pretrained`` renders its first part, training and
+evaluation fill in the rest (their numbers are the template's variables; see ``training/card.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 from typing import Any
@@ -14,231 +13,229 @@ from typing import Any
 import torch
 from huggingface_hub import HfApi, hf_hub_download
 from huggingface_hub.errors import (
+    EntryNotFoundError,
     HfHubHTTPError,
     HFValidationError,
     LocalEntryNotFoundError,
-    RemoteEntryNotFoundError,
-    RepositoryNotFoundError,
     RevisionNotFoundError,
 )
-from safetensors import SafetensorError
 
-try:  # the HTTP client under huggingface_hub: httpx2 since 2.0, httpx before
-    from httpx2 import TransportError
-except ImportError:  # pragma: no cover
-    from httpx import TransportError
-from safetensors.torch import load_file
-from torch import Tensor, nn
-
-from .config import Config
-from .files import CONFIG_NAME, PICKLE_NAMES, WEIGHTS_NAME, atomic_write_text
-
-MAX_CONFIG_BYTES = 64 * 1024  # a real config.json is ~150 bytes; a larger one is refused unread
 REPO_URL = "https://github.com/vae-hub/vae-hub"
 PAPER_URL = "https://arxiv.org/abs/1312.6114"
-
-# The Hub metadata, once: the mixin takes MIXIN_METADATA as class keywords, the cards use CARD_METADATA.
-TAGS = ["vae", "variational-autoencoder", "mnist", "image-generation", "pytorch", "vae-hub"]
-MIXIN_METADATA: dict[str, Any] = {
-    "library_name": "vae-hub",
-    "tags": TAGS,
-    "license": "cc-by-sa-3.0",
-    "pipeline_tag": "image-to-image",
-    "repo_url": REPO_URL,
-    "paper_url": PAPER_URL,
-}
-CARD_LINKS = {"repo_url": REPO_URL, "paper_url": PAPER_URL}
-CARD_METADATA: dict[str, Any] = {
-    **{k: v for k, v in MIXIN_METADATA.items() if k not in CARD_LINKS},
-    "datasets": ["mnist"],
-}
-CARD_TEMPLATE = """---
-{{ card_data }}
----
-
-# VAE on MNIST
-
-A variational autoencoder saved with [vae-hub]({{ repo_url }}) ([paper]({{ paper_url }})).
-Load it with `vae_hub.VAE.from_pretrained(...)`.
-"""
-
-# The bundled models, the original 2-D pair first: each name is its folder under the repository's weights/.
-BUNDLED = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")
-WEIGHTS_DIR = Path(__file__).resolve().parent.parent / "weights"
+WEIGHTS_NAME = "model.safetensors"
+PICKLE_NAMES = ("pytorch_model.bin", "model.bin", "model.pt", "model.pth", "model.ckpt")  # refused, never read
+MAX_CONFIG_BYTES = 64 * 1024  # a real config.json is about 100 bytes
 
 
 class WeightsError(ValueError):
     """A weights folder or Hub repo that cannot be loaded safely; the message names the problem."""
 
 
-def bundled_weights(name: str = "sgvb") -> Path:
-    """The folder of a bundled model (``"sgvb"``, ``"kl_wo_e"``, ``"z4/sgvb"``, ``"z4/kl_wo_e"``), from any working
-    directory. The weights ship with the repository (a checkout or an editable install), not inside the wheel."""
-    if name not in BUNDLED:
-        raise WeightsError(f"unknown bundled model {name!r}; choose one of {list(BUNDLED)}")
-    folder = WEIGHTS_DIR / name
-    if not (folder / WEIGHTS_NAME).is_file():
-        raise WeightsError(f"the bundled weights are not at {folder}: they ship with a checkout of the repository")
-    return folder
+CARD_TEMPLATE = """---
+{{ card_data }}
+---
+
+# VAE on MNIST{% if variant %}: `{{ variant }}`{% endif %}
+
+A variational autoencoder (Kingma & Welling, [*Auto-Encoding Variational Bayes*]({{ paper_url }}), 2014) saved
+with [vae-hub]({{ repo_url }}) (PyTorch, safetensors, `PyTorchModelHubMixin`).
+{% if architecture %}
+- Encoder q(z|x): MLP {{ architecture.encoder }} ({{ architecture.act_fun }}), the last layer linear and split into
+  μ and log σ²: a diagonal Gaussian over a **{{ architecture.latent_dim }}-D latent**.
+- Decoder p(x|z): MLP {{ architecture.decoder }} to Bernoulli logits. Prior p(z) = N(0, I).
+  {{ architecture.parameters }} parameters.
+- Trained on {{ data }} with the **{{ variant }}** estimator of the KL term: {{ estimator }}
+  Both estimators give pathwise (reparameterization) gradients; SGVB is not a score-function estimator.
+{% endif %}
+```python
+from vae_hub import VAE
+
+model = VAE.from_pretrained("{{ repo_id | default('USER/vae-mnist', true) }}")  # safetensors only, never pickle
+samples = model.sample(16)                                        # (16, 1, 28, 28) pixel probabilities
+mu, logvar = model.encode(images)                                 # images: uint8 or [0, 1], (N, 28, 28)
+```
+{% if metrics %}
+## Metrics
+
+On the MNIST test images{{ test_note }}, in nats per image. The ELBO uses one sample and the
+closed-form KL for every model, so that the two estimators compare.
+
+| metric | value |
+|---|---|
+{% for name, value in metrics %}| {{ name }} | {{ value }} |
+{% endfor %}{% endif %}{% if grad_variance %}
+## Gradient variance of the encoder
+
+On {{ grad_variance.batches }} fixed batches of {{ grad_variance.batch_size }} test images, the gradient of the
+batch-mean loss with respect to the encoder was drawn {{ grad_variance.draws }} times per batch, with the same
+noise ε for every estimator. *Variance* is the trace of the gradient's covariance, *KL part* the same for the KL term's gradient alone
+(where the estimators differ), SNR = ‖mean gradient‖² / variance. The score-function (REINFORCE) estimator of the
+same KL gradient is shown for contrast; it is not used for training.
+{% for title, rows in grad_variance.tables %}
+{{ title }}:
+
+| estimator | gradient variance | KL part | SNR |
+|---|---|---|---|
+{% for row in rows %}| {{ row | join(" | ") }} |
+{% endfor %}{% endfor %}{% endif %}{% if literature %}
+## Beside the literature (binarized MNIST, 2-D latent)
+
+| model | protocol | network | log-likelihood | ELBO |
+|---|---|---|---|---|
+{% for row in literature %}| {{ row | join(" | ") }} |
+{% endfor %}{% endif %}{% if figures %}
+## Figures
+
+{% for name, file in figures %}![{{ name }}]({{ file }})
+{% endfor %}{% endif %}{% if training %}
+## Training
+
+{{ training }}
+
+Reproduce it with `{{ reproduce }}`. The architecture is in `config.json`, the training settings in
+`training_args.json`, the per-epoch metrics in `metrics.json`.
+{% endif %}
+## License
+
+The weights are released under CC BY-SA 3.0, the license of MNIST (Yann LeCun, Corinna Cortes and Christopher
+J. C. Burges), on which they were trained.
+"""
+
+# Class arguments of the mixin: the card's metadata and template.
+CARD_METADATA: dict[str, Any] = {
+    "library_name": "vae-hub",
+    "tags": ["vae", "variational-autoencoder", "mnist", "image-generation", "pytorch", "vae-hub"],
+    "license": "cc-by-sa-3.0",
+    "pipeline_tag": "image-to-image",
+    "repo_url": REPO_URL,
+    "paper_url": PAPER_URL,
+    "model_card_template": CARD_TEMPLATE,
+}
 
 
-def write_json(path: str | os.PathLike, data: Any) -> None:
-    atomic_write_text(path, json.dumps(data, indent=2, sort_keys=True) + "\n")
+def first_line(error: BaseException, limit: int = 300) -> str:
+    """An error's first non-empty line, cut to ``limit`` characters (a hostile file must not echo megabytes)."""
+    line = next((s for s in str(error).splitlines() if s.strip()), type(error).__name__)
+    return line if len(line) <= limit else line[:limit] + "…"
 
 
-def read_config(path: str | os.PathLike, source: str) -> Config:
-    """Parse config.json strictly: small, valid JSON, known keys, JSON types matching Config, sane sizes."""
-    size = os.path.getsize(path)
-    if size > MAX_CONFIG_BYTES:
-        raise WeightsError(f"{source}: {CONFIG_NAME} is {size:,} bytes; a config is at most {MAX_CONFIG_BYTES:,}")
-    try:
-        with open(path, encoding="utf-8") as f:
-            data = json.load(f)
-    except RecursionError:
-        raise WeightsError(f"{source}: {CONFIG_NAME} is nested too deeply to be a config") from None
-    except ValueError as e:  # JSONDecodeError and UnicodeDecodeError are both ValueErrors
-        raise WeightsError(f"{source}: {CONFIG_NAME} is not valid JSON ({e})") from e
-    try:
-        return Config.from_dict(data)
-    except (ValueError, TypeError, OverflowError) as e:
-        raise WeightsError(f"{source}: invalid {CONFIG_NAME}: {_short(e)}") from e
+def _not_here(source: str) -> str:
+    return f"{os.path.abspath(source)} does not exist (relative paths are resolved against {os.getcwd()})"
 
 
-def load_files(
-    source: str | os.PathLike,
-    *,
-    revision: str | None,
-    cache_dir: str | os.PathLike | None,
-    local_files_only: bool,
-    force_download: bool,
-    token: str | bool | None,
-) -> tuple[Config, dict[str, Tensor]]:
-    """Find ``config.json`` and ``model.safetensors`` (a local folder, else the Hub) and read them."""
-    source = os.fspath(source)
+def check_source(source: str, kwargs: dict[str, Any]) -> None:
+    """Refuse at once what cannot be a model: a path that is no folder, a folder whose config.json is no small
+    regular file (before the mixin reads it), a repo the Hub says does not exist. When the Hub cannot be reached,
+    ``kwargs`` is set to use the local cache only (the download would retry for half a minute)."""
     if os.path.isdir(source):
-        config_file, weights_file = (_local(source, n) for n in (CONFIG_NAME, WEIGHTS_NAME))
-        pickle_hint = _local_pickles(source)
-    else:
-        config_file, weights_file, pickle_hint = _from_hub(
-            source, revision, cache_dir, local_files_only, force_download, token
+        config = Path(source, "config.json")
+        if config.exists() and not (config.is_file() and 0 < config.stat().st_size <= MAX_CONFIG_BYTES):
+            raise WeightsError(
+                f"{source}: config.json is not a regular file of 1 to {MAX_CONFIG_BYTES:,} bytes "
+                f"({config.stat().st_size:,} bytes)"
+            )
+        return
+    if os.path.isfile(source):
+        raise WeightsError(f"{source} is a file: pass the folder that holds config.json and {WEIGHTS_NAME}")
+    # A Hub id is "name" or "user/name"; anything else (./x, /x, ~/x, a/b/c) can only be a wrong local path.
+    if source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source:
+        raise WeightsError(f"no such model folder: {source} ({_not_here(source)})")
+    if kwargs.get("local_files_only"):
+        return
+    try:  # one quick request, without the download's retries
+        HfApi(token=kwargs.get("token")).model_info(source, revision=kwargs.get("revision"), timeout=10)
+    except HfHubHTTPError as e:
+        raise WeightsError(explain(source, e)) from e
+    except HFValidationError as e:
+        raise WeightsError(f"{source!r} is neither a local folder nor a valid Hub repo id ({first_line(e)})") from e
+    except Exception:  # no network, DNS failure, refused connection, timeout
+        kwargs["local_files_only"] = True
+
+
+def explain(source: str, error: BaseException) -> str:
+    """One line for an error raised while the mixin read config.json or the Hub answered."""
+    if isinstance(error, RecursionError):
+        return f"{source}: config.json is nested too deeply to be a config"
+    if isinstance(error, (ValueError, UnicodeDecodeError)) and "JSON" in type(error).__name__ + str(error):
+        return f"{source}: config.json is not valid JSON ({first_line(error)})"
+    if isinstance(error, AttributeError):  # the mixin calls config.items() on whatever the JSON holds
+        return f"{source}: config must be a JSON object"
+    if isinstance(error, LocalEntryNotFoundError):
+        return (
+            f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it is not in the "
+            f"local cache and the Hub could not be reached ({first_line(error)})"
         )
-    if weights_file is None:
-        raise WeightsError(f"{source}: no {WEIGHTS_NAME} found.{pickle_hint()}")
-    if config_file is None:
-        raise WeightsError(f"{source}: no {CONFIG_NAME} found; it must sit beside {WEIGHTS_NAME}")
-    config = read_config(config_file, source)
+    if isinstance(error, RevisionNotFoundError):
+        return f"{source}: that revision does not exist on the Hub"
+    if isinstance(error, HfHubHTTPError):
+        status = error.response.status_code if error.response is not None else "?"
+        if status in (401, 403, 404):
+            return (
+                f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it does not "
+                f"exist or is private (HTTP {status}; log in with `hf auth login` or pass token=)"
+            )
+        return f"{source}: the Hub refused the request (HTTP {status}: {first_line(error)})"
+    return f"{source}: {type(error).__name__}: {first_line(error)}"
+
+
+def weights_file(
+    model_id: str, revision: str | None, cache_dir: Any, force_download: bool, local_files_only: bool, token: Any
+) -> str:
+    """The path of ``model.safetensors`` (downloaded if need be); a pickle in its place is refused, unread."""
+    if os.path.isdir(model_id):
+        path = os.path.join(model_id, WEIGHTS_NAME)
+        if os.path.isfile(path):
+            return path
+        pickles = [n for n in PICKLE_NAMES if os.path.isfile(os.path.join(model_id, n))]
+    else:
+        try:
+            return hf_hub_download(
+                model_id,
+                WEIGHTS_NAME,
+                revision=revision,
+                cache_dir=cache_dir,
+                force_download=force_download,
+                local_files_only=local_files_only,
+                token=token,
+            )
+        except EntryNotFoundError as e:
+            if isinstance(e, LocalEntryNotFoundError):
+                raise
+            api = HfApi(token=token)  # probed with HEAD requests, never downloaded
+            pickles = [n for n in PICKLE_NAMES if api.file_exists(model_id, n, revision=revision)]
+    why = (
+        f" It holds {pickles[0]}, a pickle file, which is refused: unpickling can run arbitrary code. "
+        "Convert it to safetensors with a tool you trust."
+        if pickles
+        else ""
+    )
+    raise WeightsError(f"{model_id}: no {WEIGHTS_NAME} found.{why}")
+
+
+def read_state(path: str, source: str) -> dict[str, torch.Tensor]:
+    from safetensors.torch import load_file
+
     try:
-        state = load_file(weights_file, device="cpu")
-    except (SafetensorError, OSError, ValueError) as e:
-        raise WeightsError(f"{source}: {WEIGHTS_NAME} is corrupt or truncated ({e})") from e
-    return config, state
+        return load_file(path, device="cpu")
+    except Exception as e:  # SafetensorError, OSError, a header that is no JSON…
+        raise WeightsError(f"{source}: {WEIGHTS_NAME} is corrupt or truncated ({first_line(e)})") from e
 
 
-def check_state(state: dict[str, Tensor], cls: type[nn.Module], config: Config, source: str) -> None:
+def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Size], source: str) -> None:
     """Every tensor the config implies, with its shape, finite floating point, and nothing else."""
-    # The expected shapes come from a model on the meta device, so that a config.json with huge dims is
-    # refused for not matching the weights before any memory is allocated for it.
-    with torch.device("meta"):
-        expected = {name: t.shape for name, t in cls(config).state_dict().items()}
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise WeightsError(
-            f"{source}: {WEIGHTS_NAME} does not match {CONFIG_NAME}: missing tensors {missing[:8]}, "
-            f"unexpected tensors {unexpected[:8]}"
+            f"{source}: {WEIGHTS_NAME} does not match config.json: missing tensors {missing[:8]}, unexpected "
+            f"tensors {unexpected[:8]}"
         )
     for name, tensor in state.items():
         if tensor.shape != expected[name]:
             raise WeightsError(
-                f"{source}: tensor {name!r} has shape {tuple(tensor.shape)} but {CONFIG_NAME} implies "
+                f"{source}: tensor {name!r} has shape {tuple(tensor.shape)} but config.json implies "
                 f"{tuple(expected[name])}"
             )
-        if not tensor.is_floating_point() or not torch.isfinite(tensor).all():
-            raise WeightsError(f"{source}: tensor {name!r} is not finite floating point")
-
-
-def _local(folder: str, name: str) -> str | None:
-    path = os.path.join(folder, name)
-    return path if os.path.isfile(path) else None
-
-
-def _local_pickles(folder: str):
-    return lambda: _pickle_message([n for n in PICKLE_NAMES if os.path.isfile(os.path.join(folder, n))])
-
-
-def _pickle_message(pickles: list[str]) -> str:
-    if not pickles:
-        return ""
-    return (
-        f" It holds {pickles[0]}, a pickle file, which is refused: unpickling can run arbitrary code. "
-        "Convert it to safetensors with a tool you trust."
-    )
-
-
-def _not_here(source: str) -> str:
-    """How a name that is no local folder was read: the path it resolved to, against which folder."""
-    return f"{os.path.abspath(source)} does not exist; relative paths are resolved against {os.getcwd()}"
-
-
-def _from_hub(source, revision, cache_dir, local_files_only, force_download, token):
-    if os.path.isfile(source):
-        raise WeightsError(f"{source} is a file: pass the folder that holds {CONFIG_NAME} and {WEIGHTS_NAME}")
-    # A Hub id is "name" or "user/name"; anything else (./x, /x, ~/x, a/b/c) can only be a wrong local path.
-    if source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source:
-        raise WeightsError(f"no such model folder: {source} ({_not_here(source)})")
-    where = f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id,"
-    offline: str | None = None
-    if not local_files_only:
-        # One quick request without retries first: hf_hub_download retries a dead network for ~30 s. When the Hub
-        # cannot be reached, only the local cache is used.
-        try:
-            HfApi(token=token).model_info(source, revision=revision, timeout=10)
-        except RepositoryNotFoundError as e:  # also a private or gated repo without a valid token
-            raise WeightsError(
-                f"{where} it does not exist or is private (log in with `hf auth login` or pass token=)"
-            ) from e
-        except RevisionNotFoundError as e:
-            raise WeightsError(f"{source}: revision {revision or 'main'!r} does not exist on the Hub") from e
-        except HFValidationError as e:
-            raise WeightsError(f"{where} it is not a valid repo id ({_short(e)})") from e
-        except HfHubHTTPError as e:
-            if e.response is not None and e.response.status_code == 404:
-                raise WeightsError(f"{where} it does not exist") from e
-            raise WeightsError(f"{source}: the Hub refused the request: {_short(e)}") from e
-        except (TransportError, OSError) as e:  # no network, DNS failure, refused connection, timeout
-            offline = _short(e)
-    cache_only = local_files_only or offline is not None
-
-    def fetch(name: str) -> str | None:
-        try:
-            return hf_hub_download(
-                source,
-                name,
-                revision=revision,
-                cache_dir=cache_dir,
-                local_files_only=cache_only,
-                force_download=force_download,
-                token=token,
-            )
-        except RemoteEntryNotFoundError:
-            return None  # the repo exists but has no such file
-        except LocalEntryNotFoundError as e:  # a subclass of EntryNotFoundError: not "the repo lacks it"
-            why = f"the Hub could not be reached: {offline}" if offline else "local_files_only=True"
-            raise WeightsError(f"{where} {name} is not in the local cache ({why})") from e
-        except HFValidationError as e:
-            raise WeightsError(f"{where} it is not a valid repo id ({_short(e)})") from e
-        except HfHubHTTPError as e:
-            raise WeightsError(f"{source}: the Hub refused {name}: {_short(e)}") from e
-
-    def pickle_hint() -> str:  # Hub files are only probed (HEAD), never downloaded
-        if cache_only:
-            return ""
-        api = HfApi(token=token)
-        return _pickle_message([n for n in PICKLE_NAMES if api.file_exists(source, n, revision=revision)])
-
-    return fetch(CONFIG_NAME), fetch(WEIGHTS_NAME), pickle_hint
-
-
-def _short(error: BaseException, limit: int = 300) -> str:
-    """The first non-empty line of an error, cut to ``limit`` characters (a hostile config must not echo 9 MB)."""
-    line = next((line for line in str(error).splitlines() if line.strip()), type(error).__name__)
-    return line if len(line) <= limit else line[:limit] + "…"
+        if tensor.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+            raise WeightsError(f"{source}: tensor {name!r} is {tensor.dtype}, not a float32/16/64 or bfloat16")
+        if not torch.isfinite(tensor).all():
+            raise WeightsError(f"{source}: tensor {name!r} holds NaN or infinite values")

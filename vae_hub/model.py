@@ -1,32 +1,42 @@
-"""The VAE network: an MLP encoder to (μ, log σ²), an MLP decoder to Bernoulli logits.
+"""The VAE: an MLP encoder to (μ, log σ²) and an MLP decoder to Bernoulli logits, saved the Hugging Face way.
 
-The layout is the original design's: the encoder's last layer is linear and its outputs are split in half into
-μ and log σ², so ``Config()`` (hidden_dims [128, 32, 16, 4]) has a 2-D latent:
-
-    encoder  784 → 128 → 32 → 16 → 4 = (μ ∈ R², log σ² ∈ R²)
+    encoder  784 → 128 → 32 → 16 → 4 = (μ ∈ R², log σ² ∈ R²)      the last layer linear
     decoder    2 → 4 → 16 → 32 → 128 → 784 Bernoulli logits
 
-with the activation after every hidden layer. Loading (Hub, safetensors, strict checks) lives in :mod:`vae_hub.hub`.
+``PyTorchModelHubMixin`` does the saving, loading and pushing; the loading hook below adds what an untrusted folder
+or repo needs: safetensors only (a pickle is refused with the reason), strict shapes, finite weights, and errors
+that name the problem (see :mod:`vae_hub.hub`).
 """
 
 from __future__ import annotations
 
+import dataclasses
+import os
 from pathlib import Path
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
+import numpy as np
 import torch
-from huggingface_hub import ModelCard, ModelCardData, PyTorchModelHubMixin
-from safetensors.torch import save
+from huggingface_hub import PyTorchModelHubMixin
+from PIL import Image
 from torch import Tensor, nn
 
 from . import hub
-from .config import Config
-from .data import to_unit
-from .files import CONFIG_NAME, WEIGHTS_NAME, atomic_write_bytes
+from .config import LOGVAR_RANGE, VAEConfig
+from .hub import WeightsError
+from .objectives import Terms, elbo_terms
 
-# log σ² is clamped to a range far wider than training ever visits (σ from ~1e-4 to ~150), so that
-# extreme or adversarial inputs cannot overflow exp(log σ²) into inf or NaN.
-LOGVAR_MIN, LOGVAR_MAX = -18.0, 10.0
+__all__ = ["VAE", "VAEOutput", "WeightsError"]
+
+ACTIVATIONS = {
+    "gelu": nn.GELU,
+    "relu": nn.ReLU,
+    "silu": nn.SiLU,
+    "tanh": nn.Tanh,
+    "elu": nn.ELU,
+    "leaky_relu": nn.LeakyReLU,
+    "softplus": nn.Softplus,
+}
 
 
 class VAEOutput(NamedTuple):
@@ -44,15 +54,21 @@ def mlp(dims: list[int], act: type[nn.Module]) -> nn.Sequential:
     return nn.Sequential(*layers[:-1])
 
 
-class VAE(nn.Module, PyTorchModelHubMixin, **hub.MIXIN_METADATA):
-    """Variational autoencoder with a Gaussian encoder q(z|x) and a Bernoulli decoder p(x|z)."""
+class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
+    """Variational autoencoder with a Gaussian encoder q(z|x) and a Bernoulli decoder p(x|z).
 
-    def __init__(self, config: Config | None = None) -> None:
+    ``forward`` is for training (it keeps the graph). ``encode``, ``decode``, ``reconstruct`` and ``sample`` are
+    for use: no gradients, and they take images as tensors, numpy arrays or PIL images, (N, 784), (N, 28, 28),
+    (N, 1, 28, 28) or one (28, 28) image; uint8 pixels are scaled by 1/255.
+    """
+
+    def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__()
-        self.config = config if config is not None else Config()
-        c = self.config
-        self.encoder = mlp([c.input_dim, *c.hidden_dims], c.activation)  # 784→128→32→16→(μ, log σ²)
-        self.decoder = mlp([c.latent_dim, *reversed(c.hidden_dims), c.input_dim], c.activation)  # 2→4→…→784
+        self.config = config if config is not None else VAEConfig()
+        self._hub_mixin_config = self.config  # what save_pretrained writes as config.json
+        c, act = self.config, ACTIVATIONS[self.config.act_fun]
+        self.encoder = mlp([c.input_dim, *c.hidden_dims], act)  # 784→128→32→16→(μ, log σ²)
+        self.decoder = mlp([c.latent_dim, *reversed(c.hidden_dims), c.input_dim], act)  # 2→4→16→32→128→784
 
     @property
     def latent_dim(self) -> int:
@@ -62,98 +78,116 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.MIXIN_METADATA):
     def device(self) -> torch.device:
         return next(self.parameters()).device
 
-    def _flatten(self, x: Tensor) -> Tensor:
-        """Accept (N, 784), (N, 28, 28) or (N, 1, 28, 28); uint8 pixels (``load_mnist``) are scaled by 1/255."""
-        if x.dim() < 2 or x[0].numel() != self.config.input_dim:
+    def pixels(self, images: Any) -> Tensor:
+        """Images as this model's input: float (N, 784) in [0, 1] on its device, or a ValueError saying why not."""
+        if isinstance(images, Image.Image):
+            images = np.asarray(images.convert("L"))
+        x = images if isinstance(images, Tensor) else torch.as_tensor(np.array(images))
+        n = self.config.input_dim
+        if x.numel() == n and x.dim() <= 3:
+            x = x.reshape(1, n)  # one image
+        if x.dim() < 2 or x[0].numel() != n:
+            raise ValueError(f"expected images of shape (N, {n}), (N, 28, 28) or (N, 1, 28, 28); got {tuple(x.shape)}")
+        if x.dtype == torch.uint8:
+            x = x.float() / 255
+        elif not (x.is_floating_point() or x.dtype == torch.bool):
+            raise ValueError(f"pixels must be uint8 (0–255) or floats in [0, 1], got {x.dtype}")
+        x = x.reshape(len(x), n).to(self.device, self.decoder[-1].weight.dtype)
+        lo, hi = torch.aminmax(x) if x.numel() else (x.new_zeros(()), x.new_zeros(()))
+        if not (0 <= lo and hi <= 1):
             raise ValueError(
-                f"expected images of shape (N, {self.config.input_dim}), (N, 28, 28) or (N, 1, 28, 28); "
-                f"got {tuple(x.shape)}"
+                f"pixel values must lie in [0, 1], got {float(lo):.3g} to {float(hi):.3g}: divide floats in 0–255 "
+                "by 255 (uint8 images are scaled for you)"
             )
-        return to_unit(x.reshape(x.shape[0], self.config.input_dim)).to(self.decoder[-1].weight.dtype)
+        return x
 
-    def encode(self, x: Tensor) -> tuple[Tensor, Tensor]:
-        """q(z|x): returns (μ, log σ²), each (N, latent_dim)."""
-        mu, logvar = self.encoder(self._flatten(x)).chunk(2, dim=-1)
-        return mu, logvar.clamp(LOGVAR_MIN, LOGVAR_MAX)
+    def _latent(self, z: Any) -> Tensor:
+        z = torch.as_tensor(z, dtype=self.decoder[0].weight.dtype, device=self.device)
+        z = z.reshape(1, -1) if z.dim() == 1 else z
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (N, {self.latent_dim}): this model's latent is {self.latent_dim}-D")
+        return z
 
-    @staticmethod
-    def reparameterize(mu: Tensor, logvar: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        """z = μ + σ·ε with ε ~ N(0, I), differentiable in μ and σ."""
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
-        return mu + torch.exp(0.5 * logvar) * eps
-
-    def decode_logits(self, z: Tensor) -> Tensor:
-        """Bernoulli logits of p(x|z), shape (N, 784)."""
-        return self.decoder(z)
-
-    def decode(self, z: Tensor) -> Tensor:
-        """Pixel probabilities in [0, 1], shape (N, 1, 28, 28)."""
-        return torch.sigmoid(self.decode_logits(z)).reshape(-1, 1, 28, 28)
+    def encoder_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
+        """(μ, log σ²) of flat float pixels, with the graph. log σ² is clamped to a range far wider than training
+        visits, so that extreme inputs cannot overflow σ² into inf."""
+        mu, logvar = self.encoder(x).chunk(2, dim=-1)
+        return mu, logvar.clamp(*LOGVAR_RANGE)
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        mu, logvar = self.encode(x)
-        z = self.reparameterize(mu, logvar, generator)
-        return VAEOutput(self.decode_logits(z), mu, logvar, z)
+        """One pass for training: x float (N, 784) in [0, 1] → logits, μ, log σ² and z = μ + σ·ε."""
+        mu, logvar = self.encoder_stats(x)
+        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        z = mu + (0.5 * logvar).exp() * eps
+        return VAEOutput(self.decoder(z), mu, logvar, z)
 
     @torch.no_grad()
-    def reconstruct(self, x: Tensor) -> Tensor:
-        """Deterministic reconstruction: decode the posterior mean μ. Shape (N, 1, 28, 28)."""
-        return self.decode(self.encode(x)[0])
+    def encode(self, images: Any) -> tuple[Tensor, Tensor]:
+        """q(z|x): (μ, log σ²), each (N, latent_dim)."""
+        return self.encoder_stats(self.pixels(images))
+
+    @torch.no_grad()
+    def decode(self, z: Any) -> Tensor:
+        """Pixel probabilities of p(x|z), shape (N, 1, 28, 28)."""
+        return torch.sigmoid(self.decoder(self._latent(z))).reshape(-1, 1, 28, 28)
+
+    @torch.no_grad()
+    def reconstruct(self, images: Any) -> Tensor:
+        """Decode the posterior mean μ: deterministic, shape (N, 1, 28, 28)."""
+        return self.decode(self.encode(images)[0])
 
     @torch.no_grad()
     def sample(self, n: int, generator: torch.Generator | None = None) -> Tensor:
-        """Draw n images from the prior: z ~ N(0, I), decoded to probabilities (n, 1, 28, 28)."""
+        """n images from the prior: z ~ N(0, I), decoded to probabilities (n, 1, 28, 28)."""
         device = generator.device if generator is not None else self.device
-        z = torch.randn(n, self.latent_dim, generator=generator, device=device).to(self.device)
-        return self.decode(z)
+        return self.decode(torch.randn(n, self.latent_dim, generator=generator, device=device))
 
-    def loss(self, x: Tensor, regularizer: str | None = None, generator: torch.Generator | None = None):
-        """Per-image nELBO terms (see :mod:`vae_hub.objectives`), with the config's regularizer by default."""
-        from .objectives import elbo_terms
-
+    def loss(self, images: Any, regularizer: str = "kl_wo_e", generator: torch.Generator | None = None) -> Terms:
+        """Per-image nELBO terms of ``images`` with one reparameterized sample (see :mod:`vae_hub.objectives`)."""
+        x = self.pixels(images)
         out = self(x, generator)
-        reg = regularizer or self.config.regularizer
-        return elbo_terms(out.logits, self._flatten(x), out.mu, out.logvar, out.z, reg)
+        return elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
 
-    # --- Saving and loading (the mixin's documented extension points) ---
-    def _save_pretrained(self, save_directory: Path) -> None:
-        """``model.safetensors`` and ``config.json``: the architecture only (training settings live elsewhere)."""
-        state = {k: v.detach().cpu().contiguous() for k, v in self.state_dict().items()}
-        atomic_write_bytes(save_directory / WEIGHTS_NAME, save(state))  # never half a file, even on a full disk
-        hub.write_json(save_directory / CONFIG_NAME, self.config.architecture())
-
-    def generate_model_card(self, *args, **kwargs) -> ModelCard:
-        """A minimal card with the project's metadata; ``training.card`` writes the full one for trained models."""
-        return ModelCard.from_template(
-            ModelCardData(**hub.CARD_METADATA), template_str=hub.CARD_TEMPLATE, **hub.CARD_LINKS, **kwargs
-        )
+    # --- loading: the mixin's hook, plus one translation of what can go wrong into a WeightsError ---
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> VAE:
+        """Load from a ``save_pretrained`` folder or a Hub repo id (``revision``, ``cache_dir``, ``token``,
+        ``local_files_only``, ``force_download``, ``map_location`` as the mixin takes them). Safetensors only,
+        strict; anything malformed, missing or unreachable raises :class:`WeightsError` naming the problem, and an
+        unknown keyword (``local_file_only=True``) is a TypeError, never a silent trip to the network."""
+        source = os.fspath(pretrained_model_name_or_path)
+        hub.check_source(source, kwargs)
+        try:
+            return super().from_pretrained(source, **kwargs)
+        except (WeightsError, TypeError):
+            raise
+        except Exception as e:  # the mixin's own reading and downloading: JSON, HTTP, the cache
+            raise WeightsError(hub.explain(source, e)) from e
 
     @classmethod
-    def from_pretrained(
+    def _from_pretrained(
         cls,
-        pretrained_model_name_or_path: str | Path,
         *,
-        revision: str | None = None,
-        cache_dir: str | Path | None = None,
-        local_files_only: bool = False,
-        force_download: bool = False,
-        token: str | bool | None = None,
+        model_id: str,
+        revision: str | None,
+        cache_dir: str | Path | None,
+        force_download: bool,
+        local_files_only: bool,
+        token: str | bool | None,
+        config: Any = None,
         map_location: str | torch.device = "cpu",
     ) -> VAE:
-        """Load from a ``save_pretrained`` folder or a Hub repo id, strictly and only from safetensors.
-
-        Unknown keyword arguments are a ``TypeError`` (a typo such as ``local_file_only=True`` must not reach the
-        network). Anything malformed, missing or unreachable raises :class:`vae_hub.WeightsError` naming the problem.
-        """
-        config, state = hub.load_files(
-            pretrained_model_name_or_path,
-            revision=revision,
-            cache_dir=cache_dir,
-            local_files_only=local_files_only,
-            force_download=force_download,
-            token=token,
-        )
-        hub.check_state(state, cls, config, str(pretrained_model_name_or_path))
-        model = cls(config)
+        if config is None:
+            raise WeightsError(f"{model_id}: no config.json found; it must sit beside model.safetensors")
+        try:
+            arch = VAEConfig.from_dict(dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config)
+        except (ValueError, TypeError) as e:
+            raise WeightsError(f"{model_id}: invalid config.json: {hub.first_line(e)}") from e
+        path = hub.weights_file(model_id, revision, cache_dir, force_download, local_files_only, token)
+        state = hub.read_state(path, model_id)
+        with torch.device("meta"):  # the expected shapes without allocating (a huge config is refused first)
+            expected = {k: v.shape for k, v in cls(arch).state_dict().items()}
+        hub.check_state(state, expected, model_id)
+        model = cls(arch)
         model.load_state_dict(state, strict=True)
         return model.to(map_location).eval()

@@ -1,12 +1,14 @@
-"""Figures: reconstructions, latent grids, samples and the posterior means. Grids use ``torchvision``'s
-``make_grid``. Figures are built with matplotlib's ``Figure`` API, which needs no backend (no ``pyplot``, no
-``matplotlib.use``), so importing this module changes no global state and no figure is left open.
+"""The latent space and its figures: grids, interpolations, reconstructions, samples and the posterior means.
+
+Grids use ``torchvision``'s ``make_grid``. Figures are built with matplotlib's ``Figure`` API, which needs no
+backend (no ``pyplot``, no ``matplotlib.use``), so importing this module changes no global state.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Sequence
+from typing import Any
 
 import numpy as np
 import torch
@@ -15,7 +17,6 @@ from matplotlib.figure import Figure
 from torch import Tensor
 from torchvision.utils import make_grid
 
-from .data import to_unit
 from .model import VAE
 
 
@@ -73,6 +74,16 @@ def latent_grid(
     return model.decode(z.to(model.device))
 
 
+@torch.no_grad()
+def interpolate(model: VAE, a: Any, b: Any, steps: int) -> Tensor:
+    """Decode the straight path from μ(a) to μ(b) in ``steps`` points, ends included: (steps, 1, 28, 28)."""
+    if not 2 <= steps <= 50:
+        raise ValueError(f"the number of steps must be between 2 and 50, got {steps}")
+    mu = model.encode(torch.cat([model.pixels(a), model.pixels(b)]))[0]
+    t = torch.linspace(0, 1, steps, device=mu.device)[:, None]
+    return model.decode((1 - t) * mu[0] + t * mu[1])
+
+
 def _figure_from_grid(grid: Tensor, title: str | None, size: float) -> Figure:
     fig = Figure(figsize=(size, size * grid.shape[0] / grid.shape[1]))
     ax = fig.subplots()
@@ -101,9 +112,8 @@ def evaluate_model(
 
     ``data`` is a batch of images in any accepted shape, uint8 in [0, 255] or float in [0, 1].
     """
-    x = data[:n]
-    x = to_unit(x).reshape(-1, 1, 28, 28)
-    rec = model.reconstruct(x.to(model.device)).cpu()
+    x = model.pixels(data[:n]).cpu().reshape(-1, 1, 28, 28)
+    rec = model.reconstruct(x).cpu()
     grid = image_grid(torch.cat([x, rec]), nrow=len(x))
     return _save(_figure_from_grid(grid, title or "originals (top) and reconstructions (bottom)", 1.0 * len(x)), path)
 

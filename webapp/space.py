@@ -1,4 +1,4 @@
-"""Deploy the demo as a Hugging Face Space: ``python -m training.space USER/NAME``.
+"""Deploy the demo as a Hugging Face Space: ``python -m webapp.space USER/NAME``.
 
 Stages what the Space runs, and nothing else: ``app.py``, the Python packages it imports (:data:`PACKAGES`), every
 ``save_pretrained`` folder under ``weights/`` (``config.json`` and ``model.safetensors`` only), the example digits,
@@ -26,10 +26,10 @@ from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
 from vae_hub import VAE
-from vae_hub.files import CONFIG_NAME, WEIGHTS_NAME
-from webapp.latent_map import cache_path
+from .latent_map import cache_path
 
-from .push import PushError, check_folder, check_repo_id, endpoint, listing, resolve_token, run, send
+from training.push import PushError, check_folder, check_repo_id, endpoint, listing, run, send
+from training.push import token as resolve_token
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_FILE = "app.py"
@@ -37,7 +37,8 @@ APP_FILE = "app.py"
 # code moves out of the library.
 PACKAGES = ("vae_hub", "webapp")
 WEIGHTS_DIR = "weights"  # every save_pretrained folder below it, e.g. weights/sgvb, weights/z4/kl_wo_e
-WEIGHT_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # all that app.py loads from a weights folder
+WEIGHTS_NAME = "model.safetensors"
+WEIGHT_FILES = ("config.json", WEIGHTS_NAME)  # all that app.py loads from a weights folder
 EXAMPLES = "examples/*.png"
 ASSETS_DIR = "assets"
 MAP_CACHE_DIR = "assets/latent_map"  # webapp.latent_map.SHIPPED_DIR, relative to the checkout
@@ -53,7 +54,7 @@ SHORT_DESCRIPTION = "Reconstruct, sample and explore a VAE trained on MNIST"  # 
 
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
-        prog="python -m training.space",
+        prog="python -m webapp.space",
         description=__doc__.split("\n\n")[0],
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
@@ -206,7 +207,7 @@ def space_readme(repo_id: str, models: Sequence[str], title: str, sdk_version: s
             f"Bundled weights: {', '.join(f'`{w}`' for w in weights)}. The latent maps are precomputed in "
             f"`{MAP_CACHE_DIR}/`, so the Space needs no copy of MNIST.",
             "",
-            f"Deployed with `python -m training.space {repo_id}` from the vae-hub repository. Code: MIT; weights and "
+            f"Deployed with `python -m webapp.space {repo_id}` from the vae-hub repository. Code: MIT; weights and "
             "example digits (derived from MNIST): CC BY-SA 3.0. See `LICENSE`.",
             "",
         ]

@@ -1,0 +1,81 @@
+"""What the command-line tools share: errors as one line, and options checked for kind and range."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import shutil
+import sys
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, NoReturn
+
+# The figures beside a trained model's weights (see training/card.py).
+FIGURES = {
+    "samples": "samples.png",
+    "reconstructions": "reconstructions.png",
+    "latent": "latent.png",
+    "latent_means": "latent_means.png",
+    "curves": "curves.png",
+}
+
+
+class Parser(argparse.ArgumentParser):
+    """``argparse`` with the defaults in ``--help`` and a bad option reported in one line (exit code 2)."""
+
+    def __init__(self, prog: str, description: str) -> None:
+        super().__init__(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+
+    def error(self, message: str) -> NoReturn:
+        self.exit(2, f"error: {message} (see {self.prog} --help)\n")
+
+
+def at_least(low: float, kind: type = int) -> Callable[[str], float]:
+    """An argparse type: a finite number of ``kind`` that is at least ``low``."""
+
+    def parse(text: str) -> float:
+        value = kind(text)
+        if not (math.isfinite(value) and value >= low):
+            raise ValueError(text)
+        return value
+
+    parse.__name__ = f"{kind.__name__} ≥ {low}"  # what argparse names in its message
+    return parse
+
+
+def fail(message: str, code: int = 2) -> int:
+    print(f"error: {message}", file=sys.stderr)
+    return code
+
+
+def write_json(path: Path, data: Any) -> None:
+    """JSON into a temporary file renamed over ``path``: a reader sees the old file or the whole new one."""
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    with os.fdopen(fd, "w") as f:
+        json.dump(data, f, indent=1)
+        f.write("\n")
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, path)
+
+
+def replace_folder(folder: Path, fill: Callable[[Path], None]) -> None:
+    """Write a folder all or nothing: ``fill`` a new one beside it, then swap it in; on any failure the previous
+    folder stays as it was and the half-written one is removed."""
+    folder.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(dir=folder.parent, prefix=f".{folder.name}.new-"))
+    old = staging.with_name(staging.name.replace(".new-", ".old-"))
+    try:
+        fill(staging)
+        staging.chmod(0o755)  # mkdtemp's 0700 would hide the folder from everyone else
+        if folder.exists():
+            folder.rename(old)
+        staging.rename(folder)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        if old.exists() and not folder.exists():
+            old.rename(folder)
+        raise
+    shutil.rmtree(old, ignore_errors=True)

@@ -1,0 +1,45 @@
+"""Opt-in speed, from the library rather than by hand: the same computations compiled by ``torch.compile``.
+
+Tested equal to :mod:`vae_hub.objectives`. Where no compiler works (no C++ toolchain, an unsupported device), the
+plain function runs instead, with one warning. Nothing here changes process-wide state.
+"""
+
+from __future__ import annotations
+
+import functools
+import warnings
+from collections.abc import Callable
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from . import objectives
+from .hub import first_line
+
+
+def compiled(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
+    """``torch.compile(fn)``, falling back to ``fn`` itself (with a warning) if compiling fails at the first call."""
+    fast = torch.compile(fn)
+    state = {"ok": True}
+
+    @functools.wraps(fn)
+    def run(*args: Any, **kwargs: Any) -> Tensor:
+        if state["ok"]:
+            try:
+                return fast(*args, **kwargs)
+            except Exception as e:  # inductor's errors vary with what is missing
+                state["ok"] = False
+                warnings.warn(f"torch.compile is not usable here ({first_line(e)}); running uncompiled", stacklevel=2)
+        return fn(*args, **kwargs)
+
+    return run
+
+
+log_importance_weights = compiled(objectives.log_importance_weights)
+
+
+def iwae_bound(model: torch.nn.Module, x: Tensor, k: int = 1000, chunk: int = 100, generator=None) -> Tensor:
+    """:func:`vae_hub.objectives.iwae_bound` with its log-weights compiled (keep ``chunk`` and the batch size fixed
+    between calls: a new shape compiles again)."""
+    return objectives.iwae_bound(model, x, k, chunk, generator, log_weights=log_importance_weights)
