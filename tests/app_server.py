@@ -14,9 +14,7 @@ from conftest import ROOT, require
 
 if str(ROOT) not in sys.path:  # `import app` in the tests, under a plain `pytest` as well as `python -m pytest`
     sys.path.insert(0, str(ROOT))
-from vae_hub.hub import BUNDLED  # noqa: E402
-from webapp import launch  # noqa: E402
-from webapp.launch import free_port  # noqa: E402,F401  (re-exported for the tests and load_app.py)
+BUNDLED = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")
 
 # The weights the app serves: the bundled ones, or a folder laid out like weights/ (for work in progress).
 WEIGHTS = Path(os.environ.get("VAE_HUB_TEST_WEIGHTS") or ROOT / "weights")
@@ -34,6 +32,8 @@ def serve(*args: str, **kwargs: Any) -> Iterator[str]:
     if os.environ.get("VAE_HUB_TEST_WEIGHTS"):
         args = (*args, *(f"--model={v}={WEIGHTS / v}" for v in VARIANTS))
     kwargs.setdefault("quiet", bool(os.environ.get("VAE_HUB_QUIET_APP")))
+    from webapp import launch
+
     with launch.serve(*args, **kwargs) as url:
         yield url
 

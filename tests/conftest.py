@@ -9,7 +9,7 @@ import pytest
 import torch
 
 ROOT = Path(__file__).resolve().parent.parent
-pytest_plugins = ["app_server"]  # one app server for the whole session (its app_url fixture)
+pytest_plugins = ["app_server"]  # one app server for the whole session (its app_url fixture); imports no gradio
 IN_CI = os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
@@ -31,14 +31,51 @@ def _mnist_root() -> Path:
 
 def checkpoint_epoch(ckpt: Path) -> int:
     """The epoch a training checkpoint holds, 0 before the first; one that exists must always be complete."""
-    from training.checkpoint import CheckpointError, load_checkpoint
+    from training.trainer import load_checkpoint
 
-    try:
-        return load_checkpoint(ckpt).epoch
-    except CheckpointError:
-        if ckpt.exists():
-            raise
-        return 0
+    return load_checkpoint(ckpt)["epoch"] if ckpt.exists() else 0
+
+
+def write_fake_mnist(root: Path, n_train: int = 64, n_test: int = 32, gz: bool = True, seed: int = 0) -> dict:
+    """A small dataset in MNIST's own IDX format (gzip-compressed, as distributed): squares of ink on black, so
+    that there is something to learn. Returns the tensors by file name."""
+    import gzip
+    import struct
+
+    g = torch.Generator().manual_seed(seed)
+
+    def digits(n: int) -> torch.Tensor:
+        x = torch.zeros(n, 28, 28, dtype=torch.uint8)
+        corners = torch.randint(4, 18, (n, 2), generator=g)
+        for i, (r, c) in enumerate(corners.tolist()):
+            x[i, r : r + 7, c : c + 7] = torch.randint(128, 256, (7, 7), generator=g, dtype=torch.uint8)
+        return x
+
+    data = {
+        "train-images-idx3-ubyte": digits(n_train),
+        "train-labels-idx1-ubyte": torch.randint(0, 10, (n_train,), generator=g),
+        "t10k-images-idx3-ubyte": digits(n_test),
+        "t10k-labels-idx1-ubyte": torch.randint(0, 10, (n_test,), generator=g),
+    }
+    raw = root / "MNIST" / "raw"
+    raw.mkdir(parents=True)
+    for name, t in data.items():
+        header = struct.pack(">IIII", 2051, *t.shape) if t.dim() == 3 else struct.pack(">II", 2049, len(t))
+        payload = header + t.to(torch.uint8).numpy().tobytes()
+        if gz:
+            with gzip.open(raw / f"{name}.gz", "wb") as f:
+                f.write(payload)
+        else:
+            (raw / name).write_bytes(payload)
+    return data
+
+
+@pytest.fixture(scope="session")
+def fake_mnist(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A data root with a small MNIST-format dataset (64 training, 32 test images), for fast runs of the CLIs."""
+    root = tmp_path_factory.mktemp("fake_mnist")
+    write_fake_mnist(root)
+    return root
 
 
 @pytest.fixture(scope="session")

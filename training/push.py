@@ -127,8 +127,10 @@ def send(upload: Callable[[], str]) -> str | None:
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
         detail = e.server_message or str(e).splitlines()[0]
-        hint = {401: "; log in again with `hf auth login` or pass --token", 403: "; check the namespace and that "
-                "the token may write"}.get(status, "")  # fmt: skip
+        hint = {
+            401: "; log in again with `hf auth login` or pass --token",
+            403: "; check the namespace and that the token may write",
+        }.get(status, "")
         print(f"error: the Hub refused the upload (HTTP {status}: {detail}){hint}", file=sys.stderr)
     except (OSError, ValueError) as e:  # no network, or the Hub's check of the card
         print(f"error: could not upload to {endpoint()}: {str(e).splitlines()[0]}", file=sys.stderr)
@@ -175,8 +177,9 @@ def push(args: Any) -> int:
         if args.revision != "main":
             api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
         message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
-        return api.upload_folder(repo_id=args.repo_id, folder_path=staged, revision=args.revision,
-                                 commit_message=message).commit_url  # fmt: skip
+        return api.upload_folder(
+            repo_id=args.repo_id, folder_path=staged, revision=args.revision, commit_message=message
+        ).commit_url
 
     with tempfile.TemporaryDirectory(prefix="vae-hub-push-") as tmp:
         staged = Path(tmp) / "upload"

@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as e:
         return fail(str(e))
     import torch  # only now: --help and bad options answer without it
+    from safetensors import SafetensorError
 
     from training.trainer import CheckpointError, TrainingError, resolve_device
     from vae_hub import DataError, load_mnist
@@ -102,12 +103,10 @@ def main(argv: list[str] | None = None) -> int:
                 summary = train_variant(dataclasses.replace(config, regularizer=regularizer), data, args)
             except (TrainingError, CheckpointError) as e:
                 return fail(str(e), 1)
-            except OSError as e:  # writing the model folder failed (ENOSPC, EFBIG, …); the earlier one is intact
-                return fail(
-                    f"cannot write {args.out / regularizer} ({e.strerror or e}); the checkpoint in {ckpt} "
-                    "is kept: free some space and rerun with --resume",
-                    1,
-                )
+            except (OSError, SafetensorError) as e:  # writing the folder failed (ENOSPC, EFBIG…): the old one is intact
+                why = getattr(e, "strerror", None) or e
+                return fail(f"cannot write {args.out / regularizer} ({why}); the checkpoint in {ckpt} is kept: "
+                            "free some space and rerun with --resume", 1)  # fmt: skip
             except KeyboardInterrupt:
                 print(
                     f"\ninterrupted: the last completed epoch's checkpoint is intact in {ckpt}; continue with the "

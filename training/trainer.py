@@ -403,15 +403,22 @@ class Trainer:
                 f"cannot resume from {ckpt}: it was made by another run ({'; '.join(changes)}). Use the same settings, "
                 "--limit, --test-limit and number of processes, or delete it to start afresh."
             )
-        if state["epoch"] > cfg.epochs:
-            raise CheckpointError(f"{ckpt} is at epoch {state['epoch']}, past the requested {cfg.epochs} epochs")
         try:
+            mine = {k: v.shape for k, v in model.state_dict().items()}
+            theirs = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
+            if mine != theirs:
+                wrong = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs[k]]
+                raise ValueError(f"its weights do not fit this network (tensor {wrong[0]!r})")
             params = [p for group in optimizer.param_groups for p in group["params"]]
             moments = state["optimizer"]["state"]
             if sorted(moments) != list(range(len(params))) or any(
                 moments[i][k].shape != p.shape for i, p in enumerate(params) for k in ("exp_avg", "exp_avg_sq")
             ):
                 raise ValueError("its optimizer state does not fit the model")
+            for theirs, fresh in zip(state["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"]):
+                bad = [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]
+                if bad:
+                    raise ValueError(f"its optimizer settings hold an invalid {bad[0]!r}: {theirs.get(bad[0])!r}")
             tensors = [*state["model"].values(), *(t for m in moments.values() for t in m.values())]
             if not all(bool(t.isfinite().all()) for t in tensors):
                 raise ValueError("it holds NaN or infinite values")

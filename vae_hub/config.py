@@ -28,14 +28,14 @@ def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
 
 def _kind(name: str, value: Any, kind: str) -> None:
     """Refuse a value of the wrong JSON kind (a bool is no number here, 128.0 is no width)."""
-    ok = {
-        "int": type(value) is int,
-        "float": type(value) in (int, float) and math.isfinite(value),
-        "str": isinstance(value, str) and len(value) <= 100,
-        "bool": type(value) is bool,
-        "list[int]": isinstance(value, list) and all(type(v) is int for v in value),
-    }[kind]
-    if not ok:
+    checks = {
+        "int": lambda: type(value) is int,
+        "float": lambda: type(value) is float and math.isfinite(value) or type(value) is int and abs(value) < 1e300,
+        "str": lambda: isinstance(value, str) and len(value) <= 100,
+        "bool": lambda: type(value) is bool,
+        "list[int]": lambda: isinstance(value, list) and all(type(v) is int for v in value),
+    }
+    if not checks[kind]():
         shown = repr(value) if len(repr(value)) <= 40 else repr(value)[:40] + "…"
         raise ValueError(f"{name!r} must be of type {kind}{' (finite)' if kind == 'float' else ''}, got {shown}")
 

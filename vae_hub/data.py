@@ -70,8 +70,9 @@ def prepare_root(root: str | os.PathLike | None = None, download: bool = True) -
         except Exception as e:  # torchvision raises RuntimeError, URLError or OSError depending on the failure
             why = f" Download failed: {str(e).splitlines()[0] if str(e) else type(e).__name__}."
     raise DataError(
-        f"MNIST not found in {raw.resolve()}.{why} Pass --data-dir / root=, or set VAE_HUB_DATA to a folder "
-        "holding MNIST/raw/ (e.g. ../shared/data), or run where torchvision can download it."
+        f"MNIST not found: no {RAW_FILES[0]}[.gz] and the other three official files in {raw.resolve()}.{why} "
+        "Pass --data-dir / root=, or set VAE_HUB_DATA to a folder holding MNIST/raw/ (e.g. ../shared/data), or run "
+        "where torchvision can download it."
     )
 
 

@@ -19,15 +19,16 @@ from .hub import first_line
 
 
 def compiled(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
-    """``torch.compile(fn)``, falling back to ``fn`` itself (with a warning) if compiling fails at the first call."""
-    fast = torch.compile(fn)
-    state = {"ok": True}
+    """``torch.compile(fn)``, made at the first call (importing the compiler sets environment variables), and
+    falling back to ``fn`` itself, with a warning, if compiling fails."""
+    state: dict[str, Any] = {"ok": True, "fast": None}
 
     @functools.wraps(fn)
     def run(*args: Any, **kwargs: Any) -> Tensor:
         if state["ok"]:
             try:
-                return fast(*args, **kwargs)
+                state["fast"] = state["fast"] or torch.compile(fn)
+                return state["fast"](*args, **kwargs)
             except Exception as e:  # inductor's errors vary with what is missing
                 state["ok"] = False
                 warnings.warn(f"torch.compile is not usable here ({first_line(e)}); running uncompiled", stacklevel=2)

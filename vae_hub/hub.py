@@ -68,8 +68,8 @@ closed-form KL for every model, so that the two estimators compare.
 
 On {{ grad_variance.batches }} fixed batches of {{ grad_variance.batch_size }} test images, the gradient of the
 batch-mean loss with respect to the encoder was drawn {{ grad_variance.draws }} times per batch, with the same
-noise ε for every estimator. *Variance* is the trace of the gradient's covariance, *KL part* the same for the KL term's gradient alone
-(where the estimators differ), SNR = ‖mean gradient‖² / variance. The score-function (REINFORCE) estimator of the
+noise ε for every estimator. *Variance* is the trace of the gradient's covariance, *KL part* the same for the KL
+term's gradient alone (where the estimators differ), SNR = ‖mean gradient‖² / variance. The score-function (REINFORCE) estimator of the
 same KL gradient is shown for contrast; it is not used for training.
 {% for title, rows in grad_variance.tables %}
 {{ title }}:
@@ -156,7 +156,7 @@ def explain(source: str, error: BaseException) -> str:
     """One line for an error raised while the mixin read config.json or the Hub answered."""
     if isinstance(error, RecursionError):
         return f"{source}: config.json is nested too deeply to be a config"
-    if isinstance(error, (ValueError, UnicodeDecodeError)) and "JSON" in type(error).__name__ + str(error):
+    if isinstance(error, UnicodeDecodeError) or isinstance(error, ValueError) and "JSON" in type(error).__name__:
         return f"{source}: config.json is not valid JSON ({first_line(error)})"
     if isinstance(error, AttributeError):  # the mixin calls config.items() on whatever the JSON holds
         return f"{source}: config must be a JSON object"
