@@ -147,9 +147,9 @@ def train_variant(config: Config, data: dict, args: Any) -> dict[str, Any] | Non
         progress=not args.no_progress,
     )
     active = active_dimensions(model, test)  # every rank takes part: the variance is over all the shards
-    digests = [weights_digest(model)]
+    digests = [weights_digest(model)] * world
     if world > 1:
-        dist.all_gather_object(digests := [None] * world, digests[0])
+        dist.all_gather_object(digests, digests[rank])  # every rank's own digest, in rank order
     if len(set(digests)) != 1:
         raise TrainingError(f"the {world} processes ended with different weights (SHA-256 {digests})")
     if rank > 0:

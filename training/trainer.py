@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import io
 import math
 import os
 import tempfile
@@ -157,11 +158,13 @@ def check_history(history: Any, epochs: int) -> None:
 
 def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
     """``torch.save`` into a temporary file renamed over ``path``: a reader sees the old file or the new one."""
+    buf = io.BytesIO()
+    torch.save(state, buf)  # in memory first: a failed write is then a plain OSError
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     try:
         with os.fdopen(fd, "wb") as f:
-            torch.save(state, f)
+            f.write(buf.getbuffer())
             f.flush()
             os.fsync(f.fileno())
         os.replace(tmp, path)
