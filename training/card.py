@@ -22,10 +22,11 @@ from vae_hub import VAE, Config, VAEConfig
 from vae_hub.hub import CARD_METADATA, CARD_TEMPLATE, PAPER_URL, REPO_URL
 from vae_hub.viz import evaluate_model, plot_latent_images, plot_latent_scatter, plot_samples
 
-ESTIMATORS = {
-    "sgvb": "SGVB (estimator A), the KL sampled at the reparameterized z as log q(z|x) − log p(z) (eq. 6).",
-    "kl_wo_e": "KL-WO-E (estimator B), the KL in closed form, ½ Σ (μ² + σ² − log σ² − 1) (eq. 7, appendix B).",
-}
+ESTIMATORS = [
+    "**SGVB** (`sgvb`, estimator A): sampled at the same z, as log q(z|x) − log p(z) (Kingma & Welling, eq. 6).",
+    "**KL-WO-E** (`kl_wo_e`, \"KL without expectation\", estimator B): the closed form ½ Σ (μ² + σ² − log σ² − 1) "
+    "(eq. 7 and appendix B).",
+]
 # Published results on dynamically binarized MNIST with a 2-D latent (Davidson et al. 2018, "Hyperspherical
 # Variational Auto-Encoders", Table 1: an MLP encoder and decoder of 256 and 128 hidden units).
 LITERATURE = [
@@ -193,7 +194,7 @@ def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
         "paper_url": PAPER_URL,
         "repo_id": repo_id,
         "variant": variant,
-        "estimator": ESTIMATORS.get(variant, ""),
+        "estimators": ESTIMATORS,
         "data": data,
         "architecture": {
             "encoder": "→".join(map(str, [arch.input_dim, *arch.hidden_dims])),

@@ -80,7 +80,9 @@ def check_folder(folder: Path) -> dict[str, Path]:
         raise PushError(f"{folder} is not a model folder: pass the folder that holds model.safetensors")
     files = regular_files(folder, DATA_FILES)
     if "model.safetensors" not in files:
-        raise PushError(f"{folder} has no model.safetensors: save the model with VAE.save_pretrained first")
+        pickles = [n for n in ("pytorch_model.bin", "model.pt", "model.pth", "model.ckpt") if (folder / n).exists()]
+        why = f" ({pickles[0]} is a pickle file, which is never pushed)" if pickles else ""
+        raise PushError(f"{folder} has no model.safetensors{why}: save the model with VAE.save_pretrained first")
     try:
         VAE.from_pretrained(folder)
     except WeightsError as e:
@@ -128,13 +130,13 @@ def send(upload: Callable[[], str]) -> str | None:
         status = e.response.status_code if e.response is not None else None
         detail = e.server_message or str(e).splitlines()[0]
         hint = {
-            401: "; log in again with `hf auth login` or pass --token",
-            403: "; check the namespace and that the token may write",
+            401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
+            403: " (check the namespace, and that the token may write)",
         }.get(status, "")
-        print(f"error: the Hub refused the upload (HTTP {status}: {detail}){hint}", file=sys.stderr)
-    except (OSError, ValueError) as e:  # no network, or the Hub's check of the card
-        print(f"error: could not upload to {endpoint()}: {str(e).splitlines()[0]}", file=sys.stderr)
-    except Exception as e:  # the HTTP client's transport errors
+        print(f"error: the Hub refused the upload: {detail} (HTTP {status}){hint}", file=sys.stderr)
+    except ValueError as e:  # the client's own check of the card's metadata
+        print(f"error: the Hub would refuse the card: {str(e).splitlines()[0]}", file=sys.stderr)
+    except Exception as e:  # no network: the HTTP client's transport errors, OSError
         print(f"error: could not reach the Hub at {endpoint()} ({type(e).__name__}: {e})", file=sys.stderr)
     return None
 

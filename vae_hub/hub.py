@@ -44,8 +44,10 @@ with [vae-hub]({{ repo_url }}) (PyTorch, safetensors, `PyTorchModelHubMixin`).
   μ and log σ²: a diagonal Gaussian over a **{{ architecture.latent_dim }}-D latent**.
 - Decoder p(x|z): MLP {{ architecture.decoder }} to Bernoulli logits. Prior p(z) = N(0, I).
   {{ architecture.parameters }} parameters.
-- Trained on {{ data }} with the **{{ variant }}** estimator of the KL term: {{ estimator }}
-  Both estimators give pathwise (reparameterization) gradients; SGVB is not a score-function estimator.
+- Trained on {{ data }} with the **{{ variant }}** estimator of the KL term, by maximising the ELBO with one
+  reparameterized sample z = μ + σ·ε per image. The two estimators differ only in the KL term:
+{% for line in estimators %}  - {{ line }}
+{% endfor %}  Both give pathwise (reparameterization) gradients: SGVB is not a score-function estimator.
 {% endif %}
 ```python
 from vae_hub import VAE
@@ -69,8 +71,8 @@ closed-form KL for every model, so that the two estimators compare.
 On {{ grad_variance.batches }} fixed batches of {{ grad_variance.batch_size }} test images, the gradient of the
 batch-mean loss with respect to the encoder was drawn {{ grad_variance.draws }} times per batch, with the same
 noise ε for every estimator. *Variance* is the trace of the gradient's covariance, *KL part* the same for the KL
-term's gradient alone (where the estimators differ), SNR = ‖mean gradient‖² / variance. The score-function (REINFORCE) estimator of the
-same KL gradient is shown for contrast; it is not used for training.
+term's gradient alone (where the estimators differ), SNR = ‖mean gradient‖² / variance. The score-function
+(REINFORCE) estimator of the same KL gradient is shown for contrast; it is not used for training.
 {% for title, rows in grad_variance.tables %}
 {{ title }}:
 
@@ -123,10 +125,11 @@ def _not_here(source: str) -> str:
     return f"{os.path.abspath(source)} does not exist (relative paths are resolved against {os.getcwd()})"
 
 
-def check_source(source: str, kwargs: dict[str, Any]) -> None:
+def check_source(source: str, kwargs: dict[str, Any]) -> bool:
     """Refuse at once what cannot be a model: a path that is no folder, a folder whose config.json is no small
-    regular file (before the mixin reads it), a repo the Hub says does not exist. When the Hub cannot be reached,
-    ``kwargs`` is set to use the local cache only (the download would retry for half a minute)."""
+    regular file (before the mixin reads it), a repo or revision the Hub says does not exist. When the Hub cannot
+    be reached, ``kwargs`` is set to use the local cache only (the download would retry for half a minute), and
+    True is returned."""
     if os.path.isdir(source):
         config = Path(source, "config.json")
         if config.exists() and not (config.is_file() and 0 < config.stat().st_size <= MAX_CONFIG_BYTES):
@@ -134,26 +137,32 @@ def check_source(source: str, kwargs: dict[str, Any]) -> None:
                 f"{source}: config.json is not a regular file of 1 to {MAX_CONFIG_BYTES:,} bytes "
                 f"({config.stat().st_size:,} bytes)"
             )
-        return
+        return False
     if os.path.isfile(source):
         raise WeightsError(f"{source} is a file: pass the folder that holds config.json and {WEIGHTS_NAME}")
     # A Hub id is "name" or "user/name"; anything else (./x, /x, ~/x, a/b/c) can only be a wrong local path.
     if source.startswith((".", "/", "~")) or source.count("/") > 1 or "\\" in source:
         raise WeightsError(f"no such model folder: {source} ({_not_here(source)})")
     if kwargs.get("local_files_only"):
-        return
+        return False
+    revision = kwargs.get("revision")
     try:  # one quick request, without the download's retries
-        HfApi(token=kwargs.get("token")).model_info(source, revision=kwargs.get("revision"), timeout=10)
+        HfApi(token=kwargs.get("token")).model_info(source, revision=revision, timeout=10)
+    except RevisionNotFoundError as e:
+        raise WeightsError(f"{source}: revision {revision!r} does not exist on the Hub") from e
     except HfHubHTTPError as e:
         raise WeightsError(explain(source, e)) from e
     except HFValidationError as e:
         raise WeightsError(f"{source!r} is neither a local folder nor a valid Hub repo id ({first_line(e)})") from e
     except Exception:  # no network, DNS failure, refused connection, timeout
         kwargs["local_files_only"] = True
+        return True
+    return False
 
 
-def explain(source: str, error: BaseException) -> str:
-    """One line for an error raised while the mixin read config.json or the Hub answered."""
+def explain(source: str, error: BaseException, offline: bool = False) -> str:
+    """One line for an error raised while the mixin read config.json or the Hub answered (``offline``: the Hub
+    could not be reached, so only the cache was looked at)."""
     if isinstance(error, RecursionError):
         return f"{source}: config.json is nested too deeply to be a config"
     if isinstance(error, UnicodeDecodeError) or isinstance(error, ValueError) and "JSON" in type(error).__name__:
@@ -161,12 +170,11 @@ def explain(source: str, error: BaseException) -> str:
     if isinstance(error, AttributeError):  # the mixin calls config.items() on whatever the JSON holds
         return f"{source}: config must be a JSON object"
     if isinstance(error, LocalEntryNotFoundError):
+        why = "the Hub could not be reached" if offline else "local_files_only=True"
         return (
             f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it is not in the "
-            f"local cache and the Hub could not be reached ({first_line(error)})"
+            f"local cache ({why})"
         )
-    if isinstance(error, RevisionNotFoundError):
-        return f"{source}: that revision does not exist on the Hub"
     if isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else "?"
         if status in (401, 403, 404):

@@ -156,13 +156,13 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
         strict; anything malformed, missing or unreachable raises :class:`WeightsError` naming the problem, and an
         unknown keyword (``local_file_only=True``) is a TypeError, never a silent trip to the network."""
         source = os.fspath(pretrained_model_name_or_path)
-        hub.check_source(source, kwargs)
+        offline = hub.check_source(source, kwargs)
         try:
             return super().from_pretrained(source, **kwargs)
         except (WeightsError, TypeError):
             raise
         except Exception as e:  # the mixin's own reading and downloading: JSON, HTTP, the cache
-            raise WeightsError(hub.explain(source, e)) from e
+            raise WeightsError(hub.explain(source, e, offline)) from e
 
     @classmethod
     def _from_pretrained(
