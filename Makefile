@@ -19,17 +19,18 @@ app: install ## serve the Gradio demo on http://127.0.0.1:7860 with the bundled 
 test: install ## the whole test suite (real MNIST, real HTTP, real browser)
 	$(PY) -m pytest
 
-test-fast: install ## the fast part, for a contributor's edit-test loop (no browser, no servers, no training runs)
-	$(PY) -m pytest -q -m "not (slow or http or browser)"
+test-fast: install ## the unit layer, for an edit-test loop: tiny models, no MNIST, no weights, no servers, no gradio
+	$(PY) -m pytest -q tests/unit
 
 lint: install
 	$(PY) -m ruff check .
 
-train: install ## retrain the four bundled models (2-D and 4-D latent, both regularizers, 50 epochs), then evaluate them
-	$(PY) -m training.train --regularizer both --epochs 50 --out weights/
-	$(PY) -m training.train --regularizer both --epochs 50 --hidden-dims 128 32 16 8 --out weights/z4
+train: install ## retrain the four bundled models (2-D and 4-D latent, both estimators, 50 epochs), then evaluate them
+	$(PY) -m training.train --regularizer both --epochs 50 --out weights/ --ckpt-dir runs/checkpoints/grey
+	$(PY) -m training.train --regularizer both --epochs 50 --hidden-dims 128 32 16 8 --out weights/z4 \
+		--ckpt-dir runs/checkpoints/grey/z4
 	for m in weights/sgvb weights/kl_wo_e weights/z4/sgvb weights/z4/kl_wo_e; do \
-		$(PY) -m training.evaluate $$m --grad-variance --save || exit 1; done
+		$(PY) -m training.evaluate $$m --grad-variance --compile --save || exit 1; done
 
 bench: install
 	$(PY) benchmarks/bench_train.py
