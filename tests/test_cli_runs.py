@@ -158,3 +158,17 @@ def test_a_failed_write_keeps_the_previous_folder_intact(trained: Path, fake_mni
     assert "rerun with --resume" in err
     assert {p.name: p.read_bytes() for p in trained.iterdir()} == before
     assert sorted(p.name for p in trained.parent.iterdir()) == ["sgvb"]  # no half-written folder beside it
+
+
+def test_evaluate_keeps_its_numbers_when_the_optional_parts_fail(
+    trained: Path, fake_mnist: Path, tmp_path: Path
+) -> None:
+    folder = tmp_path / "sgvb"
+    folder.mkdir()
+    for p in trained.iterdir():
+        (folder / p.name).write_bytes(p.read_bytes())
+    (folder / "metrics.json").write_text('{"history": [{"epoch": 1,')  # malformed
+    r = run("training.evaluate", str(folder), "--data-dir", str(fake_mnist), "--iwae-k", "4", "--save", timeout=300)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr.strip().startswith("warning: eval.json is saved; the figures or the card could not be written")
+    assert "Traceback" not in r.stderr and json.loads((folder / "eval.json").read_text())["iwae"]["k"] == 4
