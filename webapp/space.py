@@ -25,11 +25,11 @@ from huggingface_hub import HfApi, SpaceCardData
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from vae_hub import VAE
-from .latent_map import cache_path
-
 from training.push import PushError, check_folder, check_repo_id, endpoint, listing, run, send
 from training.push import token as resolve_token
+from vae_hub import VAE
+
+from .latent_map import cache_path
 
 ROOT = Path(__file__).resolve().parent.parent
 APP_FILE = "app.py"
