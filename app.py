@@ -26,7 +26,6 @@ from webapp import VARIANTS, WEIGHTS_DIR  # noqa: E402
 ROOT = Path(__file__).resolve().parent
 ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_Z4_KL_WO_E, …
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
-SESSIONS = 200  # sessions Gradio keeps (each holds a copy of the page's state and its last inputs and outputs)
 QUEUE_SIZE = 64  # requests waiting at most; beyond, a client is told the queue is full
 MAX_STORED = 1024 * 2**20  # bytes the app's folder may hold (uploads)
 
@@ -47,6 +46,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
                    f"{', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default the bundled weights)")
     p.add_argument("--concurrency", type=int, default=int(env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY),
                    help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})")
+    p.add_argument("--sessions", type=int, default=int(env("VAE_HUB_SESSIONS") or 200),
+                   help="sessions kept (each holds a copy of the page's state and its last values; the oldest goes "
+                   "first; env VAE_HUB_SESSIONS; default 200)")
     p.add_argument("--keep-files", type=float, default=float(env("VAE_HUB_KEEP_FILES") or 1800), metavar="SECONDS",
                    help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)")
     p.add_argument("--tmp", default=env("VAE_HUB_TMP"),
@@ -90,8 +92,8 @@ def title(variant: str, source: str, latent_dim: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.concurrency < 1 or args.keep_files <= 0:
-        raise SystemExit("--concurrency must be at least 1 and --keep-files positive")
+    if min(args.concurrency, args.sessions) < 1 or args.keep_files <= 0:
+        raise SystemExit("--concurrency and --sessions must be at least 1, and --keep-files positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
     start = time.perf_counter()
@@ -146,7 +148,7 @@ def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
         footer_links=["api"],
         show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
         max_file_size=MAX_FILE_BYTES,
-        state_session_capacity=SESSIONS,
+        state_session_capacity=args.sessions,
         max_threads=args.concurrency + 4,
         app_kwargs={"middleware": [guard]},
         prevent_thread_lock=True,

@@ -51,12 +51,11 @@ def _shown(value: Any) -> str:
 
 def integer(value: Any, field: str, lo: int, hi: int, example: int) -> int:
     """``value`` as an int in [lo, hi] (a float with no fraction is accepted: sliders send 15.0)."""
-    if isinstance(value, float) and value.is_integer():
-        value = int(value)
-    if isinstance(value, bool) or not isinstance(value, int) or not lo <= value <= hi:
+    whole = int(value) if isinstance(value, float) and value.is_integer() else value
+    if isinstance(whole, bool) or not isinstance(whole, int) or not lo <= whole <= hi:
         got = _shown(value)
         raise InputError(f"{field} must be a whole number from {lo} to {hi} (got {got}); send e.g. {example}.")
-    return value
+    return whole
 
 
 def number(value: Any, field: str, lo: float, hi: float, example: float) -> float:
