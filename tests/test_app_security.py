@@ -202,6 +202,14 @@ def _answers(url: str) -> bool:
         return False
 
 
+def test_a_custom_model_is_labelled_by_what_it_is(own_app: App) -> None:
+    """KL w/o E weights served in the SGVB slot say so, and where they come from (a folder's name, not its path)."""
+    config = httpx.get(f"{own_app}config", timeout=30).json()
+    radios = [c["props"]["choices"] for c in config["components"] if c["props"].get("label") == "Model"]
+    assert radios and all(r[0] == ["2-D · KL w/o E · custom: my_run", "sgvb"] for r in radios), radios
+    assert str(own_app.tmp) not in json.dumps(config)
+
+
 # --- only the endpoints the page uses ------------------------------------------------------------------------
 
 

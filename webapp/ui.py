@@ -1,6 +1,6 @@
 """The Gradio page: four tabs wired to :class:`webapp.handlers.Handlers`.
 
-Every listener that runs on the server is one of the named endpoints (``ENDPOINT_NAMES``), wired with
+Every listener that runs on the server is one of the named endpoints (the API), wired with
 ``preprocess=False`` (the handlers check the raw values themselves) in one concurrency group. Everything else the
 page does (clearing, picking an example, showing and hiding controls, keeping two axes apart) runs in the browser.
 One widget takes digits everywhere: a canvas to draw on that also uploads a file or takes a picked example.
@@ -30,7 +30,7 @@ EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 UPLOADABLE = "image/png,image/jpeg,image/webp,image/gif,image/bmp"
 
 PAD_HTML = """<div class="pad" data-receiver>
-  <div class="bar"><label class="btn">Upload<input type="file" accept="ACCEPT" hidden></label>
+  <div class="bar">NAME<label class="btn">Upload<input type="file" accept="ACCEPT" hidden></label>
     <span class="note">draw, upload or pick</span><button type="button" class="btn clear">Clear</button></div>
   <div class="surface"><canvas width="280" height="280" aria-label="LABEL: draw a digit (mouse, pen or finger)">
   </canvas><img alt="LABEL" hidden></div>
@@ -60,9 +60,10 @@ def data_url(path: Path) -> str:
     return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode("ascii")
 
 
-def digit_pad(elem_id: str, label: str, value: str | None = None) -> gr.HTML:
+def digit_pad(elem_id: str, label: str, value: str | None = None, name: str = "") -> gr.HTML:
     """The one widget for digits: its value is a PNG data URL (drawn, picked) or an upload reference."""
     template = PAD_HTML.replace("ACCEPT", UPLOADABLE).replace("LABEL", html.escape(label))
+    template = template.replace("NAME", f'<span class="name">{html.escape(name)}</span>' if name else "")
     js = "vaeHubPage.pad(element, props, trigger, upload);"
     return gr.HTML(value, label=label, html_template=template, js_on_load=js, elem_id=elem_id)
 
@@ -164,7 +165,7 @@ def build(handlers: Handlers) -> tuple[gr.Blocks, dict[int, Endpoint]]:
                     for side, start in (("a", "0_0003.png"), ("b", "7_0000.png")):
                         with gr.Column(min_width=150):
                             start_url = data_url(EXAMPLES_DIR / start)
-                            pads.append(digit_pad(f"pad_{side}", f"Digit {side.upper()}", start_url))
+                            pads.append(digit_pad(f"pad_{side}", f"Digit {side.upper()}", start_url, side.upper()))
                             gallery(f"examples_{side}", f"pad_{side}", EXAMPLES[::3])
                 i_steps = gr.Slider(2, 25, value=10, step=1, label="Steps")
                 i_out = gr.HTML(elem_id="interp")
