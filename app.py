@@ -13,6 +13,7 @@ import argparse
 import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import time
@@ -37,19 +38,19 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="Serve the vae-hub demo.")
     p.add_argument("--host", default=env("VAE_HUB_HOST") or env("GRADIO_SERVER_NAME") or "127.0.0.1",
                    help="address to listen on (env VAE_HUB_HOST or GRADIO_SERVER_NAME; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=int(env("VAE_HUB_PORT") or env("GRADIO_SERVER_PORT") or 7860),
+    p.add_argument("--port", type=int, default=env("VAE_HUB_PORT") or env("GRADIO_SERVER_PORT") or 7860,
                    help="port (env VAE_HUB_PORT or GRADIO_SERVER_PORT; default 7860)")
     p.add_argument("--share", action="store_true", default=env("VAE_HUB_SHARE", "").lower() in ("1", "true", "yes"),
                    help="also open a public *.gradio.live link (env VAE_HUB_SHARE=1; needs the network)")
     p.add_argument("--model", action="append", default=[], metavar="VARIANT=DIR_OR_REPO",
                    help=f"weights for a model: a save_pretrained folder or a Hub repo id; VARIANT is one of "
                    f"{', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default the bundled weights)")
-    p.add_argument("--concurrency", type=int, default=int(env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY),
+    p.add_argument("--concurrency", type=int, default=env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY,
                    help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})")
-    p.add_argument("--sessions", type=int, default=int(env("VAE_HUB_SESSIONS") or 200),
+    p.add_argument("--sessions", type=int, default=env("VAE_HUB_SESSIONS") or 200,
                    help="sessions kept (each holds a copy of the page's state and its last values; the oldest goes "
                    "first; env VAE_HUB_SESSIONS; default 200)")
-    p.add_argument("--keep-files", type=float, default=float(env("VAE_HUB_KEEP_FILES") or 1800), metavar="SECONDS",
+    p.add_argument("--keep-files", type=float, default=env("VAE_HUB_KEEP_FILES") or 1800, metavar="SECONDS",
                    help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)")
     p.add_argument("--tmp", default=env("VAE_HUB_TMP"),
                    help="where the app creates its private folder (env VAE_HUB_TMP; default the system's)")
@@ -92,7 +93,7 @@ def title(variant: str, source: str, latent_dim: int) -> str:
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if min(args.concurrency, args.sessions) < 1 or args.keep_files <= 0:
+    if min(args.concurrency, args.sessions) < 1 or not 0 < args.keep_files < 10**7:
         raise SystemExit("--concurrency and --sessions must be at least 1, and --keep-files positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
@@ -101,13 +102,15 @@ def main(argv: list[str] | None = None) -> None:
 
     # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
     # pruned while the app runs and removed when it stops.
-    folder = gate.private_folder(args.tmp)
+    folder, before = gate.private_folder(args.tmp), os.environ.get("GRADIO_TEMP_DIR")
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
+    on_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
     try:
         serve(args, folder, start)
     finally:
-        gate.remove(folder)
+        shutil.rmtree(folder, ignore_errors=True)
+        signal.signal(signal.SIGTERM, on_term)
+        os.environ.pop("GRADIO_TEMP_DIR") if before is None else os.environ.update(GRADIO_TEMP_DIR=before)
 
 
 def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
@@ -129,7 +132,7 @@ def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
     uploads = gate.Uploads(folder, args.keep_files)
     maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
     demo, endpoints = ui.build(Handlers(models, titles, maps, uploads))
-    gate.start_pruning(folder, uploads, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
+    gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
     guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16)
     log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)

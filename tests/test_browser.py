@@ -175,6 +175,24 @@ def test_draw_upload_and_pick_on_one_widget(desktop, tmp_path: Path) -> None:
     assert "Traceback" not in page.locator("body").inner_text()
 
 
+def test_drop_and_paste_a_picture(desktop) -> None:
+    """A picture dropped on the widget, or pasted into it, is uploaded and read like a chosen file."""
+    page, joins = desktop
+    html = None
+    for event, name in (("drop", "6_0011.png"), ("paste", "8_0061.png")):
+        data = base64.b64encode((EXAMPLES / name).read_bytes()).decode()
+        page.evaluate(
+            """([event, data]) => { const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer(); dt.items.add(new File([bytes], 'digit.png', {type: 'image/png'}));
+                const pad = document.querySelector('#pad .pad');
+                pad.dispatchEvent(event === 'drop' ? new DragEvent('drop', {dataTransfer: dt, bubbles: true})
+                  : new ClipboardEvent('paste', {clipboardData: dt, bubbles: true})); }""",
+            [event, data],
+        )
+        html = wait_results(page, "#results", html)
+        assert corr(shown(page, "#results")[0], digit(name)) > 0.9, event
+
+
 def test_no_veil_over_the_results_on_pen_up(desktop) -> None:
     """Between pen-up and the new results, the old results stay fully visible: no loading veil fades over them."""
     page, _ = desktop

@@ -11,7 +11,6 @@ import base64
 import binascii
 import html
 import io
-import json
 import math
 import os
 import re
@@ -29,12 +28,12 @@ from vae_hub.preprocess import MAX_FILE_BYTES, InputError, to_mnist
 from vae_hub.viz import grid_axis, image_grid, interpolate, latent_grid
 
 from . import latent_map
+from .gate import UPLOAD_PREFIX, shown
 
 ESTIMATORS = {"sgvb": "SGVB", "kl_wo_e": "KL w/o E"}
 SCORE_SAMPLES = 64  # reparameterized draws averaged for the reconstruction term shown to the user
 MAX_DATA_URL = 512 * 2**10  # characters: the 280×280 canvas's PNG is at most ~420 KB in base64; files are uploaded
 DATA_URL = re.compile(r"data:image/(png|jpeg|webp|gif|bmp);base64,")
-UPLOAD_PREFIX = "upload:"  # what webapp.gate hands out for an uploaded file, in place of its server path
 SEND_IMAGE = "send a data URL (data:image/png;base64,…) or the reference that POST /gradio_api/upload returned"
 
 
@@ -43,17 +42,11 @@ def load_models(sources: Mapping[str, str | os.PathLike], local_files_only: bool
     return {name: VAE.from_pretrained(src, local_files_only=local_files_only) for name, src in sources.items()}
 
 
-def _shown(value: Any) -> str:
-    """A client's value in a message: JSON-like, short."""
-    text = json.dumps(value) if value is None or isinstance(value, (bool, int, float, str)) else type(value).__name__
-    return text if len(text) <= 40 else text[:39] + "…"
-
-
 def integer(value: Any, field: str, lo: int, hi: int, example: int) -> int:
     """``value`` as an int in [lo, hi] (a float with no fraction is accepted: sliders send 15.0)."""
     whole = int(value) if isinstance(value, float) and value.is_integer() else value
     if isinstance(whole, bool) or not isinstance(whole, int) or not lo <= whole <= hi:
-        got = _shown(value)
+        got = shown(value)
         raise InputError(f"{field} must be a whole number from {lo} to {hi} (got {got}); send e.g. {example}.")
     return whole
 
@@ -62,13 +55,13 @@ def number(value: Any, field: str, lo: float, hi: float, example: float) -> floa
     """``value`` as a finite float in [lo, hi]."""
     ok = isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value) and lo <= value <= hi
     if not ok:
-        raise InputError(f"{field} must be a number from {lo:g} to {hi:g} (got {_shown(value)}); send e.g. {example}.")
+        raise InputError(f"{field} must be a number from {lo:g} to {hi:g} (got {shown(value)}); send e.g. {example}.")
     return float(value)
 
 
 def choice(value: Any, field: str, options: Sequence[str]) -> str:
     if not isinstance(value, str) or value not in options:
-        raise InputError(f"{field} must be one of {', '.join(map(repr, options))} (got {_shown(value)}).")
+        raise InputError(f"{field} must be one of {', '.join(map(repr, options))} (got {shown(value)}).")
     return value
 
 
@@ -307,7 +300,7 @@ class Handlers:
         name, vae = self._model(model)
         dims = self._dims(vae, dim_x, dim_y)
         if not isinstance(point, (list, tuple)) or len(point) != 2:
-            raise InputError(f"Point must be a list of two numbers [z{dims[0]}, z{dims[1]}] (got {_shown(point)}).")
+            raise InputError(f"Point must be a list of two numbers [z{dims[0]}, z{dims[1]}] (got {shown(point)}).")
         z = self._base(vae, digit)
         for d, v, i in zip(dims, point, "xy"):
             z[d] = number(v, f"Point's {i} (z{d})", -10, 10, 0.5)

@@ -36,14 +36,17 @@ window.vaeHubPage = {
     const end = () => { if (last) { last = null; send(c.toDataURL("image/png")); } };
     c.addEventListener("pointerup", end);
     c.addEventListener("pointercancel", end);
-    file.addEventListener("change", async () => {
-      const f = file.files[0];
-      file.value = "";
+    // A file chosen, pasted (click the widget, then paste) or dropped is uploaded as it is.
+    const take = async (f) => {
       if (!f) return;
       show(URL.createObjectURL(f), "uploading…");
       try { const up = await upload(f); show(shown.src); send(up.path); }
       catch (err) { show(null, "upload refused: " + String(err.message || err).slice(0, 80)); }
-    });
+    };
+    file.addEventListener("change", () => { const f = file.files[0]; file.value = ""; take(f); });
+    element.addEventListener("paste", (e) => take([...e.clipboardData.files].find((f) => f.type.startsWith("image/"))));
+    element.addEventListener("dragover", (e) => e.preventDefault());
+    element.addEventListener("drop", (e) => { e.preventDefault(); take(e.dataTransfer.files[0]); });
     element.addEventListener("vaehub-set", (e) => { show(e.detail); send(e.detail); });
     element.querySelector(".clear").addEventListener("click", () => { show(null); props.value = ""; trigger("clear"); });
     if (String(props.value || "").startsWith("data:")) show(props.value);

@@ -29,7 +29,7 @@ INTERNAL = "The server could not process this request (an internal error, logged
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 UPLOADABLE = "image/png,image/jpeg,image/webp,image/gif,image/bmp"
 
-PAD_HTML = """<div class="pad" data-receiver>
+PAD_HTML = """<div class="pad" data-receiver tabindex="0">
   <div class="bar">NAME<label class="btn">Upload<input type="file" accept="ACCEPT" hidden></label>
     <span class="note">draw, upload or pick</span><button type="button" class="btn clear">Clear</button></div>
   <div class="surface"><canvas width="280" height="280" aria-label="LABEL: draw a digit (mouse, pen or finger)">
