@@ -12,6 +12,7 @@ from conftest import ROOT, require
 
 from webapp import space
 
+pytestmark = pytest.mark.slow  # each copies the checkout's deployable files and loads the four models
 SECRET = "HF_TOKEN=hf_secret_that_must_not_ship"
 
 
