@@ -274,7 +274,7 @@ class Handlers:
         name, vae = self._model(model)
         dims = self._dims(vae, dim_x, dim_y)
         key = (name, *dims)
-        if key not in self._plots:  # a plot takes matplotlib a few hundred ms: each is drawn once
+        if key not in self._plots:  # drawing a plot is slow (matplotlib): each is drawn once
             image, view = latent_map.render(self.maps[name], dims, self.titles[name])
             self._plots[key] = png(image), view
         url, view = self._plots[key]

@@ -29,7 +29,7 @@ from vae_hub.viz import figure_to_array, plot_latent_scatter
 from . import EXAMPLES_DIR, ROOT, VARIANTS, WEIGHTS_DIR
 
 SHIPPED_DIR = ROOT / "assets" / "latent_map"
-MAP_SIZE = 5000  # test digits on the map: enough to see the classes' shapes, 25-45 kB per cache
+MAP_SIZE = 5000  # test digits on the map: enough to see the classes' shapes
 
 
 @dataclass
