@@ -1,113 +1,65 @@
-"""The vae-hub demo: upload or draw a digit, see both variants reconstruct it, browse the latent space.
+"""The vae-hub demo: draw, upload or pick a digit, see each model reconstruct it, browse the latent space.
 
     python app.py                                  # http://127.0.0.1:7860, the bundled weights, no network
     python app.py --model sgvb=USER/vae-mnist-sgvb --port 8080 --share
 
-Every flag has an environment variable (see ``--help``); a Hugging Face Space runs this file as is.
-The app's code is the ``webapp`` package beside this file (handlers, page, latent-map cache, output files).
+Every flag has an environment variable (see ``--help``); a Hugging Face Space runs this file as is. The app's code
+is the ``webapp`` package beside this file; Gradio is configured through its public arguments only (``main``).
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shutil
+import signal
+import sys
 import time
-from collections.abc import Mapping
 from pathlib import Path
 
 # No network unless asked for: Gradio would otherwise send usage analytics from every start.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-import gradio as gr  # noqa: E402
-import torch  # noqa: E402
-from PIL import Image  # noqa: E402
-
-from vae_hub import WeightsError  # noqa: E402
-from vae_hub.hub import WEIGHTS_DIR  # noqa: E402
-from vae_hub.preprocess import MAX_FILE_BYTES, MAX_PIXELS  # noqa: E402
-from webapp import EXAMPLES_DIR, latent_map  # noqa: E402
-from webapp.guard import harden  # noqa: E402
-from webapp.handlers import VARIANTS, Handlers, load_models  # noqa: E402
-from webapp.outputs import UPLOAD_CACHE_DELETE, prune_outputs, start_pruning  # noqa: E402
-from webapp.ui import CSS, build  # noqa: E402
+from webapp import VARIANTS, WEIGHTS_DIR  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent
-DEFAULT_MODELS = {v: str(WEIGHTS_DIR / v) for v in VARIANTS}  # the bundled models (vae_hub.bundled_weights)
-# VAE_HUB_SGVB, VAE_HUB_KL_WO_E, VAE_HUB_Z4_SGVB, VAE_HUB_Z4_KL_WO_E
-ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}
+ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_Z4_KL_WO_E, …
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
+QUEUE_SIZE = 64  # requests waiting at most; beyond, a client is told the queue is full
+MAX_STORED = 1024 * 2**20  # bytes the app's folder may hold (uploads)
 
 log = logging.getLogger("vae_hub.app")
 
 
-def client_disconnected(exc: BaseException | None) -> bool:
-    """Whether ``exc`` is (or wraps, in a chain or an exception group) a client closing its connection."""
-    from starlette.requests import ClientDisconnect
-
-    seen: set[int] = set()
-    todo = [exc]
-    while todo:
-        e = todo.pop()
-        if e is None or id(e) in seen:
-            continue
-        seen.add(id(e))
-        if isinstance(e, ClientDisconnect):
-            return True
-        todo += [e.__cause__, e.__context__, *getattr(e, "exceptions", ())]
-    return False
-
-
-class DropClientDisconnect(logging.Filter):
-    """Drop the ASGI server's traceback for a browser that closed during an upload (nothing went wrong on our side);
-    every other error is still logged."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        return not (record.exc_info and client_disconnected(record.exc_info[1]))
-
-
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
-    p = argparse.ArgumentParser(
-        description="Serve the vae-hub demo.", formatter_class=argparse.ArgumentDefaultsHelpFormatter
-    )
-    p.add_argument(
-        "--host",
-        default=env("VAE_HUB_HOST") or env("GRADIO_SERVER_NAME") or "127.0.0.1",
-        help="address to listen on (env VAE_HUB_HOST or GRADIO_SERVER_NAME; 0.0.0.0 for all)",
-    )
-    p.add_argument(
-        "--port",
-        type=int,
-        default=int(env("VAE_HUB_PORT") or env("GRADIO_SERVER_PORT") or 7860),
-        help="port (env VAE_HUB_PORT or GRADIO_SERVER_PORT)",
-    )
-    p.add_argument(
-        "--share",
-        action="store_true",
-        default=env("VAE_HUB_SHARE", "").lower() in ("1", "true", "yes"),
-        help="also open a public *.gradio.live link (env VAE_HUB_SHARE=1; needs the network)",
-    )
-    p.add_argument(
-        "--model",
-        action="append",
-        default=[],
-        metavar="VARIANT=DIR_OR_REPO",
-        help="weights for a model: a save_pretrained folder or a Hub repo id, e.g. sgvb=USER/vae-mnist-sgvb; "
-        f"VARIANT is one of {', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default weights/VARIANT)",
-    )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=int(env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY),
-        help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})",
-    )
-    return p.parse_args(argv)
+    p = argparse.ArgumentParser(description="Serve the vae-hub demo.")
+    p.add_argument("--host", default=env("VAE_HUB_HOST") or env("GRADIO_SERVER_NAME") or "127.0.0.1",
+                   help="address to listen on (env VAE_HUB_HOST or GRADIO_SERVER_NAME; 0.0.0.0 for all)")
+    p.add_argument("--port", type=int, default=env("VAE_HUB_PORT") or env("GRADIO_SERVER_PORT") or 7860,
+                   help="port (env VAE_HUB_PORT or GRADIO_SERVER_PORT; default 7860)")
+    p.add_argument("--share", action="store_true", default=env("VAE_HUB_SHARE", "").lower() in ("1", "true", "yes"),
+                   help="also open a public *.gradio.live link (env VAE_HUB_SHARE=1; needs the network)")
+    p.add_argument("--model", action="append", default=[], metavar="VARIANT=DIR_OR_REPO",
+                   help=f"weights for a model: a save_pretrained folder or a Hub repo id; VARIANT is one of "
+                   f"{', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default the bundled weights)")
+    p.add_argument("--concurrency", type=int, default=env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY,
+                   help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})")
+    p.add_argument("--sessions", type=int, default=env("VAE_HUB_SESSIONS") or 200,
+                   help="sessions kept (each holds a copy of the page's state and its last values; the oldest goes "
+                   "first; env VAE_HUB_SESSIONS; default 200)")
+    p.add_argument("--keep-files", type=float, default=env("VAE_HUB_KEEP_FILES") or 1800, metavar="SECONDS",
+                   help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)")
+    p.add_argument("--tmp", default=env("VAE_HUB_TMP"),
+                   help="where the app creates its private folder (env VAE_HUB_TMP; default the system's)")
+    return p.parse_args(argv)  # fmt: skip
 
 
 def model_sources(overrides: list[str]) -> dict[str, str]:
     """``--model VARIANT=SOURCE`` flags over the environment over the bundled weights."""
-    sources = {v: os.environ.get(ENV_MODELS[v]) or DEFAULT_MODELS[v] for v in VARIANTS}
+    sources = {v: os.environ.get(ENV_MODELS[v]) or str(WEIGHTS_DIR / v) for v in VARIANTS}
     for item in overrides:
         name, sep, src = item.partition("=")
         if not sep or name not in VARIANTS or not src:
@@ -116,43 +68,92 @@ def model_sources(overrides: list[str]) -> dict[str, str]:
     return sources
 
 
-def create(sources: Mapping[str, str], data_root: str | None = None) -> tuple[gr.Blocks, Handlers]:
-    """Load the models and their latent maps, and build the app (not yet launched), with the input, concurrency and
-    upload-cache rules of :mod:`webapp.guard` applied to every listener."""
-    models = load_models(sources)
-    maps = {name: latent_map.load_or_build(m, EXAMPLES_DIR, data_root) for name, m in models.items()}
-    handlers = Handlers(models, maps)
-    return harden(build(handlers), upload_cache=UPLOAD_CACHE_DELETE), handlers
+def title(variant: str, source: str, latent_dim: int) -> str:
+    """What a person reads for a model: its latent size and KL estimator (from its ``training_args.json``), and,
+    for weights other than the bundled ones, where they come from (a repo id or a folder's name, never a path)."""
+    from webapp.handlers import ESTIMATORS
+
+    bundled = source == str(WEIGHTS_DIR / variant)
+    regularizer = None
+    try:
+        if Path(source).is_dir():
+            args = json.loads((Path(source) / "training_args.json").read_text())
+        else:
+            from huggingface_hub import hf_hub_download
+
+            args = json.loads(Path(hf_hub_download(source, "training_args.json")).read_text())
+        regularizer = args.get("regularizer")
+    except Exception:  # a model saved without its training settings: say so instead of guessing
+        pass
+    text = f"{latent_dim}-D · {ESTIMATORS.get(regularizer, 'estimator unknown')}"
+    name = Path(source).name if Path(source).is_dir() else source
+    name = "".join(ch for ch in name if ch.isalnum() or ch in "-_./")
+    return text if bundled else f"{text} · custom: {name[:40]}"
 
 
 def main(argv: list[str] | None = None) -> None:
     args = parse_args(argv)
-    if args.concurrency < 1:
-        raise SystemExit(f"--concurrency must be at least 1, got {args.concurrency}")
+    if min(args.concurrency, args.sessions) < 1 or not 0 < args.keep_files < 10**7:
+        raise SystemExit("--concurrency and --sessions must be at least 1, and --keep-files positive")
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
-    logging.getLogger("uvicorn.error").addFilter(DropClientDisconnect())  # where uvicorn logs "Exception in ASGI"
-    torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
-    # Pillow refuses images above twice this many pixels before decoding them, wherever Gradio decodes an upload.
-    Image.MAX_IMAGE_PIXELS = MAX_PIXELS // 2
     start = time.perf_counter()
+    from webapp import gate
+
+    # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
+    # pruned while the app runs and removed when it stops.
+    folder, before = gate.private_folder(args.tmp), os.environ.get("GRADIO_TEMP_DIR")
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    on_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
     try:
-        demo, _ = create(model_sources(args.model))
+        serve(args, folder, start)
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
+        signal.signal(signal.SIGTERM, on_term)
+        os.environ.pop("GRADIO_TEMP_DIR") if before is None else os.environ.update(GRADIO_TEMP_DIR=before)
+
+
+def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
+    import torch
+    from starlette.middleware import Middleware
+
+    from vae_hub import WeightsError
+    from vae_hub.preprocess import MAX_FILE_BYTES
+    from webapp import gate, latent_map, ui
+    from webapp.handlers import Handlers, load_models
+
+    torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
+    sources = model_sources(args.model)
+    try:
+        models = load_models(sources)
     except WeightsError as e:
         raise SystemExit(f"cannot load the weights: {e}") from None
-    prune_outputs()
-    start_pruning(demo)
-    # All listeners share one concurrency group (webapp.guard), so this is the app's total, not a per-listener one.
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=256)
+    titles = {name: title(name, sources[name], m.latent_dim) for name, m in models.items()}
+    uploads = gate.Uploads(folder, args.keep_files)
+    maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
+    demo, endpoints = ui.build(Handlers(models, titles, maps, uploads))
+    gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
+    demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
+    guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16)
     log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
     demo.launch(
-        quiet=True,  # our own line below says where it runs, without Gradio's `share=True` hint
         server_name=args.host,
         server_port=args.port,
         share=args.share,
-        css=CSS,
+        quiet=True,
+        css=ui.CSS,
+        head=f"<script>{ui.JS}</script>",
+        run_history=False,  # on by default in Gradio 6: it would store runs with the owner's Hub token
+        enable_monitoring=False,
+        mcp_server=False,
+        pwa=False,
+        ssr_mode=False,
+        footer_links=["api"],
+        show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
         max_file_size=MAX_FILE_BYTES,
-        show_error=False,
+        state_session_capacity=args.sessions,
+        max_threads=args.concurrency + 4,
+        app_kwargs={"middleware": [guard]},
         prevent_thread_lock=True,
     )
     log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")

@@ -1,22 +1,20 @@
-"""Speed of the app: a reconstruct request's server time, a 25×25 latent grid, and start-up.
+"""Speed of the app: each endpoint's own work in process, each endpoint's round trip over HTTP, and start-up.
 
-    python benchmarks/bench_app.py [--weights weights] [--repeats 50]
+    python benchmarks/bench_app.py [--repeats 20] [--json out.json]
 
-Server time is the handler's own work (decoding the upload, preprocessing, the four models, the scores, the
-enlarged images) plus writing the output images as PNG files, as the app serves them, measured in process.
-Each is also given as a ratio to a baseline measured in the same process (the four models reconstructing one
-ready 28×28 digit), so that numbers from a loaded or a faster machine stay comparable. Start-up is measured
-on a real ``app.py`` process: from launch until its page answers over HTTP. Targets: < 50 ms per request,
-< 100 ms per grid, start-up in a few seconds.
+In process: the handlers (webapp.handlers) on real inputs, as served (images encoded as PNG data URLs), one torch
+thread as in the app; each also as a ratio to a baseline measured in the same process (the four models
+reconstructing one ready 28×28 digit), so that numbers from a loaded or a faster machine compare. Over HTTP: a real
+``app.py``, one client, the median of ``POST /gradio_api/call/<endpoint>`` until its answer has arrived. Start-up:
+from launching ``app.py`` until its page answers.
 """
 
 from __future__ import annotations
 
 import argparse
+import base64
 import json
-import os
 import statistics
-import subprocess
 import sys
 import tempfile
 import time
@@ -24,8 +22,8 @@ from collections.abc import Callable
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path.insert(0, str(ROOT))
-VARIANTS = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")  # the four bundled models (webapp.handlers.VARIANTS)
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+VARIANTS = ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")
 
 
 def timeit(fn: Callable[[], object], repeats: int) -> float:
@@ -39,55 +37,29 @@ def timeit(fn: Callable[[], object], repeats: int) -> float:
     return statistics.median(times) * 1e3
 
 
-def make_inputs(folder: Path) -> dict[str, str]:
-    """Real files of the kinds people send: the MNIST example, a phone photo, a canvas drawing."""
+def make_inputs(folder: Path) -> dict[str, Path]:
+    """Real files of the kinds people send: the MNIST example, phone photos, a canvas drawing."""
     import numpy as np
     from PIL import Image
 
     d = np.asarray(Image.open(ROOT / "examples" / "7_0000.png"))
-    paths = {"example 28×28 PNG": str(ROOT / "examples" / "7_0000.png")}
+    paths = {"example 28×28 PNG": ROOT / "examples" / "7_0000.png"}
     rng = np.random.default_rng(0)
     for name, (w, h) in {"photo 1024×768 JPEG": (1024, 768), "photo 4000×3000 JPEG": (4000, 3000)}.items():
         sheet = Image.new("L", (w, h), 230)
         sheet.paste(Image.fromarray(255 - d).resize((h // 2, h // 2), Image.Resampling.BICUBIC), (w // 3, h // 4))
         noisy = np.asarray(sheet, np.float32) + rng.normal(0, 6, (h, w))
-        path = folder / f"{w}x{h}.jpg"
-        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).convert("RGB").save(path, quality=85)
-        paths[name] = str(path)
-    drawing = np.zeros((800, 800, 4), np.uint8)
-    drawing[100:700, 100:700, 3] = np.asarray(Image.fromarray(d).resize((600, 600)))
-    Image.fromarray(drawing).save(folder / "drawing.png")
-    paths["drawing 800×800 RGBA PNG"] = str(folder / "drawing.png")
+        paths[name] = folder / f"{w}x{h}.jpg"
+        Image.fromarray(noisy.clip(0, 255).astype(np.uint8)).convert("RGB").save(paths[name], quality=85)
+    drawing = np.zeros((280, 280, 4), np.uint8)
+    drawing[30:250, 30:250, 3] = np.asarray(Image.fromarray(d).resize((220, 220)))
+    paths["canvas drawing 280×280 RGBA PNG"] = folder / "drawing.png"
+    Image.fromarray(drawing).save(paths["canvas drawing 280×280 RGBA PNG"])
     return paths
 
 
-def startup_seconds(weights: Path, runs: int, map_cache: Path) -> list[float]:
-    from webapp.launch import free_port
-
-    times = []
-    for _ in range(runs):
-        port = free_port()
-        cmd = [sys.executable, str(ROOT / "app.py"), "--port", str(port)]
-        cmd += [f"--model={v}={weights / v}" for v in VARIANTS]
-        t = time.perf_counter()
-        env = {**os.environ, "VAE_HUB_MAP_CACHE": str(map_cache)}
-        proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-        try:
-            import urllib.request
-
-            while True:
-                try:
-                    with urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5):
-                        break
-                except OSError:
-                    if proc.poll() is not None or time.perf_counter() - t > 120:
-                        raise RuntimeError("app.py did not start") from None
-                    time.sleep(0.05)
-            times.append(time.perf_counter() - t)
-        finally:
-            proc.terminate()
-            proc.wait(15)
-    return times
+def data_url(path: Path) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
 def report(results: dict[str, object], json_path: Path | None) -> None:
@@ -99,61 +71,87 @@ def report(results: dict[str, object], json_path: Path | None) -> None:
         json_path.write_text(json.dumps(results, indent=2, ensure_ascii=False))
 
 
+def in_process(inputs: dict[str, Path], repeats: int, folder: Path) -> dict[str, object]:
+    import torch
+
+    from webapp import WEIGHTS_DIR, gate, latent_map
+    from webapp.handlers import Handlers, load_models
+
+    torch.set_num_threads(1)  # as app.py does
+    t = time.perf_counter()
+    models = load_models({v: WEIGHTS_DIR / v for v in VARIANTS})
+    maps = {n: latent_map.load_or_build(m) for n, m in models.items()}
+    out: dict[str, object] = {"load the four models and their latent maps (s)": round(time.perf_counter() - t, 2)}
+    uploads = gate.Uploads(folder, keep_s=3600)  # files too large for a data URL are sent as uploads
+    handlers = Handlers(models, {v: v for v in VARIANTS}, maps, uploads)
+    x = torch.rand(1, 1, 28, 28)
+    base = timeit(lambda: [m.reconstruct(x) for m in models.values()], repeats * 4)
+    out["baseline: the four models reconstruct one digit (ms)"] = round(base, 3)
+    cases: dict[str, Callable[[], object]] = {}
+    for name, path in inputs.items():
+        value = data_url(path) if path.stat().st_size < 300_000 else uploads.add(str(folder / path.name))
+        cases[f"reconstruct, {name}"] = lambda value=value: handlers.reconstruct(value)
+    z = [0.0] * 4
+    cases["grid 25×25 (HTML with its PNG and axes)"] = lambda: handlers.grid("sgvb", 0, 1, "quantile", 2, 25, *z)
+    cases["samples 25×25"] = lambda: handlers.samples("z4/sgvb", 25, 1)
+    a, b = data_url(ROOT / "examples" / "0_0003.png"), data_url(ROOT / "examples" / "1_0002.png")
+    cases["interpolate, 10 steps × 4 models"] = lambda: handlers.interpolate(a, b, 10)
+    cases["latent map (a plot drawn before)"] = lambda: handlers.latent_map("sgvb", 0, 1, None)
+    cases["decode point"] = lambda: handlers.decode_point("z4/sgvb", 0, 3, [0.5, -1.0], None)
+    for name, fn in cases.items():
+        ms = timeit(fn, repeats)
+        out[f"{name} (ms)"] = round(ms, 2)
+        out[f"{name} (× baseline)"] = round(ms / base, 1)
+    t = time.perf_counter()
+    handlers.latent_map("z4/kl_wo_e", 2, 3, None)
+    out["latent map, first drawing of a plot (matplotlib) (ms)"] = round((time.perf_counter() - t) * 1e3)
+    return out
+
+
+def over_http(inputs: dict[str, Path], repeats: int, startups: int) -> dict[str, object]:
+    import httpx
+    from app_server import call, serve
+
+    out: dict[str, object] = {}
+    starts = []
+    for i in range(max(1, startups)):
+        t = time.perf_counter()
+        with serve() as url:
+            starts.append(time.perf_counter() - t)
+            if i:
+                continue
+            with httpx.Client(base_url=url, timeout=60) as http:
+                photo = inputs["photo 1024×768 JPEG"].read_bytes()
+                ref = http.post("gradio_api/upload", files={"files": ("photo.jpg", photo)}).json()[0]
+            drawing = data_url(inputs["canvas drawing 280×280 RGBA PNG"])
+            example = data_url(ROOT / "examples" / "0_0003.png")
+            cases = {
+                "reconstruct, canvas drawing": ("reconstruct", drawing),
+                "reconstruct, uploaded 1024×768 JPEG": ("reconstruct", ref),
+                "grid 15×15": ("grid", "sgvb", 0, 1, "quantile", 2, 15, 0, 0, 0, 0),
+                "samples 15×15": ("samples", "sgvb", 15, 3),
+                "interpolate, 10 steps": ("interpolate", example, drawing, 10),
+                "latent map": ("latent_map", "sgvb", 0, 1),
+                "decode point": ("decode_point", "sgvb", 0, 1, [0.5, -1.0]),
+            }
+            for name, (endpoint, *data) in cases.items():
+                def one(endpoint: str = endpoint, data: list = data) -> None:
+                    assert call(url, endpoint, *data)[0] == "complete"
+                out[f"HTTP round trip, {name} (ms, median)"] = round(timeit(one, repeats), 1)
+    out["start-up: `python app.py` until the page answers (s, median)"] = round(statistics.median(starts), 1)
+    out["start-up runs (s)"] = [round(s, 1) for s in starts]
+    return out
+
+
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    p.add_argument("--weights", type=Path, default=ROOT / "weights", help="folder laid out like weights/")
-    p.add_argument("--repeats", type=int, default=50)
+    p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--startup-runs", type=int, default=3)
     p.add_argument("--json", type=Path, help="also write the results here")
     args = p.parse_args()
-
-    t0 = time.perf_counter()
-    import gradio  # noqa: F401  (timed: most of the start-up)
-    import torch
-
-    t_import_gradio = time.perf_counter() - t0
-    from webapp import EXAMPLES_DIR, latent_map, ui
-    from webapp.handlers import Handlers, load_models
-    from webapp.outputs import images_as_files
-
-    torch.set_num_threads(1)  # as app.main() does
-    t1 = time.perf_counter()
-    models = load_models({v: args.weights / v for v in VARIANTS})
     with tempfile.TemporaryDirectory() as tmp:
-        # The shipped latent-map cache for the bundled weights; a scratch one (built once) for others.
-        cache = Path(tmp) / "map"
-        maps = {n: latent_map.load_or_build(m, EXAMPLES_DIR, cache_dir=cache) for n, m in models.items()}
-        t_models = time.perf_counter() - t1
-        handlers = Handlers(models, maps)
-        t2 = time.perf_counter()
-        ui.build(handlers)
-        t_build = time.perf_counter() - t2
-
-        # As served: the handlers wrapped as in webapp.ui.build, images written as PNG files (outputs.png_file).
-        reconstruct = images_as_files(handlers.reconstruct)
-        grid = images_as_files(handlers.grid)
-
-        x = torch.rand(1, 1, 28, 28)
-        baseline = timeit(lambda: [m.reconstruct(x) for m in models.values()], args.repeats * 4)
-        results: dict[str, object] = {"baseline: the four models reconstruct one digit (ms)": round(baseline, 3)}
-        for name, path in make_inputs(Path(tmp)).items():
-            ms = timeit(lambda path=path: reconstruct(path), args.repeats)
-            results[f"reconstruct request, {name} (ms)"] = round(ms, 2)
-            results[f"reconstruct request, {name} (× baseline)"] = round(ms / baseline, 1)
-        z = [0.0] * handlers.max_latent_dim
-        decoded = timeit(lambda: handlers.grid("sgvb", 0, 1, "quantile", 2.0, 25, *z), args.repeats)
-        as_png = timeit(lambda: grid("sgvb", 0, 1, "quantile", 2.0, 25, *z), args.repeats)
-        results["25×25 grid decoded to an image (ms)"] = round(decoded, 2)
-        results["25×25 grid decoded and written as PNG (ms)"] = round(as_png, 2)
-        results["25×25 grid decoded and written as PNG (× baseline)"] = round(as_png / baseline, 1)
-        results["latent map plot (ms)"] = round(timeit(lambda: handlers.latent_map("sgvb", 0, 1, None), 5), 1)
-        startups = startup_seconds(args.weights, args.startup_runs, cache)
-    results["start-up in process: import gradio+torch (s)"] = round(t_import_gradio, 2)
-    results["start-up in process: load models + latent maps (s)"] = round(t_models, 3)
-    results["start-up in process: build the Blocks (s)"] = round(t_build, 3)
-    results["start-up: `python app.py` until the page answers (s, median)"] = round(statistics.median(startups), 2)
-    results["start-up runs (s)"] = [round(s, 2) for s in startups]
-    results["torch threads"] = torch.get_num_threads()
+        inputs = make_inputs(Path(tmp))
+        results = in_process(inputs, args.repeats, Path(tmp)) | over_http(inputs, args.repeats, args.startup_runs)
     report(results, args.json)
 
 

@@ -4,15 +4,15 @@
 
 Starts ``app.py`` (the bundled models) and, in headless Chromium driven by Playwright, measures several times each:
 
-(a) **drawn digit**: mouse strokes on the Draw tab's canvas; from the last pen-up (``pointerup``, the first event
-    of a mouse-up) to the moment all four reconstruction images have new pictures loaded;
-(b) **example**: a click on an example digit (Upload tab); from the click to the same moment.
+(a) **drawn digit**: mouse strokes on the digit widget's canvas; from the last pen-up (``pointerup``, the first
+    event of a mouse-up) to the moment all four reconstruction images have new pictures loaded;
+(b) **example**: a click on an example digit; from the click to the same moment.
 
 Both times are taken with the page's own clock (``performance.now()``: a capture listener marks the pen-up or
 click, a requestAnimationFrame loop marks the images), so Playwright's round trips do not count. The page is
 reloaded before each run, so every run starts from empty images. Each run's network requests (the browser's
-Resource Timing) give the breakdown: when the inputs' upload started and ended, when the queue was joined, when the
-result stream ended, and when the last image arrived, all relative to the action. Printed: medians, the difference
+Resource Timing) give the breakdown: when the queue was joined and when the result stream ended, relative to the
+action (the images come inline with the result). Printed: medians, the difference
 (a) − (b), and the ratio (a) / (b) (the machine is shared, so the ratio is the comparable number).
 """
 
@@ -28,12 +28,15 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+sys.path.insert(0, str(ROOT / "tests"))
+
+from app_server import serve  # noqa: E402
+
 from benchmarks.bench_app import report  # noqa: E402
-from webapp.launch import serve  # noqa: E402
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
-REC_IDS = ("#rec_sgvb", "#rec_kl_wo_e", "#rec_z4_sgvb", "#rec_z4_kl_wo_e")
+REC_IDS = tuple(f"#results figure[data-model='{v}']" for v in ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e"))
 TIMEOUT_MS = 60_000
 PAUSE_MS = 300  # after the first stroke's result: everything it started has settled
 
@@ -94,13 +97,10 @@ def breakdown(entries: list[list], total: float) -> dict[str, float]:
 
 def run_once(page, url: str, action: str) -> tuple[float, dict[str, float]]:
     page.goto(url, wait_until="domcontentloaded")
-    page.locator("#upload").wait_for(state="visible")
-    page.wait_for_timeout(300)  # the page's first requests (the grid, …) are done
+    canvas = page.locator("#pad canvas")
+    canvas.wait_for(state="visible")
+    page.wait_for_timeout(300)  # the page's first requests are done
     if action == "draw":
-        page.get_by_role("tab", name="Draw").click()
-        canvas = page.locator("#sketch canvas").first
-        canvas.wait_for(state="visible")
-        page.wait_for_timeout(300)  # the tab's own request (showing the drawing's results, none yet) is done
         box = canvas.bounding_box()
         x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
         # A "7": the bar; once its result is on screen, the stroke down, timed from its pen-up (a person lifts
@@ -121,7 +121,7 @@ def run_once(page, url: str, action: str) -> tuple[float, dict[str, float]]:
             page.mouse.move(x0 + (0.70 - 0.25 * t / 20) * w, y0 + (0.25 + 0.55 * t / 20) * h)
         page.mouse.up()
     else:
-        example = page.locator("#examples button, #examples td").nth(3)
+        example = page.locator("#examples button").nth(3)
         example.wait_for(state="visible")
         page.evaluate(WATCH_JS, list(REC_IDS))
         page.evaluate("() => { window.__bench.arm = 'click'; }")
@@ -140,7 +140,7 @@ def main() -> None:
 
     times: dict[str, list[float]] = {"draw": [], "example": []}
     phases: dict[str, list[dict[str, float]]] = {"draw": [], "example": []}
-    with serve(quiet=True) as url, tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
+    with serve() as url, tempfile.TemporaryDirectory() as profile, sync_playwright() as pw:
         browser = pw.chromium.launch_persistent_context(
             profile, executable_path=CHROMIUM, headless=True, args=FLAGS, viewport={"width": 1400, "height": 1000}
         )

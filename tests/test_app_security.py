@@ -1,290 +1,469 @@
-"""The app's limits over real HTTP: no endpoint opens a path the client names, numbers must be finite, one queue for
-all listeners, and the app's files are pruned (webapp/guard.py, webapp/outputs.py)."""
+"""The app's surface and limits over real HTTP (issue 19): each class with hostile requests against the running app.
+
+Run history and the owner's credentials · the endpoints the page uses and nothing else · uploads reach the decoder
+undecoded · bodies, uploads, requests in flight and sessions capped · one slow request holds one slot · every file
+pruned, folders included, in a private folder · no server path and no existence oracle · bad values answered with
+a sentence that names the field.
+"""
 
 from __future__ import annotations
 
 import base64
 import json
 import os
+import re
+import shutil
+import socket
+import stat
+import subprocess
+import sys
+import threading
 import time
+import urllib.parse
 from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
-import gradio as gr
 import httpx
-import numpy as np
 import pytest
-from app_server import WEIGHTS, serve, weights_present
-from conftest import require
+from app_server import WEIGHTS, App, call, free_port, serve, weights_present
+from conftest import ROOT, require
 from PIL import Image
 
-import app
-from webapp import EXAMPLES_DIR, guard, outputs
-
-EXAMPLE = EXAMPLES_DIR / "7_0000.png"
-META = {"_type": "gradio.FileData"}
-IMAGE_ENDPOINTS = ("reconstruct", "reconstruct_drawing", "interpolate")
+pytestmark = pytest.mark.http
+EXAMPLE = ROOT / "examples" / "7_0000.png"
+OWNER_TOKEN = "hf_owner_token_that_must_never_leave_the_server"
+ENDPOINTS = {"reconstruct", "grid", "digit_code", "samples", "interpolate", "latent_map", "decode_point"}
 
 
-class Server:
-    """The real app in a subprocess, with its own Gradio upload folder (to plant files in it)."""
-
-    def __init__(self, url: str, upload_dir: Path) -> None:
-        self.url, self.upload_dir = url.rstrip("/"), upload_dir
-        self.http = httpx.Client(base_url=self.url, timeout=120)
-
-    def call(self, endpoint: str, *data: object) -> tuple[str, object]:
-        """POST /gradio_api/call/<endpoint> with raw JSON (no client-side processing); (event, data) of the answer."""
-        body = json.dumps({"data": list(data)})  # NaN and Infinity are written as JSON's extensions, as sent
-        r = self.http.post(f"/gradio_api/call/{endpoint}", content=body, headers={"Content-Type": "application/json"})
-        r.raise_for_status()
-        text = self.http.get(f"/gradio_api/call/{endpoint}/{r.json()['event_id']}").text
-        event = data_line = None
-        for line in text.splitlines():
-            if line.startswith("event:"):
-                event = line.split(":", 1)[1].strip()
-            elif line.startswith("data:"):
-                data_line = line.split(":", 1)[1].strip()
-            if event in ("complete", "error") and data_line is not None:
-                break
-        return event, json.loads(data_line)
-
-    def upload(self, path: Path) -> str:
-        """Upload a file the way the page does; its path in Gradio's upload cache."""
-        with open(path, "rb") as f:
-            r = self.http.post("/gradio_api/upload", files={"files": (path.name, f, "image/png")})
-        return r.raise_for_status().json()[0]
+def png_url(path: Path = EXAMPLE) -> str:
+    return "data:image/png;base64," + base64.b64encode(path.read_bytes()).decode()
 
 
-@pytest.fixture(scope="module")
-def server(tmp_path_factory) -> Iterator[Server]:
-    require(weights_present(), f"the bundled weights in {WEIGHTS}/sgvb and {WEIGHTS}/kl_wo_e")
-    upload_dir = tmp_path_factory.mktemp("gradio_uploads")
-    outputs_dir = tmp_path_factory.mktemp("outputs")
-    with serve(env={"GRADIO_TEMP_DIR": str(upload_dir), "VAE_HUB_APP_OUTPUTS": str(outputs_dir)}) as url:
-        s = Server(url, upload_dir)
-        yield s
-        s.http.close()
+class Recorder(ThreadingHTTPServer):
+    """A stand-in for the Hub on 127.0.0.1 that answers everything and records every request it gets."""
+
+    def __init__(self) -> None:
+        self.seen: list[tuple[str, str, str]] = []
+        recorder = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args: object) -> None:
+                pass
+
+            def _any(self) -> None:
+                recorder.seen.append((self.command, self.path, self.headers.get("Authorization", "")))
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.end_headers()
+                self.wfile.write(b"{}")
+
+            do_GET = do_POST = do_PUT = do_HEAD = do_DELETE = _any
+
+        super().__init__(("127.0.0.1", 0), Handler)
+        threading.Thread(target=self.serve_forever, daemon=True).start()
+
+    @property
+    def url(self) -> str:
+        return f"http://127.0.0.1:{self.server_address[1]}"
 
 
 @pytest.fixture(scope="module")
-def outside(tmp_path_factory) -> dict[str, str]:
-    """Paths a client might name: a real digit PNG outside the upload cache, a text file, a missing file, relative
-    paths, a `..` escape out of the cache, and a symlink inside the cache pointing out of it."""
-    folder = tmp_path_factory.mktemp("outside")
-    digit = folder / "digit.png"
-    Image.open(EXAMPLE).resize((200, 200)).save(digit)
-    return {
-        "existing png": str(digit),
-        "existing text": "/etc/passwd",
-        "missing": "/etc/nope",
-        "relative": "../../../etc/hostname",
-        "relative png": os.path.relpath(digit, app.ROOT),  # the app runs from its own folder
-        "missing relative": "../../nope.png",
-    }
+def hub() -> Iterator[Recorder]:
+    server = Recorder()
+    yield server
+    server.shutdown()
 
 
-def _planted(server: Server, outside: dict[str, str]) -> dict[str, str]:
-    """Paths that start inside the upload cache but resolve outside it."""
-    link = server.upload_dir / "planted" / "link.png"
-    link.parent.mkdir(exist_ok=True)
-    if not link.is_symlink():
-        link.symlink_to(outside["existing png"])
-    return {
-        "dotdot escape": f"{server.upload_dir}/../../../../../../etc/passwd",
-        "dotdot to png": f"{server.upload_dir}/../{Path(outside['existing png']).parent.name}/digit.png",
-        "symlink out": str(link),
-    }
+@pytest.fixture(scope="module")
+def own_app(hub: Recorder, tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
+    """A second app: the owner logged in to a Hub (the stand-in), uploads kept 4 s, 5 sessions, one slot, and a
+    custom model (a copy of the bundled KL w/o E weights in a folder named my_run) in the SGVB slot."""
+    require(weights_present(), f"the bundled weights in {WEIGHTS}")
+    custom = tmp_path_factory.mktemp("custom") / "my_run"
+    shutil.copytree(WEIGHTS / "kl_wo_e", custom)
+    env = {"HF_ENDPOINT": hub.url, "HF_TOKEN": OWNER_TOKEN, "HF_HUB_OFFLINE": None}
+    args = ("--keep-files", "4", "--sessions", "5", "--concurrency", "1", "--model", f"sgvb={custom}")
+    with serve(*args, env=env) as url:
+        yield url
 
 
-def _values(path: str, endpoint: str) -> list[tuple[str, list[object]]]:
-    """Every shape in which ``path`` can reach ``endpoint``: plain, FileData without and with ``meta``, and each
-    slot of an editor value."""
-    shapes: list[tuple[str, object]] = [("FileData without meta", {"path": path}), ("plain string", path)]
-    if endpoint == "reconstruct_drawing":  # takes a data URL; sent a path or a file value, it must not open it
-        editor = {"background": None, "layers": [], "composite": {"path": path, "meta": META}}
-        shapes += [("FileData with meta", {"path": path, "meta": META}), ("editor composite", editor)]
-    elif endpoint != "reconstruct":
-        shapes = [
-            (f"editor {slot}, {name}", {"background": None, "layers": [], "composite": None} | {slot: v})
-            for slot in ("background", "composite")
-            for name, v in (
-                ("FileData without meta", {"path": path}),
-                ("FileData with meta", {"path": path, "meta": META}),
-            )
-        ] + [("editor layer", {"background": None, "layers": [{"path": path}], "composite": None})]
-    else:
-        shapes.append(("FileData with meta", {"path": path, "meta": META}))
-    if endpoint == "interpolate":
-        good = {"background": {"path": str(EXAMPLE), "meta": META}, "layers": [], "composite": None}
-        return [(f"{name} as A", [v, good, 5]) for name, v in shapes] + [
-            (f"{name} as B", [good, v, 5]) for name, v in shapes
-        ]
-    return [(name, [v]) for name, v in shapes]
+def raw(url: str, request: bytes, read_s: float = 10.0) -> bytes:
+    """Send bytes on a fresh connection; what comes back before the server closes it or ``read_s`` passes."""
+    u = urllib.parse.urlsplit(url)
+    with socket.create_connection((u.hostname, u.port), timeout=read_s) as s:
+        s.sendall(request)
+        out = b""
+        try:
+            while chunk := s.recv(65536):
+                out += chunk
+                if b"\r\n\r\n" in out and len(out.partition(b"\r\n\r\n")[2]) >= _length(out):
+                    break
+        except TimeoutError:
+            pass
+    return out
 
 
-@pytest.mark.http
-@pytest.mark.parametrize("endpoint", IMAGE_ENDPOINTS)
-def test_no_endpoint_opens_a_path_the_client_names(server: Server, outside: dict[str, str], endpoint: str) -> None:
-    paths = outside | _planted(server, outside)
-    messages: dict[str, set[str]] = {}  # per shape: the messages seen over all paths
-    for what, path in paths.items():
-        for shape, data in _values(path, endpoint):
-            event, answer = server.call(endpoint, *data)
-            assert event == "error", f"{endpoint} served {what} ({path}) sent as {shape}: {answer}"
-            message = str(answer.get("error") if isinstance(answer, dict) else answer)
-            for leak in ("not found", "passwd", "hostname", "not an image", "digit.png", "nope", "empty"):
-                assert leak not in message.lower(), f"{endpoint}, {what} as {shape}: {message}"
-            messages.setdefault(shape, set()).add(message)
-    for shape, seen in messages.items():  # existing or missing, relative or absolute: the same refusal
-        assert len(seen) == 1, f"{endpoint}, {shape}: different refusals {seen}"
-    if endpoint == "reconstruct":  # its input is not processed by Gradio: the refusal is the app's own
-        assert messages["FileData without meta"] == {guard.NOT_UPLOADED_MESSAGE}
-    elif endpoint == "reconstruct_drawing":  # not a data URL: refused before anything is opened or decoded
-        not_a_drawing = "The drawing must be a PNG data URL (data:image/png;base64,…)."
-        assert messages["plain string"] == messages["FileData without meta"] == {not_a_drawing}
-        assert set().union(*messages.values()) <= {not_a_drawing, "None"}  # Gradio refuses FileData with meta first
-    else:  # Gradio's own checks (FileData must carry meta; then be an upload) refuse first, without details
-        assert set().union(*messages.values()) == {"None"}
+def _length(response: bytes) -> int:
+    m = re.search(rb"content-length: (\d+)", response, re.I)
+    return int(m[1]) if m else 1 << 30
 
 
-@pytest.mark.http
-def test_uploads_and_examples_still_work(server: Server, tmp_path: Path) -> None:
-    digit = tmp_path / "mine.png"
-    Image.open(EXAMPLE).resize((300, 300)).save(digit)
-    uploaded = server.upload(digit)
-    assert Path(uploaded).resolve().is_relative_to(server.upload_dir.resolve())
-    for value in ({"path": uploaded}, {"path": uploaded, "meta": META}, {"path": str(EXAMPLE)}):
-        event, answer = server.call("reconstruct", value)
-        assert event == "complete", (value, answer)
-    editor = {"background": None, "layers": [], "composite": {"path": uploaded, "meta": META}}
-    drawing = "data:image/png;base64," + base64.b64encode(digit.read_bytes()).decode("ascii")
-    assert server.call("reconstruct_drawing", drawing)[0] == "complete"
-    drawn = {"background": {"path": uploaded, "meta": META}, "layers": [{"path": uploaded, "meta": META}]}
-    event, answer = server.call("interpolate", drawn | {"composite": None}, editor, 4)
-    assert event == "complete", answer
-    # a relative name that resolves into the upload cache is fine too: it names an upload
-    relative = os.path.relpath(uploaded, app.ROOT)
-    assert server.call("reconstruct", {"path": relative})[0] == "complete"
+def post_head(url: str, path: str, length: int | None, kind: str = "application/json") -> bytes:
+    host = urllib.parse.urlsplit(url).netloc
+    size = f"Content-Length: {length}\r\n" if length is not None else "Transfer-Encoding: chunked\r\n"
+    return f"POST {path} HTTP/1.1\r\nHost: {host}\r\nContent-Type: {kind}\r\n{size}\r\n".encode()
 
 
-@pytest.mark.http
-@pytest.mark.parametrize("bad", [float("nan"), float("inf"), float("-inf")])
-def test_non_finite_numbers_get_a_clear_message(server: Server, bad: float) -> None:
-    z = [0.0] * 4  # one "other dimensions" slider per dimension of the largest (4-D) model
-    cases = {
-        "grid": (["sgvb", 0, 1, "sigma", bad, 5, *z], "k (for ± k σ) must be a finite number"),
-        "samples": (["sgvb", 5, bad], "Seed must be a finite number"),
-        "interpolate": ([None, None, bad], "Steps must be a finite number"),
-    }
-    for i in range(len(z)):  # the grid's "other dimensions" sliders
-        args = ["z4/sgvb", 0, 1, "quantile", 2, 5, *z]
-        args[6 + i] = bad
-        cases[f"grid z{i}"] = (args, f"z{i} (when not swept) must be a finite number")
-    for name, (data, message) in cases.items():
-        event, answer = server.call(name.split()[0], *data)
-        assert event == "error" and answer["error"].startswith(message), (name, answer)
-    event, answer = server.call("samples", "sgvb", 5, 1e30)
-    assert event == "error" and "Seed must be between" in answer["error"], answer
+def status(response: bytes) -> int:
+    return int(response.split(b" ", 2)[1]) if response.startswith(b"HTTP/1.1 ") else 0
 
 
-def test_all_listeners_share_one_queue(monkeypatch) -> None:
-    """The total number of requests processed at once is the --concurrency the app is started with."""
-    require(weights_present(), f"the bundled weights in {WEIGHTS}/sgvb and {WEIGHTS}/kl_wo_e")
-    demo, _ = app.create(app.model_sources([]))
-    demo.queue(default_concurrency_limit=3)
-    queued = [fn for fn in demo.fns.values() if fn.fn is not None]
-    assert {fn.api_name for fn in queued} >= {"reconstruct", "reconstruct_drawing", "grid", "interpolate", "samples"}
-    for fn in queued:
-        demo._queue.create_event_queue_for_fn(fn)
-    queues = demo._queue.event_queue_per_concurrency_id
-    assert list(queues) == [guard.CONCURRENCY_ID] and queues[guard.CONCURRENCY_ID].concurrency_limit == 3
-    assert demo.delete_cache == outputs.UPLOAD_CACHE_DELETE
+def detail(response: bytes) -> str:
+    return json.loads(response.partition(b"\r\n\r\n")[2])["detail"]
 
 
-def _files(folder: Path, ages_s: list[float], size: int = 1000) -> list[Path]:
-    files = []
-    for i, age in enumerate(ages_s):
-        f = folder / f"{i:02d}.png"
-        f.write_bytes(b"x" * size)
-        os.utime(f, (time.time() - age, time.time() - age))
-        files.append(f)
-    return files
+def indexes(url: str) -> dict[str, int]:
+    deps = httpx.get(f"{url}config", timeout=30).json()["dependencies"]
+    return {d["api_name"]: d["id"] for d in deps if d["backend_fn"]}
 
 
-def test_outputs_are_pruned_by_age_and_total_size(tmp_path: Path, monkeypatch) -> None:
-    monkeypatch.setenv("VAE_HUB_APP_OUTPUTS", str(tmp_path))
-    files = _files(tmp_path, [5000, 4000, 300, 200, 100, 50, 10])
-    assert outputs.prune_outputs(max_age_s=3600, max_bytes=10_000) == 2  # the two older than an hour
-    assert [f.exists() for f in files] == [False, False, True, True, True, True, True]
-    assert outputs.prune_outputs(max_age_s=3600, max_bytes=3000) == 2  # then the oldest, down to 3 files
-    assert [f.name for f in sorted(tmp_path.iterdir())] == ["04.png", "05.png", "06.png"]
-    # A file written again is made the newest, so that it is pruned last.
-    path = outputs.png_file(np.zeros((8, 8), np.uint8))
-    os.utime(path, (time.time() - 500, time.time() - 500))
-    assert outputs.png_file(np.zeros((8, 8), np.uint8)) == path and time.time() - os.path.getmtime(path) < 60
+def join(url: str, fn_index: int, data: list, session: str) -> dict:
+    """Call by index as the page does (/queue/join, then the session's event stream); the completion message."""
+    with httpx.Client(base_url=url, timeout=120) as http:
+        r = http.post("gradio_api/queue/join", json={"fn_index": fn_index, "data": data, "session_hash": session})
+        assert r.status_code == 200, r.text
+        with http.stream("GET", "gradio_api/queue/data", params={"session_hash": session}) as stream:
+            for line in stream.iter_lines():
+                if line.startswith("data:") and (msg := json.loads(line[5:]))["msg"] == "process_completed":
+                    return msg
+    raise AssertionError("no completion")
 
 
-def test_gradio_cache_is_pruned_to_its_total_size(tmp_path: Path) -> None:
-    with gr.Blocks() as demo:
-        gr.Image()
-    uploads = _files(tmp_path, [500, 400, 300, 200, 100])
-    demo.upload_file_set.update(str(f) for f in uploads)
-    kept = tmp_path / "example.png"  # Gradio's copies of examples are never deleted
-    kept.write_bytes(b"x" * 1000)
-    os.utime(kept, (time.time() - 9999, time.time() - 9999))
-    demo.upload_file_set.add(str(kept))
-    next(iter(demo.blocks.values())).keep_in_cache.add(str(kept))
-    assert outputs.prune_gradio_cache(demo, max_bytes=2500) == 3
-    assert [f.exists() for f in uploads] == [False, False, False, True, True] and kept.exists()
-    assert demo.upload_file_set == {str(uploads[3]), str(uploads[4]), str(kept)}
+# --- run history and the owner's credentials ----------------------------------------------------------------
 
 
-def test_checked_image_rebuilds_editor_values(tmp_path: Path) -> None:
-    """The guard's own rule, behind Gradio's checks for the editors: every slot of an editor value is checked."""
-    roots = (tmp_path.resolve(),)
-    inside = tmp_path / "up.png"
-    inside.write_bytes(b"")
-    value = {"background": {"path": str(inside)}, "layers": [str(inside), b"png"], "composite": None, "x": 1}
-    assert guard.checked_image(value, roots) == {
-        "background": str(inside.resolve()),
-        "layers": [str(inside.resolve()), b"png"],
-        "composite": None,
-    }
-    for bad in (
-        {"background": None, "layers": ["/etc/passwd"], "composite": None},
-        {"background": None, "layers": [], "composite": {"path": f"{tmp_path}/../x.png"}},
-        {"layers": "/etc/passwd"},
-        {"path": str(tmp_path)},  # the cache folder itself is not an upload
-        {"path": f"{inside}\0.png"},
-        42,
-    ):
-        with pytest.raises(gr.Error):
-            guard.checked_image(bad, roots)
+CONTROL = """
+import sys, time, gradio as gr
+with gr.Blocks() as demo:
+    n, o = gr.Number(), gr.Number()
+    n.submit(lambda x: x, n, o, api_name="echo")
+demo.launch(server_port=int(sys.argv[1]), prevent_thread_lock=True, quiet=True)
+while True:
+    time.sleep(1)
+"""
 
 
-@pytest.mark.http
-def test_a_client_leaving_mid_upload_logs_no_traceback(app_url: str, app_log: Path) -> None:
-    """A browser that closes during an upload: the server keeps serving and logs nothing. Without app.py's
-    ``DropClientDisconnect`` filter, uvicorn logs "Exception in ASGI application" with a ``ClientDisconnect``
-    traceback here (checked by removing the filter)."""
-    import socket
-    import urllib.parse
+def test_run_history_is_off_and_never_reaches_the_hub(own_app: App, hub: Recorder, tmp_path: Path) -> None:
+    """With the owner's token in the environment and a Hub that answers everything: the app never calls it. The
+    same requests against a plain Gradio 6 app (run history on by default) do reach it with the token: the
+    instrument works."""
+    attempts = [
+        ("GET", "gradio_api/runs", None),
+        ("GET", "gradio_api/run-history/buckets", None),
+        ("GET", "gradio_api/run-history/records?bucket=alice/runs", None),
+        ("POST", "gradio_api/run-history/connect", {"bucket_id": "alice/runs"}),
+    ]
+    header = {"x-gradio-history-bucket": "alice/runs"}  # asks Gradio to store this run in a bucket
 
-    url = urllib.parse.urlsplit(app_url)
-    before = app_log.stat().st_size
-    with socket.create_connection((url.hostname, url.port)) as s:
-        head = (
-            f"POST /gradio_api/upload HTTP/1.1\r\nHost: {url.netloc}\r\n"
-            "Content-Type: multipart/form-data; boundary=xyz\r\nContent-Length: 1000000\r\n\r\n"
-        )
-        part = b'--xyz\r\nContent-Disposition: form-data; name="files"; filename="d.png"\r\n'
-        part += b"Content-Type: image/png\r\n\r\n\x89PNG" + bytes(5000)  # 5 KB of the 1 MB announced, then gone
-        s.sendall(head.encode() + part)
-        time.sleep(0.5)
-    time.sleep(2)  # the server reads on, finds the connection closed, and (unfiltered) logs right away
-    assert httpx.get(app_url, timeout=30).status_code == 200
-    with app_log.open("rb") as f:
-        f.seek(before)
-        logged = f.read().decode(errors="replace")
-    assert "ClientDisconnect" not in logged and "Traceback" not in logged, logged[-2000:]
+    def attack(url: str, call_name: str, data: list) -> list[int]:
+        with httpx.Client(base_url=url, timeout=60, headers=header) as http:
+            codes = [http.request(m, p, json=b).status_code for m, p, b in attempts]
+            r = http.post(f"gradio_api/call/{call_name}", json={"data": data})
+            http.get(f"gradio_api/call/{call_name}/{r.json()['event_id']}")
+        time.sleep(3)  # history is written in the background
+        return codes
+
+    assert httpx.get(f"{own_app}config", timeout=30).json()["run_history"] is False
+    assert attack(own_app, "samples", ["kl_wo_e", 5, 1]) == [404] * 4
+    assert hub.seen == [], hub.seen
+
+    port = free_port()
+    env = {**os.environ, "HF_ENDPOINT": hub.url, "HF_TOKEN": OWNER_TOKEN, "GRADIO_ANALYTICS_ENABLED": "False"}
+    control = subprocess.Popen([sys.executable, "-c", CONTROL, str(port)], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL)  # fmt: skip
+    try:
+        url = f"http://127.0.0.1:{port}/"
+        deadline = time.monotonic() + 120
+        while not _answers(url):
+            assert control.poll() is None and time.monotonic() < deadline, "the control app did not start"
+            time.sleep(0.5)
+        attack(url, "echo", [1])
+    finally:
+        control.terminate()
+        control.wait(20)
+    assert any(OWNER_TOKEN in auth for _, _, auth in hub.seen), hub.seen
+
+
+def _answers(url: str) -> bool:
+    try:
+        return httpx.get(url, timeout=5).status_code == 200
+    except httpx.HTTPError:
+        return False
+
+
+def test_a_custom_model_is_labelled_by_what_it_is(own_app: App) -> None:
+    """KL w/o E weights served in the SGVB slot say so, and where they come from (a folder's name, not its path)."""
+    config = httpx.get(f"{own_app}config", timeout=30).json()
+    radios = [c["props"]["choices"] for c in config["components"] if c["props"].get("label") == "Model"]
+    assert radios and all(r[0] == ["2-D · KL w/o E · custom: my_run", "sgvb"] for r in radios), radios
+    assert str(own_app.tmp) not in json.dumps(config)
+
+
+# --- only the endpoints the page uses ------------------------------------------------------------------------
+
+
+def test_only_the_pages_endpoints_are_callable(app_url: App) -> None:
+    config = httpx.get(f"{app_url}config", timeout=30).json()
+    deps = config["dependencies"]
+    served = {d["api_name"] for d in deps if d["backend_fn"]}
+    assert served == ENDPOINTS and all(d["api_visibility"] == "public" for d in deps if d["backend_fn"])
+    # one drawing widget, no editor, no file or image component that Gradio would decode, no blob channel
+    kinds = {c["type"] for c in config["components"]}
+    assert not kinds & {"imageeditor", "sketchpad", "image", "file", "gallery", "uploadbutton"}, kinds
+    browser_only = [d["id"] for d in deps if not d["backend_fn"]]
+    assert browser_only  # the page's own behaviour (clearing, showing controls) exists, and runs in the browser
+    with httpx.Client(base_url=app_url, timeout=30) as http:
+        for index in [*browser_only, max(d["id"] for d in deps) + 1, -1, "0", 0.0, None, True]:
+            r = http.post("gradio_api/queue/join", json={"fn_index": index, "data": [], "session_hash": "s1"})
+            assert r.status_code == 404 and r.json()["detail"].startswith("There is no endpoint with index"), index
+        for name in ("predict", "js_fn", "lambda", "load_example", "v2/grid", "grid/x"):
+            r = http.post(f"gradio_api/call/{name}", json={"data": []})
+            assert r.status_code == 404 and "this app's endpoints are /reconstruct," in r.json()["detail"], name
+        gradio_routes = [
+            ("POST", "gradio_api/run/predict"), ("POST", "gradio_api/api/grid"), ("POST", "gradio_api/run/grid"),
+            ("GET", "monitoring"), ("GET", "gradio_api/monitoring"), ("POST", "gradio_api/vibe-edit"),
+            ("GET", "gradio_api/vibe-code"), ("POST", "gradio_api/process_recording"), ("POST", "gradio_api/reset"),
+            ("GET", "gradio_api/proxy=http://127.0.0.1:9/x"), ("POST", "gradio_api/stream/abc"),
+            ("GET", "gradio_api/file=/etc/passwd"), ("GET", f"gradio_api/file={EXAMPLE}"), ("GET", "gradio_api/mcp"),
+            ("GET", "gradio_api/deep_link"), ("POST", "login"), ("GET", "gradio_api/token"), ("GET", "docs"),
+            ("GET", "gradio_api/openapi.json"), ("PUT", "config"), ("DELETE", "gradio_api/queue/join"),
+        ]  # fmt: skip
+        for method, path in gradio_routes:
+            r = http.request(method, path)
+            assert r.status_code == 404 and r.json()["detail"].startswith("Not found"), (method, path)
+
+
+# --- uploads reach the decoder undecoded ------------------------------------------------------------------------
+
+
+def test_uploads_reach_the_decoder_as_sent(own_app: App, tmp_path: Path) -> None:
+    """Gradio only stores an upload (byte for byte, in the app's private folder); the handler reads those bytes;
+    a 400-megapixel PNG is refused by the app's decoder from its header, with its own message."""
+    photo = tmp_path / "photo.jpg"
+    Image.open(EXAMPLE).convert("RGB").resize((300, 300)).save(photo, quality=90, exif=_rotated_exif())
+    with httpx.Client(base_url=own_app, timeout=60) as http:
+        (ref,) = http.post("gradio_api/upload", files={"files": ("photo.jpg", photo.read_bytes())}).json()
+    stored = [p for folder in own_app.folders() for p in folder.rglob("photo.jpg")]
+    assert len(stored) == 1 and stored[0].read_bytes() == photo.read_bytes()
+    as_upload, as_data = call(own_app, "reconstruct", ref), call(own_app, "reconstruct", _data(photo, "jpeg"))
+    assert as_upload[0] == "complete" and as_upload == as_data  # the same bytes, the same answer
+    bomb = tmp_path / "bomb.png"
+    bomb.write_bytes(_png_header(20000, 20000))
+    with httpx.Client(base_url=own_app, timeout=60) as http:
+        (ref,) = http.post("gradio_api/upload", files={"files": ("bomb.png", bomb.read_bytes())}).json()
+    event, answer = call(own_app, "reconstruct", ref)
+    assert event == "error" and answer["error"].startswith("Image: the upload") and "megapixels" in answer["error"]
+
+
+def _rotated_exif() -> bytes:
+    exif = Image.Exif()
+    exif[274] = 6  # EXIF orientation: rotate 90° when shown
+    return exif.tobytes()
+
+
+def _data(path: Path, kind: str) -> str:
+    return f"data:image/{kind};base64," + base64.b64encode(path.read_bytes()).decode()
+
+
+def _png_header(w: int, h: int) -> bytes:
+    """A PNG signature and IHDR declaring w×h (no pixel data): what a decompression bomb's header says."""
+    import struct
+    import zlib
+
+    ihdr = struct.pack(">IIBBBBB", w, h, 8, 0, 0, 0, 0)
+    chunk = struct.pack(">I", len(ihdr)) + b"IHDR" + ihdr + struct.pack(">I", zlib.crc32(b"IHDR" + ihdr))
+    return b"\x89PNG\r\n\x1a\n" + chunk + struct.pack(">I", 0) + b"IEND" + struct.pack(">I", zlib.crc32(b"IEND"))
+
+
+# --- bounded work ---------------------------------------------------------------------------------------------
+
+
+def test_bodies_are_capped_before_they_are_read(app_url: App) -> None:
+    t = time.monotonic()
+    big = raw(app_url, post_head(app_url, "/gradio_api/queue/join", 400_000_000) + b'{"fn_index": 0')
+    assert status(big) == 413 and "at most 1024 KB" in detail(big)
+    chunked = raw(app_url, post_head(app_url, "/gradio_api/call/samples", None) + b'4\r\n{"da\r\n')
+    assert status(chunked) == 413 and "Content-Length" in detail(chunked)
+    upload = raw(app_url, post_head(app_url, "/gradio_api/upload", 60 * 2**20, "multipart/form-data; boundary=x"))
+    assert status(upload) == 413 and "at most 50 MB" in detail(upload)
+    assert time.monotonic() - t < 5  # answered at once: nothing was read
+    parts = b"".join(b'--x\r\nContent-Disposition: form-data; name="files"; filename="%d.png"\r\n\r\nabc\r\n' % i
+                     for i in range(1001)) + b"--x--\r\n"  # fmt: skip
+    r = httpx.post(f"{app_url}gradio_api/upload", content=parts, timeout=60,
+                   headers={"Content-Type": "multipart/form-data; boundary=x"})  # fmt: skip
+    assert r.status_code == 400 and "Too many files" in r.json()["detail"]
+
+
+def test_requests_in_flight_are_capped_and_slow_bodies_dropped(app_url: App) -> None:
+    """64 clients that announce a body and never finish it hold 64 places, no more: the next request is told the
+    server is busy; each stalled body is dropped at its deadline, and the server serves again."""
+    u = urllib.parse.urlsplit(app_url)
+    stalled = []
+    for _ in range(64):
+        s = socket.create_connection((u.hostname, u.port), timeout=60)
+        s.sendall(post_head(app_url, "/gradio_api/call/samples", 100) + b'{"data": ')
+        stalled.append(s)
+    time.sleep(1)
+    busy = raw(app_url, f"GET /config HTTP/1.1\r\nHost: {u.netloc}\r\n\r\n".encode())
+    assert status(busy) == 503 and "busy" in detail(busy)
+    answers = []
+    for s in stalled:
+        data = b""
+        while chunk := s.recv(65536):
+            data += chunk
+        answers.append(status(data))
+        s.close()
+    assert answers == [408] * 64
+    assert httpx.get(f"{app_url}config", timeout=30).status_code == 200
+
+
+def test_sessions_are_capped(own_app: App) -> None:
+    """The app keeps 5 sessions here: a sixth pushes out the oldest (with its digit), so their memory is bounded."""
+    ids = indexes(own_app)
+    assert join(own_app, ids["reconstruct"], [png_url()], "first")["success"]
+    assert join(own_app, ids["digit_code"], ["kl_wo_e", None], "first")["success"]
+    for i in range(5):
+        assert join(own_app, ids["samples"], ["kl_wo_e", 5, i], f"other{i}")["success"]
+    gone = join(own_app, ids["digit_code"], ["kl_wo_e", None], "first")
+    assert not gone["success"] and "There is no digit yet" in gone["output"]["error"]
+
+
+def test_a_slow_request_holds_one_slot_only(app_url: App, own_app: App, tmp_path: Path) -> None:
+    """With two slots, quick requests pass a slow one (two 49-megapixel uploads to interpolate); with one slot
+    (the second app) they wait for it: the measurement tells the two apart."""
+    page = Image.new("L", (7000, 7000), 255)
+    page.paste(Image.open(EXAMPLE).resize((4000, 4000)).point(lambda v: 255 - v), (1500, 1500))
+    big = tmp_path / "big.png"
+    page.convert("1").save(big, optimize=True)
+
+    def race(url: str) -> tuple[float, list[float]]:
+        with httpx.Client(base_url=url, timeout=120) as http:
+            refs = [http.post("gradio_api/upload", files={"files": ("big.png", big.read_bytes())}).json()[0]
+                    for _ in range(2)]  # fmt: skip
+        done: dict[str, float] = {}
+        slow = threading.Thread(target=lambda: (call(url, "interpolate", *refs, 5), done.update(slow=time.monotonic())))
+        start = time.monotonic()
+        slow.start()
+        time.sleep(0.05)
+        quick = []
+        for i in range(3):
+            assert call(url, "samples", "kl_wo_e", 5, i)[0] == "complete"
+            quick.append(time.monotonic())
+        slow.join(120)
+        return done["slow"] - start, [q - start for q in quick]
+
+    slow, quick = race(app_url)
+    assert quick[0] < slow, (slow, quick)  # two slots: the first quick answer does not wait for the slow one
+    slow, quick = race(own_app)
+    assert quick[0] > slow, (slow, quick)  # one slot: it does (the instrument sees the difference)
+
+
+# --- disk --------------------------------------------------------------------------------------------------------
+
+
+def test_every_file_is_pruned_folders_included(own_app: App) -> None:
+    """Uploads, a part under another field name, and an aborted upload all land in the app's private folder, and
+    all of it is gone once the 4 s they are kept have passed (and its folders with them)."""
+    (folder,) = own_app.folders()
+    st = os.lstat(folder)
+    assert stat.S_IMODE(st.st_mode) == 0o700 and st.st_uid == os.getuid()
+    assert re.fullmatch(r"vae-hub-app-\w+", folder.name)  # made by mkdtemp: a fresh, unpredictable name
+    with httpx.Client(base_url=own_app, timeout=60) as http:
+        for i in range(3):
+            http.post("gradio_api/upload", files={"files": (f"{i}.png", EXAMPLE.read_bytes())})
+        http.post("gradio_api/upload", files={"other": ("x.png", b"x" * 5000), "files": ("y.png", b"y" * 10)})
+    head = post_head(own_app, "/gradio_api/upload", 2**20, "multipart/form-data; boundary=x")
+    raw(own_app, head + b'--x\r\nContent-Disposition: form-data; name="files"; filename="z.png"\r\n\r\n' + bytes(9000),
+        read_s=1)  # fmt: skip
+    assert any(p.is_file() for p in folder.rglob("*"))
+    deadline = time.monotonic() + 40
+    while any(folder.iterdir()) and time.monotonic() < deadline:
+        time.sleep(1)
+    assert sorted(folder.rglob("*")) == []
+
+
+def test_the_private_folder_goes_with_the_app(tmp_path: Path) -> None:
+    require(weights_present(), f"the bundled weights in {WEIGHTS}")
+    with serve() as url:
+        (folder,) = url.folders()
+        httpx.post(f"{url}gradio_api/upload", files={"files": ("a.png", EXAMPLE.read_bytes())}, timeout=60)
+        assert any(folder.rglob("a.png"))
+    assert not folder.exists()
+
+
+# --- messages ------------------------------------------------------------------------------------------------------
+
+
+def test_no_server_path_and_no_existence_oracle(app_url: App) -> None:
+    """Paths and references a client names, existing or not, get one sentence per field, which names no path."""
+    with httpx.Client(base_url=app_url, timeout=60) as http:
+        (ref,) = http.post("gradio_api/upload", files={"files": ("mine.png", EXAMPLE.read_bytes())}).json()
+    assert not re.search(r"/|\\", ref.removeprefix("upload:"))
+    (folder,) = app_url.folders()
+    (stored,) = folder.rglob("mine.png")
+    names = [str(stored), str(EXAMPLE), "/etc/passwd", "/etc/nope", "../../etc/hostname", "examples/7_0000.png",
+             f"{folder}/../../etc/passwd", "upload:" + "0" * 32, "upload:../../etc/passwd", ref + "x",
+             "file=/etc/passwd"]  # fmt: skip
+    for endpoint, make in (("reconstruct", lambda v: [v]), ("interpolate", lambda v: [png_url(), v, 5])):
+        seen = {}
+        for name in names:
+            event, answer = call(app_url, endpoint, *make(name))
+            assert event == "error", (endpoint, name, answer)
+            seen[name] = answer["error"]
+        for message in seen.values():
+            for leak in (str(ROOT), str(folder), "/etc", "passwd", "nope", "7_0000", "not found", "exist"):
+                assert leak not in message, (endpoint, message)
+        assert len({m for n, m in seen.items() if not n.startswith("upload:")}) == 1, seen
+        assert len({m for n, m in seen.items() if n.startswith("upload:")}) == 1, seen
+    for name in (str(stored), "/etc/passwd", "/etc/nope"):  # Gradio's file route serves none of them
+        r = httpx.get(f"{app_url}gradio_api/file={name}", timeout=30)
+        assert r.status_code == 404 and r.json() == httpx.get(f"{app_url}gradio_api/file=/x", timeout=30).json()
+
+
+BAD = [
+    ("samples", ["sgvb", 5, None], "Seed must be a whole number from 0 to 4294967295 (got null); send e.g. 0."),
+    ("samples", ["sgvb", "five", 1], 'Grid size must be a whole number from 5 to 25 (got "five"); send e.g. 15.'),
+    ("samples", ["sgvb", 5, float("nan")], "Seed must be a whole number from 0 to 4294967295 (got NaN)"),
+    ("samples", ["sgvb", 5, 1e30], "Seed must be a whole number from 0 to 4294967295 (got 1e+30)"),
+    ("samples", ["sgvb", 5], 'takes 3 values in "data" (Model, Grid size, Seed); got 2 values'),
+    ("samples", ["sgvb", 5, 1, 2], "takes 3 values"),
+    ("samples", [], "takes 3 values"),
+    ("samples", ["vae", 5, 1], "Model must be one of 'sgvb', 'kl_wo_e', 'z4/sgvb', 'z4/kl_wo_e' (got \"vae\")."),
+    ("grid", ["sgvb", 0, 1, "quantile", float("inf"), 5, 0, 0, 0, 0], "k (for ± k σ) must be a number from 0.5 to 4"),
+    ("grid", ["z4/sgvb", 0, 1, "quantile", 2, 5, 0, None, 0, 0], "z1 (when not swept) must be a number from -3 to 3"),
+    ("grid", ["z4/sgvb", 2, 2, "quantile", 2, 5, 0, 0, 0, 0], "are both z2: choose two different dimensions"),
+    ("grid", ["sgvb", 0, 1, "uniform", 2, 5, 0, 0, 0, 0], "Range must be one of 'quantile', 'sigma'"),
+    ("grid", ["sgvb", 0, 1, "quantile", 2, 5, 0, 0, 0], "takes 10 values"),
+    ("grid", ["sgvb", 0, True, "quantile", 2, 5, 0, 0, 0, 0], "Sweep dimension ↑ must be a whole number from 0 to 1"),
+    ("interpolate", [None, None, 5], "Digit A is missing: draw, upload or pick a digit"),
+    ("interpolate", [png_url(), png_url(), "ten"], 'Steps must be a whole number from 2 to 25 (got "ten")'),
+    ("interpolate", [png_url(), [1, 2], 5], "Digit B must be a string"),
+    ("interpolate", [png_url(), {"path": "/etc/passwd"}, 5], "Digit B must be a string or a number, not dict"),
+    ("reconstruct", [12], "Image must be a string"),
+    ("reconstruct", ["data:image/png;base64,AAAA"], "Image: the upload "),
+    ("latent_map", ["z4/kl_wo_e", 0, 4], "Dimension ↑ must be a whole number from 0 to 3 (got 4)"),
+    ("decode_point", ["sgvb", 0, 1, [0.5]], "Point must be a list of two numbers [z0, z1] (got list)."),
+    ("decode_point", ["sgvb", 0, 1, [0.5, float("nan")]], "Point's y (z1) must be a number from -10 to 10 (got NaN)"),
+    ("decode_point", ["sgvb", 0, 1, None], "Point must be a list of two numbers [z0, z1] (got null)."),
+    ("digit_code", [None], "Model must be one of"),
+]
+
+
+@pytest.mark.parametrize("endpoint, data, message", BAD, ids=[f"{e}-{i}" for i, (e, _, _) in enumerate(BAD)])
+def test_bad_values_get_a_sentence_that_names_the_field(app_url: App, endpoint: str, data: list, message: str) -> None:
+    event, answer = call(app_url, endpoint, *data)
+    text = answer.get("error") if event == "error" else answer.get("detail") if event.startswith("http") else None
+    assert event == "error" or event.startswith("http 4"), (event, answer)
+    assert isinstance(text, str) and message in text, (event, answer)
+    assert "Traceback" not in text and "went wrong" not in text and text.endswith((".", ")"))

@@ -1,213 +1,369 @@
-"""A real browser (Debian's chromium, driven by Playwright) uploads a digit, draws one, and gets all reconstructions.
-
-The screenshots are saved under artifacts/browser/ (git-ignored) as test artefacts.
-"""
+"""A real browser (Debian's chromium, driven by Playwright) on the app: drawing, uploads, examples, every tab, at
+desktop 1400×900 and phone 390×844; each of issue 20's rough edges has its check. Screenshots of every tab at both
+sizes go to artifacts/browser/ (git-ignored)."""
 
 from __future__ import annotations
 
+import base64
 import io
+import json
+import re
 import shutil
-import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_server import ROOT, weights_present
-from conftest import require
+from app_server import weights_present
+from conftest import ROOT, require
+from PIL import Image
 
+pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "browser"
-FLAGS = [
-    "--headless",
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-quic",
-    "--no-first-run",
-    "--disable-sync",
-]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 TIMEOUT_MS = 60_000
-REC_IDS = ("#rec_sgvb", "#rec_kl_wo_e", "#rec_z4_sgvb", "#rec_z4_kl_wo_e")
-PHONE = {"width": 390, "height": 844}
+DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
+EXAMPLES = ROOT / "examples"
 
 
 @pytest.fixture(scope="module")
-def page(request: pytest.FixtureRequest) -> Iterator:
+def browser(request: pytest.FixtureRequest) -> Iterator:
     require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    require(weights_present(), "the bundled weights in weights/ (sgvb, kl_wo_e, z4/sgvb, z4/kl_wo_e)")
+    require(weights_present(), "the bundled weights in weights/")
     try:
         from playwright import sync_api
     except ImportError:
         require(False, "playwright (pip install playwright; the browser is Debian's chromium)")
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    url = request.getfixturevalue("app_url")
-    with tempfile.TemporaryDirectory() as profile, sync_api.sync_playwright() as p:
-        browser = p.chromium.launch_persistent_context(
-            profile,
-            executable_path=CHROMIUM,
-            headless=True,
-            args=FLAGS,
-            viewport={"width": 1400, "height": 1000},
-        )
-        try:
-            pg = browser.pages[0] if browser.pages else browser.new_page()
-            pg.set_default_timeout(TIMEOUT_MS)
-            pg.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
-            pg.locator("#upload").wait_for(state="visible")  # the app has rendered
-            yield pg
-        finally:
-            browser.close()
+    with sync_api.sync_playwright() as p:
+        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
+        yield b
+        b.close()
 
 
-def _sources(page) -> list[str | None]:
-    return [page.locator(f"{i} img").first.get_attribute("src") for i in REC_IDS]
+def open_page(browser, url: str, viewport: dict) -> tuple:
+    """A fresh page on the app; and the list of fn_index values it sends to /queue/join."""
+    page = browser.new_page(viewport=viewport)
+    page.set_default_timeout(TIMEOUT_MS)
+    joins: list[int] = []
+    page.on("request", lambda r: joins.append(r.post_data_json["fn_index"]) if "/queue/join" in r.url else None)
+    page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
+    page.locator("#pad canvas").wait_for(state="visible")
+    return page, joins
 
 
-def _image(page, src: str) -> np.ndarray:
-    """An image the page shows, fetched with the page's own session, as grey levels in [0, 1]."""
-    from PIL import Image
-
-    body = page.request.get(src).body()
-    return np.asarray(Image.open(io.BytesIO(body)).convert("L"), dtype=np.float64) / 255.0
-
-
-def _wait_for_new_outputs(page, before: list[str | None]) -> list[str]:
-    """Wait until both reconstruction images show (new) pictures; return their URLs."""
-    for sel, old in zip(REC_IDS, before):
-        page.wait_for_function(
-            """([sel, old]) => { const img = document.querySelector(sel + ' img');
-                return img && img.complete && img.naturalWidth > 0 && img.src !== old; }""",
-            arg=[sel, old or ""],
-            timeout=TIMEOUT_MS,
-        )
-    return _sources(page)
+@pytest.fixture
+def desktop(browser, app_url: str) -> Iterator:
+    page, joins = open_page(browser, app_url, DESKTOP)
+    yield page, joins
+    page.close()
 
 
-@pytest.mark.browser
-def test_upload_and_draw_reconstruct(page) -> None:
-    # 1. Upload a digit image: both variants' reconstructions appear.
-    page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "7_0000.png"))
-    after_upload = _wait_for_new_outputs(page, [None] * len(REC_IDS))
-    assert page.locator("#view img").first.get_attribute("src")
-    page.screenshot(path=str(ARTIFACTS / "upload.png"), full_page=True)
+@pytest.fixture
+def phone(browser, app_url: str) -> Iterator:
+    page, joins = open_page(browser, app_url, PHONE)
+    yield page, joins
+    page.close()
 
-    # 2. Draw a "1" (a short flag, then straight down) on the canvas: new reconstructions of that stroke appear.
-    page.get_by_role("tab", name="Draw").click()
-    canvas = page.locator("#sketch canvas").first
-    canvas.wait_for(state="visible")
-    box = canvas.bounding_box()
-    assert box and box["width"] > 100 and box["height"] > 100
+
+def shown(page, selector: str) -> list[np.ndarray]:
+    """The images (data URLs) inside ``selector``, as grey levels in [0, 1]."""
+    srcs = page.locator(f"{selector} img").evaluate_all("(els) => els.map((e) => e.getAttribute('src'))")
+    return [np.asarray(Image.open(io.BytesIO(base64.b64decode(s.split(",", 1)[1]))).convert("L")) / 255.0
+            for s in srcs if s and s.startswith("data:image/png")]  # fmt: skip
+
+
+def corr(a: np.ndarray, b: np.ndarray) -> float:
+    return float(np.corrcoef(np.asarray(a, float).ravel(), np.asarray(b, float).ravel())[0, 1])
+
+
+def digit(name: str) -> np.ndarray:
+    return np.asarray(Image.open(EXAMPLES / name)) / 255.0
+
+
+STATE = """(sel) => { const e = document.querySelector(sel); if (!e || !e.querySelector('img')) return '';
+    return [...e.querySelectorAll('img, figcaption, .caption, table')].map((x) => x.src || x.textContent)
+      .join('|'); }"""
+
+
+def wait_results(page, selector: str, previous: str | None = None) -> str:
+    """Wait until ``selector`` shows new results (images and captions: Gradio's own status markup, which changes as
+    a request starts, does not count); what it shows."""
+    page.wait_for_function(f"([sel, old]) => {{ const s = ({STATE})(sel); return s && s !== old; }}",
+                           arg=[selector, previous or ""], timeout=TIMEOUT_MS)  # fmt: skip
+    return page.evaluate(STATE, selector)
+
+
+def draw_one(page, pad: str = "#pad") -> None:
+    """Draw a "1" (a short flag, then straight down) on a digit widget."""
+    box = page.locator(f"{pad} canvas").bounding_box()
     x0, y0, w, h = box["x"], box["y"], box["width"], box["height"]
     page.mouse.move(x0 + 0.40 * w, y0 + 0.30 * h)
     page.mouse.down()
-    for t in range(1, 21):  # up-right flag, then straight down
-        page.mouse.move(x0 + (0.40 + 0.10 * min(t, 5) / 5) * w, y0 + (0.30 - 0.12 * min(t, 5) / 5) * h)
+    for t in range(1, 6):
+        page.mouse.move(x0 + (0.40 + 0.02 * t) * w, y0 + (0.30 - 0.024 * t) * h)
     for t in range(1, 31):
         page.mouse.move(x0 + 0.50 * w, y0 + (0.18 + 0.64 * t / 30) * h)
     page.mouse.up()
-    after_draw = _wait_for_new_outputs(page, after_upload)
-    assert after_draw != after_upload
-    # The input as the model saw it is a tall, thin stroke: its ink spans most of the height in a narrow band of
-    # columns; and every reconstruction is that shape too (a "1"), not the "7" uploaded before.
-    view = _image(page, page.locator("#view img").first.get_attribute("src"))
-    rows, cols = np.nonzero(view > 0.3)
-    assert rows.max() - rows.min() > 0.55 * view.shape[0], "the stroke should span most of the height"
-    assert cols.max() - cols.min() < 0.45 * view.shape[1], "the stroke should be narrow"
-    for src in after_draw:
-        rec = _image(page, src)
-        assert np.corrcoef(rec.ravel(), view.ravel())[0, 1] > 0.5, "the reconstruction should look like the stroke"
-    page.wait_for_timeout(500)  # let the table and images settle before the picture
-    page.screenshot(path=str(ARTIFACTS / "draw.png"), full_page=True)
-    scores = page.locator("#scores").inner_text()
-    assert "SGVB" in scores and "KL w/o E" in scores
 
-    # 3. Clear: the canvas is empty again, and so are the results (no error message for an emptied canvas).
-    page.locator("#sketch button.clear").click()
-    page.wait_for_function("() => !document.querySelector('#rec_sgvb img') && !document.querySelector('#view img')")
-    ink = page.evaluate(
-        """() => { const c = document.querySelector('#sketch canvas');
-            return c.getContext('2d').getImageData(0, 0, c.width, c.height).data.some((v, i) => i % 4 === 3 && v); }"""
+
+def pick(page, gallery: str, label: str) -> None:
+    page.locator(f"{gallery} button[title='example: {label}']").first.click()
+
+
+def in_view(page, selector: str) -> bool:
+    box = page.locator(selector).bounding_box()
+    size = page.viewport_size
+    return page.evaluate("window.scrollY") == 0 and box is not None and box["y"] >= 0 and \
+        box["y"] + box["height"] <= size["height"] and box["x"] + box["width"] <= size["width"]  # fmt: skip
+
+
+def uncovered(page, selector: str) -> bool:
+    """Every image matched is the topmost element at its centre and at its top edge: no label or toolbar on it."""
+    return page.evaluate(
+        """(sel) => [...document.querySelectorAll(sel)].every((img) => { img.scrollIntoView({block: 'center'});
+            const r = img.getBoundingClientRect();
+            return [[r.left + r.width / 2, r.top + r.height / 2], [r.left + r.width / 2, r.top + 2]].every(
+              ([x, y]) => document.elementFromPoint(x, y) === img); })""",
+        selector,
     )
-    assert not ink, "the canvas should be empty after Clear"
-    assert page.get_by_text("draw a digit first").count() == 0
 
 
-@pytest.mark.browser
-def test_bad_upload_shows_a_message(page, tmp_path) -> None:
-    """A text file named .png: the user sees the library's message in an error toast, and the page keeps working."""
-    bad = tmp_path / "notes.png"
-    bad.write_text("shopping list: milk, eggs\n")
-    page.get_by_role("tab", name="Reconstruct").click()
-    page.get_by_role("tab", name="Upload").click()
-    clear = page.locator("#upload button[aria-label='Clear']")
-    if clear.count():
-        clear.first.click()
-    page.locator("#upload input[type=file]").set_input_files(str(bad))
-    toast = page.get_by_text("is not an image that can be read")
-    toast.first.wait_for(state="visible", timeout=TIMEOUT_MS)
-    page.screenshot(path=str(ARTIFACTS / "bad_upload.png"), full_page=True)
+def tab(page, name: str) -> None:
+    page.locator("#main_tabs").get_by_role("tab", name=name, exact=True).click()
+
+
+# --- Reconstruct -------------------------------------------------------------------------------------------------
+
+
+def test_draw_upload_and_pick_on_one_widget(desktop, tmp_path: Path) -> None:
+    page, joins = desktop
+    draw_one(page)
+    html = wait_results(page, "#results")
+    view, *recs = shown(page, "#results")
+    rows, cols = np.nonzero(view > 0.3)
+    assert rows.max() - rows.min() > 15 and cols.max() - cols.min() < 13, "the input is the drawn 1: tall and thin"
+    assert len(recs) == 4 and all(corr(r, view) > 0.5 for r in recs)
+    assert page.locator("#results table.scores").count() == 1
+    # an example picked over the drawing: the widget shows the example, and the results are the example's
+    pick(page, "#examples", "7")
+    html = wait_results(page, "#results", html)
+    got = shown(page, "#results")[0]
+    assert corr(got, digit("7_0000.png")) > 0.9, (joins, corr(got, view))
+    assert page.locator("#pad img").get_attribute("src").startswith("data:image/png")
+    assert not page.locator("#pad img").is_hidden()
+    page.screenshot(path=str(ARTIFACTS / "desktop_reconstruct.png"), full_page=True)
+    # each upload, a replacement included, is sent once (one queue join per upload)
+    photo = tmp_path / "photo.jpg"
+    sheet = Image.new("L", (640, 480), 230)
+    sheet.paste(Image.fromarray(255 - np.asarray(Image.open(EXAMPLES / "3_0018.png"))).resize((300, 300)), (170, 90))
+    sheet.save(photo, quality=85)
+    for expected in ("3_0018.png", "7_0000.png"):
+        before = len(joins)
+        page.locator("#pad input[type=file]").set_input_files(str(photo if expected[0] == "3" else EXAMPLES / expected))
+        html = wait_results(page, "#results", html)
+        page.wait_for_timeout(1000)  # anything sent twice would have left by now
+        assert len(joins) - before == 1, joins[before:]
+        assert corr(shown(page, "#results")[0], digit(expected)) > 0.85
+    # after an error the results (scores included) clear, and the message says why
+    text = tmp_path / "notes.png"
+    text.write_text("shopping list: milk, eggs\n")
+    page.locator("#pad input[type=file]").set_input_files(str(text))
+    page.get_by_text("not an image that can be read").first.wait_for(state="visible")
+    page.wait_for_function("() => !document.querySelector('#results img') && !document.querySelector('#results table')")
     assert "Traceback" not in page.locator("body").inner_text()
 
 
-@pytest.mark.browser
-def test_other_tabs(page) -> None:
-    """The latent grid, the interpolation (between two clicked examples) and the latent map all render."""
-    page.get_by_role("tab", name="Latent grid").click()
-    # No button to press: the tab opens with the whole 2-D latent space decoded.
-    page.locator("#grid img").first.wait_for(state="visible")
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(ARTIFACTS / "grid.png"), full_page=True)
+def test_drop_and_paste_a_picture(desktop) -> None:
+    """A picture dropped on the widget, or pasted into it, is uploaded and read like a chosen file."""
+    page, joins = desktop
+    html = None
+    for event, name in (("drop", "6_0011.png"), ("paste", "8_0061.png")):
+        data = base64.b64encode((EXAMPLES / name).read_bytes()).decode()
+        page.evaluate(
+            """([event, data]) => { const bytes = Uint8Array.from(atob(data), (c) => c.charCodeAt(0));
+                const dt = new DataTransfer(); dt.items.add(new File([bytes], 'digit.png', {type: 'image/png'}));
+                const pad = document.querySelector('#pad .pad');
+                pad.dispatchEvent(event === 'drop' ? new DragEvent('drop', {dataTransfer: dt, bubbles: true})
+                  : new ClipboardEvent('paste', {clipboardData: dt, bubbles: true})); }""",
+            [event, data],
+        )
+        html = wait_results(page, "#results", html)
+        assert corr(shown(page, "#results")[0], digit(name)) > 0.9, event
 
-    page.get_by_role("tab", name="Interpolate").click()
-    for side, example in (("a", 0), ("b", 4)):
-        page.locator(f"#interp_{side}").wait_for(state="visible")
-        page.locator(f"#examples_{side} button, #examples_{side} td").nth(example).click()
-    page.get_by_role("button", name="Interpolate").click()
-    page.locator("#interp_out_sgvb img").first.wait_for(state="visible")
-    page.wait_for_timeout(300)
-    page.screenshot(path=str(ARTIFACTS / "interpolate.png"), full_page=True)
 
-    page.get_by_role("tab", name="Latent map").click()
-    page.locator("#map img").first.wait_for(state="visible")
-    page.wait_for_timeout(300)
-    # Click the map: the decoded digit appears beside it, with the point's coordinates.
-    assert page.locator("#map_decoded img").count() == 0
-    box = page.locator("#map img").first.bounding_box()
-    page.mouse.click(box["x"] + 0.45 * box["width"], box["y"] + 0.5 * box["height"])
-    page.wait_for_function(
-        "() => { const i = document.querySelector('#map_decoded img'); return i && i.complete && i.naturalWidth > 0; }"
+def test_no_veil_over_the_results_on_pen_up(desktop) -> None:
+    """Between pen-up and the new results, the old results stay fully visible: no loading veil fades over them."""
+    page, _ = desktop
+    pick(page, "#examples", "2")
+    html = wait_results(page, "#results")
+    page.evaluate(
+        """() => { window.veil = []; const tick = () => { const r = document.querySelector('#results');
+             const over = [...r.parentElement.querySelectorAll('.wrap, .pending, .translucent')].filter((e) =>
+               getComputedStyle(e).display !== 'none' && e.getBoundingClientRect().height > 0);
+             window.veil.push(over.length + Number(getComputedStyle(r).opacity) * 0);
+             if (window.veil.length < 200) requestAnimationFrame(tick); }; requestAnimationFrame(tick); }"""
     )
-    page.get_by_text("Decoded at z0 = ").first.wait_for(state="visible")
-    page.screenshot(path=str(ARTIFACTS / "map.png"), full_page=True)
+    draw_one(page)
+    wait_results(page, "#results", html)
+    assert max(page.evaluate("window.veil")) == 0
 
 
-@pytest.mark.browser
-def test_phone_layout(page) -> None:
-    """At 390×844 the result of an upload is on screen right after the input, above the examples."""
-    page.set_viewport_size(PHONE)
-    try:
-        page.reload(wait_until="domcontentloaded")
-        for name in ("Reconstruct", "Latent grid", "Interpolate", "Latent map"):  # none hidden behind a "•••" menu
-            tab = page.locator("#main_tabs").get_by_role("tab", name=name, exact=True)
-            tab.wait_for(state="visible")
-            box = tab.bounding_box()
-            assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], name
-        page.locator("#upload input[type=file]").set_input_files(str(ROOT / "examples" / "3_0018.png"))
-        _wait_for_new_outputs(page, [None] * len(REC_IDS))
-        results = page.locator("#rec_sgvb").bounding_box()
-        examples = page.locator("#examples").bounding_box()
-        assert results["y"] < examples["y"], "the results must come before the examples"
-        assert results["y"] + results["height"] < 2 * PHONE["height"], "the results are far below the input"
-        page.wait_for_timeout(300)
-        page.screenshot(path=str(ARTIFACTS / "phone_upload.png"), full_page=True)
-        page.get_by_role("tab", name="Draw").click()
-        canvas = page.locator("#sketch canvas").first
-        canvas.wait_for(state="visible")
-        page.wait_for_timeout(500)
-        box = canvas.bounding_box()
-        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], "the canvas must fit the phone's width"
-        page.screenshot(path=str(ARTIFACTS / "phone_draw.png"), full_page=False)
-    finally:
-        page.set_viewport_size({"width": 1400, "height": 1000})
+def test_phone_reconstructions_in_view_after_drawing_and_upload(phone) -> None:
+    page, _ = phone
+    for name in ("Reconstruct", "Latent grid", "Interpolate", "Latent map"):  # none behind a "•••" menu
+        box = page.locator("#main_tabs").get_by_role("tab", name=name, exact=True).bounding_box()
+        assert box["x"] >= 0 and box["x"] + box["width"] <= PHONE["width"], name
+    draw_one(page)
+    html = wait_results(page, "#results")
+    assert all(in_view(page, f"#results figure >> nth={i}") for i in range(5)), "draw: results below the fold"
+    page.screenshot(path=str(ARTIFACTS / "phone_reconstruct_draw.png"))
+    page.locator("#pad input[type=file]").set_input_files(str(EXAMPLES / "4_0004.png"))
+    wait_results(page, "#results", html)
+    assert all(in_view(page, f"#results figure >> nth={i}") for i in range(5)), "upload: results below the fold"
+    page.screenshot(path=str(ARTIFACTS / "phone_reconstruct.png"), full_page=True)
+
+
+# --- Latent grid ---------------------------------------------------------------------------------------------------
+
+
+def sliders_shown(page, dims: tuple[int, ...]) -> None:
+    """Wait until exactly the 'other dimensions' sliders of ``dims`` are shown."""
+    page.wait_for_function(
+        """(want) => JSON.stringify([...document.querySelectorAll('input[type=range]')]
+            .filter((e) => e.offsetParent !== null).map((e) => e.closest('.block').textContent)
+            .map((t) => (t.match(/z(\\d) \\(when not swept\\)/) || [])[1]).filter(Boolean).sort()) === want""",
+        arg=json.dumps([str(d) for d in dims], separators=(",", ":")), timeout=15_000,
+    )
+
+
+def choose(page, label: str, option: str) -> None:
+    """Pick ``option`` in the dropdown labelled ``label``."""
+    page.get_by_label(label).click()
+    page.get_by_role("option", name=option, exact=True).click()
+
+
+def test_grid_axes_sliders_samples_and_same_dimension_twice(desktop) -> None:
+    page, _ = desktop
+    tab(page, "Latent grid")
+    html = wait_results(page, "#grid")
+    assert page.locator("#grid .xticks span").count() >= 8 and page.locator("#grid .yticks span").count() >= 8
+    assert "z0 →" in page.locator("#grid").inner_text() and uncovered(page, "#grid img.grid")
+    # 2-D model: no axes to choose, no other dimensions, no "start from my digit's code"
+    sliders_shown(page, ())
+    assert page.get_by_role("button", name="Start from my digit's code").is_hidden()
+    page.screenshot(path=str(ARTIFACTS / "desktop_grid.png"), full_page=True)
+    page.get_by_label("4-D · SGVB").first.check()
+    html = wait_results(page, "#grid", html)
+    sliders_shown(page, (2, 3))
+    # the same dimension on both axes: the other axis moves away, and the grid never shows an error
+    choose(page, "Sweep dimension →", "z1")
+    html = wait_results(page, "#grid", html)
+    page.wait_for_timeout(1500)
+    assert "Error" not in page.locator("#grid").locator("..").inner_text()
+    assert page.get_by_text("choose two different dimensions").count() == 0
+    caption = page.locator("#grid .caption").inner_text()
+    assert re.search(r"decoded over z1 and z2", caption), caption
+    sliders_shown(page, (0, 3))
+    # random samples say what they are
+    page.get_by_role("button", name="Random samples").click()
+    page.wait_for_function("() => document.querySelector('#grid .caption').textContent.startsWith('Random samples')")
+    page.screenshot(path=str(ARTIFACTS / "desktop_grid_4d.png"), full_page=True)
+
+
+def test_start_from_my_digits_code(desktop) -> None:
+    page, _ = desktop
+    pick(page, "#examples", "3")
+    wait_results(page, "#results")
+    tab(page, "Latent grid")
+    html = wait_results(page, "#grid")
+    page.get_by_label("4-D · KL w/o E").first.check()
+    html = wait_results(page, "#grid", html)
+    page.get_by_role("button", name="Start from my digit's code").click()
+    page.wait_for_function("() => /other dimensions at \\((?!\\+0\\.00, \\+0\\.00, \\+0\\.00, \\+0\\.00)/"
+                           ".test(document.querySelector('#grid .caption').textContent)")  # fmt: skip
+
+
+# --- Interpolate -----------------------------------------------------------------------------------------------
+
+
+def test_interpolate_ends_drawn_uploaded_picked(desktop, tmp_path: Path) -> None:
+    page, joins = desktop
+    tab(page, "Interpolate")
+    html = wait_results(page, "#interp")  # the tab opens with two examples at its ends
+    page.locator("#pad_a input[type=file]").set_input_files(str(EXAMPLES / "5_0008.png"))
+    html = wait_results(page, "#interp", html)
+    draw_one(page, "#pad_b")
+    html = wait_results(page, "#interp", html)
+    a, b = shown(page, "#interp .ends")
+    assert corr(a, digit("5_0008.png")) > 0.9 and b.shape == (28, 28)
+    # a pick always wins over what was there (an upload in A, a drawing in B), and the result follows it
+    pick(page, "#examples_a", "9")
+    pick(page, "#examples_b", "2")
+    ends = (digit("9_0007.png"), digit("2_0001.png"))
+    for _ in range(150):
+        page.wait_for_timeout(200)
+        got = shown(page, "#interp .ends")
+        if len(got) == 2 and all(corr(g, e) > 0.9 for g, e in zip(got, ends)):
+            break
+    else:
+        raise AssertionError("the picked ends never showed")
+    frames = shown(page, "#interp .frames")
+    assert len(frames) == 4 * 10 and uncovered(page, "#interp .frames img")
+    page.screenshot(path=str(ARTIFACTS / "desktop_interpolate.png"), full_page=True)
+
+
+def test_phone_strips_are_readable(phone) -> None:
+    page, _ = phone
+    tab(page, "Interpolate")
+    wait_results(page, "#interp")
+    page.locator("#interp").scroll_into_view_if_needed()
+    sizes = page.locator("#interp .frames img").evaluate_all("(els) => els.map((e) => e.getBoundingClientRect().width)")
+    assert len(sizes) == 40 and min(sizes) >= 28, sizes  # a 28×28 digit at least 1:1
+    assert uncovered(page, "#interp .frames img")
+    page.screenshot(path=str(ARTIFACTS / "phone_interpolate.png"), full_page=True)
+    tab(page, "Latent grid")
+    wait_results(page, "#grid")
+    assert uncovered(page, "#grid img.grid") and in_view(page, "#grid img.grid")
+    page.screenshot(path=str(ARTIFACTS / "phone_grid.png"), full_page=True)
+
+
+# --- Latent map --------------------------------------------------------------------------------------------------
+
+
+def click_map(page, u: float, v: float) -> None:
+    box = page.locator("#map .plot img").bounding_box()
+    page.mouse.click(box["x"] + u * box["width"], box["y"] + v * box["height"])
+
+
+def test_map_marks_clicks_inside_only_and_clears_on_a_new_model(desktop) -> None:
+    page, joins = desktop
+    tab(page, "Latent map")
+    wait_results(page, "#map")
+    left, t, w, h = map(float, page.locator("#map .map").get_attribute("data-box").split())
+    click_map(page, left + 0.5 * w, t + 0.5 * h)
+    decoded = wait_results(page, "#map_decoded")
+    assert "Decoded at z0 = " in decoded and page.locator("#map .marker").is_visible()
+    before = len(joins)
+    for u, v in ((left + w + 0.12, t + 0.5 * h), (left / 3, t + 0.5 * h), (left + 0.5 * w, t + h + 0.05)):
+        click_map(page, u, v)  # the colour bar, the left margin, below the axes: nothing to decode
+    page.wait_for_timeout(1000)
+    assert len(joins) == before and page.evaluate(STATE, "#map_decoded") == decoded
+    page.screenshot(path=str(ARTIFACTS / "desktop_map.png"), full_page=True)
+    page.get_by_label("4-D · KL w/o E").first.check()
+    page.wait_for_function("() => !document.querySelector('#map_decoded img')")
+    wait_results(page, "#map")
+    choose(page, "Dimension →", "z1")  # the same dimension on both axes: moved apart, no error
+    page.wait_for_timeout(1500)
+    assert "Error" not in page.locator("#map").locator("..").inner_text()
+    assert "μ1 →" in page.locator("#map .caption").inner_text()
+
+
+def test_phone_map(phone) -> None:
+    page, _ = phone
+    tab(page, "Latent map")
+    wait_results(page, "#map")
+    box = page.locator("#map .plot img").bounding_box()
+    assert box["width"] > 300
+    page.screenshot(path=str(ARTIFACTS / "phone_map.png"), full_page=True)

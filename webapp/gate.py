@@ -1,0 +1,266 @@
+"""The server's front door and its files: an ASGI middleware in front of Gradio, upload references, and the app's
+private folder with its pruner. No Gradio here: Gradio is configured through its public arguments (``app.py``);
+this only decides which requests reach it.
+
+:class:`Gate` lets through the routes the page and the documented API use and nothing else; for a call, only the
+app's named endpoints (by name or by index) with one plain JSON value per field. Bodies must state their length and
+are capped before they are read, and must arrive before a deadline; requests and event streams in flight are
+capped; an upload is answered with an opaque reference instead of its server path (:class:`Uploads`).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import re
+import secrets
+import stat
+import tempfile
+import threading
+import time
+from collections.abc import Iterable, Mapping
+from contextlib import suppress
+from pathlib import Path
+from typing import Any, NamedTuple
+from urllib.parse import unquote
+
+UPLOAD_PREFIX = "upload:"
+# What the page and gradio_client fetch (GET or HEAD), besides a call's own stream.
+PAGES = re.compile(
+    r"/(config|theme\.css|favicon\.ico|robots\.txt|gradio_api/(info|theme\.css|startup-events|app_id))?"
+    r"|/(assets|static|svelte)/.*|/gradio_api/(heartbeat/[\w-]+|queue/data|upload_progress)"
+)
+STREAMS = re.compile(r"/gradio_api/(heartbeat/|queue/data|upload_progress|call/)")  # answers that stay open
+
+
+class Endpoint(NamedTuple):
+    """A named endpoint: its input fields in order, and those an API call sends (no session state)."""
+
+    name: str
+    fields: tuple[str, ...]
+    api_fields: tuple[str, ...]
+
+
+def private_folder(parent: str | os.PathLike | None = None) -> Path:
+    """A new folder only this user can enter (mode 0700), under ``parent`` or the system's temporary folder."""
+    path = Path(tempfile.mkdtemp(prefix="vae-hub-app-", dir=parent))
+    st = os.lstat(path)
+    if st.st_uid != os.getuid() or stat.S_IMODE(st.st_mode) != 0o700:  # mkdtemp's promise, checked
+        raise RuntimeError(f"{path} was not created private")
+    return path
+
+
+class Uploads:
+    """Opaque references (``upload:<random>``) to uploaded files, each valid while its file is kept."""
+
+    def __init__(self, root: Path, keep_s: float) -> None:
+        self.root, self.keep_s, self.files, self.lock = root.resolve(), keep_s, {}, threading.Lock()
+
+    def add(self, path: str) -> str:
+        ref = UPLOAD_PREFIX + secrets.token_hex(16)
+        with self.lock:
+            now = time.time()
+            self.files = {r: v for r, v in self.files.items() if now - v[1] <= self.keep_s} | {ref: (Path(path), now)}
+        return ref
+
+    def __call__(self, ref: str) -> Path | None:
+        """The file of ``ref`` if it is current, a regular file and inside the app's folder; else None."""
+        path, added = self.files.get(ref, (None, 0.0))
+        with suppress(OSError):
+            if path and time.time() - added <= self.keep_s and stat.S_ISREG(os.lstat(path).st_mode):
+                return path if path.resolve().is_relative_to(self.root) else None
+        return None
+
+
+def prune(root: Path, keep_s: float, max_bytes: int, grace_s: float = 10.0) -> None:
+    """Delete what lies under ``root``: files and links older than ``keep_s``, then the oldest beyond ``max_bytes``,
+    then the folders left empty that had not changed for ``grace_s`` before this pass (one being filled stays).
+    Never follows a link."""
+    now, files, folders = time.time(), [], []
+    for top, dirs, names in os.walk(root, topdown=False):  # deepest first; links to folders are listed, not entered
+        for name in names + [d for d in dirs if os.path.islink(os.path.join(top, d))]:
+            with suppress(OSError):
+                st = os.lstat(os.path.join(top, name))
+                files.append((st.st_mtime, st.st_size if stat.S_ISREG(st.st_mode) else 0, os.path.join(top, name)))
+        with suppress(OSError):
+            folders += [(os.lstat(top).st_mtime, top)] if Path(top) != root else []
+    total = sum(f[1] for f in files)
+    for mtime, size, path in sorted(files):
+        if now - mtime > keep_s or total > max_bytes:
+            with suppress(OSError):
+                os.unlink(path)
+                total -= size
+    for mtime, folder in folders:
+        with suppress(OSError):
+            if now - mtime > grace_s:
+                os.rmdir(folder)  # only when empty
+
+
+def start_pruning(root: Path, keep_s: float, every_s: float, max_bytes: int) -> None:
+    """Prune ``root`` every ``every_s`` seconds while the app runs (a daemon thread)."""
+
+    def loop() -> None:
+        while True:
+            time.sleep(every_s)
+            with suppress(Exception):  # a pruner that stopped would let the disk fill: go on
+                prune(root, keep_s, max_bytes, grace_s=min(10.0, keep_s))
+
+    threading.Thread(target=loop, name="vae-hub-pruner", daemon=True).start()
+
+
+def plain(value: Any) -> bool:
+    """A value one field can take: a JSON scalar, or a short list of numbers (a latent point)."""
+    if isinstance(value, list):
+        return len(value) <= 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    return value is None or isinstance(value, (str, int, float, bool))
+
+
+def shown(value: Any) -> str:
+    return (json.dumps(value) if plain(value) and not isinstance(value, list) else type(value).__name__)[:40]
+
+
+async def answer(send: Any, status: int, detail: str | list) -> None:
+    """A JSON answer: ``{"detail": …}`` (as FastAPI gives its own refusals), or a list as it is."""
+    body = json.dumps(detail if isinstance(detail, list) else {"detail": detail}).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """ASGI middleware: see the module's docstring. ``endpoints`` maps each named endpoint's index to it."""
+
+    def __init__(self, app: Any, endpoints: Mapping[int, Endpoint], uploads: Uploads, max_upload: int,
+                 max_body: int = 2**20, max_active: int = 64, max_streams: int = 256, upload_s: float = 120.0,
+                 body_s: float = 20.0, static_files: Iterable[str | os.PathLike] = ()) -> None:  # fmt: skip
+        self.app, self.endpoints, self.uploads = app, endpoints, uploads
+        self.max_upload, self.max_body, self.upload_s, self.body_s = max_upload, max_body, upload_s, body_s
+        self.by_name = {e.name: e for e in endpoints.values()}
+        self.limits, self.active = {"request": max_active, "stream": max_streams}, {"request": 0, "stream": 0}
+        self.static_files = {os.path.realpath(p) for p in static_files}
+        self.menu = f"this app's endpoints are {', '.join(f'/{n}' for n in self.by_name)} (see /gradio_api/info)"
+
+    async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
+        if scope["type"] == "lifespan":
+            return await self.app(scope, receive, send)
+        if scope["type"] != "http":
+            return None  # no websockets: the page uses none (returning without accepting refuses the handshake)
+        kind = "stream" if STREAMS.match(scope["path"]) and scope["method"] != "POST" else "request"
+        if self.active[kind] >= self.limits[kind]:
+            return await answer(send, 503, "The server is busy: try again in a few seconds.")
+        self.active[kind] += 1
+        try:
+            await self.route(scope, receive, send)
+        finally:
+            self.active[kind] -= 1
+
+    async def route(self, scope: dict, receive: Any, send: Any) -> None:
+        method, path = scope["method"], scope["path"].rstrip("/") or "/"
+        if method in ("GET", "HEAD"):
+            call = re.fullmatch(r"/gradio_api/call/([\w-]+)/[\w-]+", path)
+            static = path.startswith("/gradio_api/file=") and os.path.realpath(unquote(path[17:])) in self.static_files
+            if path == "/" or PAGES.fullmatch(path) or static or (call and call[1] in self.by_name):
+                return await self.app(scope, receive, send)
+        elif method == "POST" and path in ("/gradio_api/queue/join", "/gradio_api/cancel"):
+            return await self.call(scope, receive, send, None)
+        elif method == "POST" and path.startswith("/gradio_api/call/"):
+            return await self.call(scope, receive, send, path.removeprefix("/gradio_api/call/"))
+        elif method == "POST" and path == "/gradio_api/upload":
+            return await self.upload(scope, receive, send)
+        return await answer(send, 404, f"Not found: this app serves no such route; {self.menu}.")
+
+    def length(self, scope: dict, limit: int) -> int | None:
+        """The body's stated length, if stated and at most ``limit``."""
+        sizes = [int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()]
+        return sizes[0] if sizes and sizes[0] <= limit else None
+
+    def deadline(self, receive: Any, seconds: float) -> Any:
+        """``receive``, ending the request as if the client had left once ``seconds`` have passed."""
+        end = time.monotonic() + seconds
+
+        async def timed() -> dict:
+            try:
+                return await asyncio.wait_for(receive(), max(0.0, end - time.monotonic()))
+            except TimeoutError:
+                return {"type": "http.disconnect"}
+
+        return timed
+
+    async def call(self, scope: dict, receive: Any, send: Any, name: str | None) -> None:
+        """A call of a named endpoint (``/queue/join`` by index, ``/call/<name>`` by name), or a cancel."""
+        size = self.length(scope, self.max_body)
+        if size is None:
+            return await answer(send, 413, f"A call's body must state its Content-Length and be at most "
+                                f"{self.max_body // 2**10} KB.")  # fmt: skip
+        raw, timed = b"", self.deadline(receive, self.body_s)
+        while len(raw) < size:
+            message = await timed()
+            if message["type"] == "http.disconnect":
+                return await answer(send, 408, "The request body did not arrive in time: send it again.")
+            raw += message.get("body", b"")
+            if not message.get("more_body"):
+                break
+        try:
+            problem = self.check(json.loads(raw), name, scope["path"].endswith("/cancel"))
+        except (ValueError, RecursionError):
+            problem = 'The request body must be JSON: {"data": [one value per field]}.'
+        if problem:
+            return await answer(send, 404 if problem.startswith("There is no") else 422, problem)
+        replayed = False
+
+        async def replay() -> dict:
+            nonlocal replayed
+            if replayed:
+                return await receive()
+            replayed = True
+            return {"type": "http.request", "body": raw, "more_body": False}
+
+        await self.app(scope, replay, send)
+
+    def check(self, body: Any, name: str | None, cancel: bool) -> str | None:
+        """What is wrong with a call's JSON body, in a sentence; None when it may go through."""
+        if not isinstance(body, dict):
+            return 'The request body must be a JSON object: {"data": [one value per field]}.'
+        index, by = body.get("fn_index"), self.by_name.get
+        endpoint = by(name) if name is not None else self.endpoints.get(index) if type(index) is int else None
+        if endpoint is None:
+            which = f"/{name[:60]}" if name is not None else f"with index {shown(index)}"
+            return f"There is no endpoint {which}: {self.menu}."
+        data = body.get("data")
+        if cancel:
+            return None
+        counts = {len(endpoint.fields)} | ({len(endpoint.api_fields)} if name is not None else set())
+        if not isinstance(data, list) or len(data) not in counts:
+            got = f"{len(data)} values" if isinstance(data, list) else shown(data)
+            fields = ", ".join(endpoint.api_fields)
+            return (f'/{endpoint.name} takes {len(endpoint.api_fields)} values in "data" ({fields}); got {got}: '
+                    "send one value per field, in this order.")  # fmt: skip
+        for field, value in zip(endpoint.fields if len(data) == len(endpoint.fields) else endpoint.api_fields, data):
+            if not plain(value):
+                return f"{field} must be a string or a number, not {type(value).__name__}: send a plain JSON value."
+        return None
+
+    async def upload(self, scope: dict, receive: Any, send: Any) -> None:
+        """Gradio's upload route, its body capped and timed, each server path in its answer replaced by a reference."""
+        if self.length(scope, self.max_upload) is None:
+            limit = self.max_upload // 2**20
+            return await answer(send, 413, f"An upload must state its Content-Length and be at most {limit} MB.")
+        start, body = {}, bytearray()
+
+        async def capture(message: dict) -> None:
+            if message["type"] == "http.response.start":
+                start.update(message)
+            else:
+                body.extend(message.get("body", b""))
+
+        try:
+            await self.app(scope, self.deadline(receive, self.upload_s), capture)
+        except Exception as e:  # the client left, or missed the deadline, mid-upload: nothing to answer or log
+            if type(e).__name__ != "ClientDisconnect":
+                raise
+            return None
+        if start.get("status") != 200:
+            refusal = f"The upload was refused: {body.decode(errors='replace')[:200]}"
+            return await answer(send, start.get("status", 500), refusal)
+        await answer(send, 200, [self.uploads.add(p) for p in json.loads(body)])
