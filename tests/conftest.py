@@ -98,6 +98,38 @@ def _cache_dir(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Mon
     monkeypatch.setenv("VAE_HUB_CACHE", str(tmp_path_factory.getbasetemp() / "vae_hub_cache"))
 
 
+TOKEN, OTHER_TOKEN = "hf_alice_write_token_0123456789", "hf_bob_token_9876543210"
+
+
+@pytest.fixture(scope="module")
+def hub():
+    """A Hub-compatible server on 127.0.0.1 (tests/hub_server.py) with two users, alice and bob."""
+    from hub_server import HubServer
+
+    with HubServer({TOKEN: "alice", OTHER_TOKEN: "bob"}) as server:
+        yield server
+
+
+@pytest.fixture
+def hub_env(hub, tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """Point the in-process client at the local hub, with an empty HF home and cache and no token anywhere."""
+    from huggingface_hub import constants
+
+    home = tmp_path / "hf_home"
+    monkeypatch.setenv("HF_ENDPOINT", hub.url)
+    monkeypatch.setenv("HF_HOME", str(home))
+    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.delenv("HF_TOKEN", raising=False)
+    # huggingface_hub.constants read these at import time; hf_hub_url and get_token read the constants per call.
+    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
+    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
+    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
+    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
+    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
+    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
+    return hub
+
+
 # Markers that follow from a test's fixtures, so that they cannot be forgotten: `make test-fast` leaves out the
 # slow, http and browser tests (see pyproject.toml for the list).
 FIXTURE_MARKS = {"mnist_root": "mnist", "mnist_test": "mnist", "hub": "http", "hub_env": "http"}

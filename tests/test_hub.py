@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from conftest import OTHER_TOKEN, TOKEN
 from hub_server import HubServer  # tests/ is on sys.path under pytest
 from huggingface_hub import HfApi, ModelCard, constants
 
@@ -21,32 +22,7 @@ from training.train import main as train_main
 from vae_hub import VAE, VAEConfig, WeightsError
 
 ROOT = Path(__file__).resolve().parent.parent
-TOKEN, OTHER_TOKEN = "hf_alice_write_token_0123456789", "hf_bob_token_9876543210"
 HUB_FILES = {".gitattributes", "config.json", "model.safetensors", "README.md"}
-
-
-@pytest.fixture(scope="module")
-def hub():
-    with HubServer({TOKEN: "alice", OTHER_TOKEN: "bob"}) as server:
-        yield server
-
-
-@pytest.fixture
-def hub_env(hub: HubServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> HubServer:
-    """Point the in-process client at the local hub, with an empty HF home and cache and no token anywhere."""
-    home = tmp_path / "hf_home"
-    monkeypatch.setenv("HF_ENDPOINT", hub.url)
-    monkeypatch.setenv("HF_HOME", str(home))
-    monkeypatch.setenv("HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.delenv("HF_TOKEN", raising=False)
-    # huggingface_hub.constants read these at import time; hf_hub_url and get_token read the constants per call.
-    monkeypatch.setattr(constants, "ENDPOINT", hub.url)
-    monkeypatch.setattr(constants, "HUGGINGFACE_CO_URL_TEMPLATE", hub.url + "/{repo_id}/resolve/{revision}/{filename}")
-    monkeypatch.setattr(constants, "HF_HUB_CACHE", str(home / "hub"))
-    monkeypatch.setattr(constants, "HF_TOKEN_PATH", str(home / "token"))
-    monkeypatch.setattr(constants, "HF_STORED_TOKENS_PATH", str(home / "stored_tokens"))
-    monkeypatch.setattr(constants, "HF_HUB_OFFLINE", False)
-    return hub
 
 
 def _model(seed: int) -> VAE:
