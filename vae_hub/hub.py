@@ -31,77 +31,7 @@ class WeightsError(ValueError):
     """A weights folder or Hub repo that cannot be loaded safely; the message names the problem."""
 
 
-CARD_TEMPLATE = """---
-{{ card_data }}
----
-
-# VAE on MNIST{% if variant %}: `{{ variant }}`{% endif %}
-
-A variational autoencoder (Kingma & Welling, [*Auto-Encoding Variational Bayes*]({{ paper_url }}), 2014) saved
-with [vae-hub]({{ repo_url }}) (PyTorch, safetensors, `PyTorchModelHubMixin`).
-{% if architecture %}
-- Encoder q(z|x): MLP {{ architecture.encoder }} ({{ architecture.act_fun }}), the last layer linear and split into
-  μ and log σ²: a diagonal Gaussian over a **{{ architecture.latent_dim }}-D latent**.
-- Decoder p(x|z): MLP {{ architecture.decoder }} to Bernoulli logits. Prior p(z) = N(0, I).
-  {{ architecture.parameters }} parameters.
-- Trained on {{ data }} with the **{{ variant }}** estimator of the KL term, by maximising the ELBO with one
-  reparameterized sample z = μ + σ·ε per image. The two estimators differ only in the KL term:
-{% for line in estimators %}  - {{ line }}
-{% endfor %}  Both give pathwise (reparameterization) gradients: SGVB is not a score-function estimator.
-{% endif %}
-```python
-from vae_hub import VAE
-
-model = VAE.from_pretrained("{{ repo_id | default('USER/vae-mnist', true) }}")  # safetensors only, never pickle
-samples = model.sample(16)                                        # (16, 1, 28, 28) pixel probabilities
-mu, logvar = model.encode(images)                                 # images: uint8 or [0, 1], (N, 28, 28)
-```
-{% if metrics %}
-## Metrics
-
-On the MNIST test images{{ test_note }}, in nats per image. The ELBO uses one sample and the
-closed-form KL for every model, so that the two estimators compare.
-
-| metric | value |
-|---|---|
-{% for name, value in metrics %}| {{ name }} | {{ value }} |
-{% endfor %}{% endif %}{% if grad_variance %}
-## Gradient variance of the encoder
-
-On {{ grad_variance.batches }} fixed batches of {{ grad_variance.batch_size }} test images, the gradient of the
-batch-mean loss with respect to the encoder was drawn {{ grad_variance.draws }} times per batch, with the same
-noise ε for every estimator. *Variance* is the trace of the gradient's covariance, *KL part* the same for the KL
-term's gradient alone (where the estimators differ), SNR = ‖mean gradient‖² / variance. The score-function
-(REINFORCE) estimator of the same KL gradient is shown for contrast; it is not used for training.
-{% for title, rows in grad_variance.tables %}
-{{ title }}:
-
-| estimator | gradient variance | KL part | SNR |
-|---|---|---|---|
-{% for row in rows %}| {{ row | join(" | ") }} |
-{% endfor %}{% endfor %}{% endif %}{% if literature %}
-## Beside the literature (binarized MNIST, 2-D latent)
-
-| model | protocol | network | log-likelihood | ELBO |
-|---|---|---|---|---|
-{% for row in literature %}| {{ row | join(" | ") }} |
-{% endfor %}{% endif %}{% if figures %}
-## Figures
-
-{% for name, file in figures %}![{{ name }}]({{ file }})
-{% endfor %}{% endif %}{% if training %}
-## Training
-
-{{ training }}
-
-Reproduce it with `{{ reproduce }}`. The architecture is in `config.json`, the training settings in
-`training_args.json`, the per-epoch metrics in `metrics.json`.
-{% endif %}
-## License
-
-The weights are released under CC BY-SA 3.0, the license of MNIST (Yann LeCun, Corinna Cortes and Christopher
-J. C. Burges), on which they were trained.
-"""
+CARD_TEMPLATE = (Path(__file__).parent / "model_card.md").read_text(encoding="utf-8")  # the Jinja template
 
 # Class arguments of the mixin: the card's metadata and template.
 CARD_METADATA: dict[str, Any] = {
