@@ -451,6 +451,16 @@ def test_setters_for_larger_latents(page) -> None:
     assert z == [-1.5, -0.4, 0.25, 0.7]
     check_drawn(model, z, pixels)
     assert page.evaluate("vaeHub.get('latent-map') === liveMap")
+    # setMarked: a yellow star on the map's base layer, at the user's code.
+    g = geometry(page)
+    (x0, x1, y0, y1), r, m = g["extent"], g["rect"], g["map"]
+    mark = [0.2, 0.9, -0.3, -0.6]  # shown: z3 → (−0.6), z1 ↑ (0.9)
+    px = r["left"] - m["left"] + (mark[3] - x0) / (x1 - x0) * r["width"]
+    py = r["top"] - m["top"] + (y1 - mark[1]) / (y1 - y0) * r["height"]
+    colour = "([x, y]) => Array.from(liveMap.base.getContext('2d').getImageData(x, y, 1, 1).data)"
+    assert page.evaluate(colour, [round(px), round(py)])[:3] != [255, 255, 0]
+    page.evaluate("(code) => liveMap.setMarked(code)", mark)
+    assert page.evaluate(colour, [round(px), round(py)]) == [255, 255, 0, 255]
     with pytest.raises(Exception, match="two different latent dimensions"):
         page.evaluate("liveMap.setDims([1, 1])")
     with pytest.raises(Exception, match="base code must have 4 values"):

@@ -160,8 +160,9 @@
   async function fetchSafetensors(url, prefix = "") {
     const first = await fetchOk(url, { headers: { Range: `bytes=0-${FIRST_RANGE - 1}` } });
     const head = await first.arrayBuffer();
-    const range = first.status === 206 ? rangeStart(first) : null;
-    if (!range || range.start !== 0 || range.total === null) return parseSafetensors(head); // the whole file
+    if (first.status !== 206) return parseSafetensors(head); // the server ignored Range: this is the whole file
+    const range = rangeStart(first);
+    if (!range || range.start !== 0 || range.total === null) return parseSafetensors(await (await fetchOk(url)).arrayBuffer());
     if (head.byteLength >= range.total) return parseSafetensors(head);
     const n = Number(new DataView(head).getBigUint64(0, true));
     if (8 + n > head.byteLength) return parseSafetensors(await (await fetchOk(url)).arrayBuffer()); // a huge header
@@ -645,7 +646,7 @@
 
     /** Show the latent dimensions `dims` = [i, j] (i →, j ↑); the point keeps its values in them. */
     setDims(dims) {
-      const [i, j] = checkDims(dims, this.model.latentDim);
+      const [i, j] = checkDims(dims, this._loaded().latentDim);
       const z = this.point ? this._code() : null;
       this.dims = [i, j];
       if (z) this.point = [z[i], z[j]];
@@ -655,14 +656,14 @@
 
     /** The values of the dimensions not shown (a full code of latentDim values; those of the shown dims are unused). */
     setBase(base) {
-      this._base = baseCode(base, this.model.latentDim);
+      this._base = baseCode(base, this._loaded().latentDim);
       if (this.point) this._show();
       return this;
     }
 
     /** A code to mark with a star (the user's digit), or null. */
     setMarked(code) {
-      this._marked = code == null ? null : baseCode(code, this.model.latentDim);
+      this._marked = code == null ? null : baseCode(code, this._loaded().latentDim);
       this._drawBase();
       this._drawOverlay();
       return this;
@@ -677,6 +678,7 @@
 
     /** Pin the point [x, y] (in the shown dims; clamped to the region), or the current point. */
     pin(point) {
+      this._loaded();
       if (point) this.point = this._clamp(Number(point[0]), Number(point[1]));
       if (!this.point) throw new Error("pin(): no point yet; pass [x, y]");
       this.pinned = true;
@@ -711,6 +713,11 @@
     }
 
     // --- internals ---
+
+    _loaded() {
+      if (!this.model) throw new Error("the latent map has no model yet: await its ready promise first");
+      return this.model;
+    }
 
     _code() {
       const z = Float64Array.from(this._base);
