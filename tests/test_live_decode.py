@@ -24,6 +24,7 @@ from vae_hub import VAE, Config, bundled_weights
 from vae_hub.config import ACTIVATIONS
 from vae_hub.hub import BUNDLED
 from vae_hub.viz import grid_axis, image_grid, latent_grid
+from webapp import EXAMPLES_DIR, latent_map
 from webapp.static import live
 
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
@@ -205,6 +206,25 @@ def test_a_server_without_ranges_works_too(browser) -> None:
             fetched = [r for r in plain.requests if r.path == "/m/sgvb/model.safetensors"]
             size = (bundled_weights("sgvb") / "model.safetensors").stat().st_size
             assert [(r.status, r.sent) for r in fetched] == [(200, size)]
+        finally:
+            pg.context.close()
+
+
+@pytest.mark.browser
+def test_a_model_held_in_memory(browser, tiny_models: dict[str, Path], tmp_path: Path) -> None:
+    """export_files: what the page needs for a model loaded from the Hub, with the map the app built from the
+    example digits (a model with no map cache)."""
+    model = reference(tiny_models["silu"])
+    lmap = latent_map.compute(model, *latent_map.example_digits(EXAMPLES_DIR), "the example digits")
+    files = live.export_files(model, lmap, tmp_path / "exported")
+    assert sorted(files) == ["config", "map", "weights"]
+    with live.serve({"mine": files}) as s:
+        pg = open_page(browser, s.page_url())
+        try:
+            count, labels = pg.evaluate("[liveMap.map.count, Array.from(liveMap.map.labels)]")
+            assert count == len(lmap.labels) > 0 and labels == lmap.labels.tolist()
+            zs = codes(2, n=10)
+            assert np.abs(js_decode(pg, "mine", zs) - py_decode(model, zs)).max() <= TOL
         finally:
             pg.context.close()
 

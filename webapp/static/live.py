@@ -38,6 +38,7 @@ SCRIPT = STATIC_DIR / "vaehub.js"  # the one file of the browser side
 PAGE = STATIC_DIR / "live.html"  # the standalone page
 
 ModelFiles = dict[str, Path]  # {"config": …, "weights": …, "map": …}; "map" is left out when there is none
+MODEL_URL_NAMES = {"config": CONFIG_NAME, "weights": WEIGHTS_NAME, "map": "latent_map.safetensors"}  # file names
 
 
 def map_file(model: VAE, folders: Iterable[str | os.PathLike] | None = None) -> Path | None:
@@ -61,6 +62,19 @@ def model_files(folder: str | os.PathLike, model: VAE | None = None) -> ModelFil
     found = map_file(model if model is not None else VAE.from_pretrained(folder))
     if found is not None:
         files["map"] = found
+    return files
+
+
+def export_files(model: VAE, lmap: latent_map.LatentMap | None, folder: str | os.PathLike) -> ModelFiles:
+    """Write what the page fetches for a model held in memory into ``folder``, and return the files: for a model
+    loaded from the Hub (its files are in the Hub's cache, under names of its own) or one without a map cache (the
+    map the app built, e.g. from the example digits). ``config.json`` and ``model.safetensors`` as
+    ``save_pretrained`` writes them, and ``latent_map.safetensors`` in the cache's format (left out for no map)."""
+    folder = Path(folder).resolve()
+    model.save_pretrained(folder)
+    files = {"config": folder / CONFIG_NAME, "weights": folder / WEIGHTS_NAME}
+    if lmap is not None:
+        files["map"] = latent_map.write(lmap, folder / MODEL_URL_NAMES["map"])
     return files
 
 
@@ -90,7 +104,6 @@ class Request:
     sent: int  # body bytes
 
 
-MODEL_URL_NAMES = {"config": CONFIG_NAME, "weights": WEIGHTS_NAME, "map": "latent_map.safetensors"}
 RANGE = re.compile(r"bytes=(\d+)-(\d*)$")
 
 
