@@ -428,6 +428,12 @@ def test_margin_and_colour_key_stay_inside_the_plotted_region(page) -> None:
     assert shown(page)[0] == [x0, y1]
     page.mouse.move(m["right"] - 1, m["bottom"] - 1)
     assert shown(page)[0] == [x1, y0]
+    # A region the page sets: the same clamping to it.
+    page.evaluate("liveMap.setExtent([-1, 1, -0.5, 0.5])")
+    page.mouse.move(m["left"] + 1, m["top"] + 1)
+    assert shown(page)[0] == [-1, 0.5]
+    with pytest.raises(Exception, match="x0 < x1"):
+        page.evaluate("liveMap.setExtent([1, -1, 0, 1])")
 
 
 @pytest.mark.browser

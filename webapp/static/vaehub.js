@@ -612,7 +612,7 @@
       this.map = null; // {mu, labels, count, dim}
       this.dims = [0, 1];
       this.extent = null; // [x0, x1, y0, y1]: the plotted region, the only points ever decoded
-      this._fixedExtent = options.extent || null;
+      this._fixedExtent = null;
       this._base = null; // the values of the dimensions not shown
       this._marked = null;
       this.point = null; // [x, y] in the shown dims
@@ -620,6 +620,7 @@
       this._size = [0, 0];
       this._down = null;
       this._token = 0;
+      if (options.extent) this.setExtent(options.extent);
       this._listen();
       this._resize = new ResizeObserver(() => this._layout());
       this._resize.observe(this.mapElement);
@@ -671,7 +672,11 @@
 
     /** Fix the plotted region to [x0, x1, y0, y1], or null to fit it to the map's points. */
     setExtent(extent) {
-      this._fixedExtent = extent ? extent.map(Number) : null;
+      const e = extent ? Array.from(extent, Number) : null;
+      if (e && !(e.length === 4 && e.every(Number.isFinite) && e[0] < e[1] && e[2] < e[3])) {
+        throw new RangeError(`extent must be [x0, x1, y0, y1] with x0 < x1 and y0 < y1, got ${JSON.stringify(extent)}`);
+      }
+      this._fixedExtent = e;
       this._rescale();
       return this;
     }
