@@ -1,6 +1,7 @@
 """vaehub.js inside a real Gradio 6 page, wired as docs/live.md tells the app to: the script in a ``gr.HTML``'s
 ``head``, the map mounted by its ``js_on_load``, the files served by Gradio's file route (``gr.set_static_paths``),
-which honours the script's HTTP Range requests."""
+which honours the script's HTTP Range requests, and Gradio sliders setting the other dimensions of a 4-D model
+with a browser-only listener (``js=``, no Python function)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,8 @@ from vae_hub.hub import BUNDLED
 from webapp.launch import free_port
 from webapp.static import live
 
+MODEL = "z4/sgvb"  # a 4-D model: the sliders hold z2 and z3
+SET_BASE_JS = "(a, b) => { vaeHub.get('latent-map').setBase([0, 0, a, b]); }"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -37,7 +40,7 @@ def mount_js(manifest: dict) -> str:
     """The js_on_load of the map's gr.HTML: register the models, mount the map in the component's element."""
     return f"""
 for (const [name, urls] of Object.entries({json.dumps(manifest)})) vaeHub.register(name, urls);
-window.liveMap = vaeHub.mountLatentMap(element, {{model: "sgvb"}});
+window.liveMap = vaeHub.mountLatentMap(element, {{model: "{MODEL}"}});
 """
 
 
@@ -56,6 +59,8 @@ def gradio_url() -> Iterator[str]:
             gr.Markdown("another tab, open first: the map's tab is mounted later")
         with gr.Tab("Live map"):
             gr.HTML("", head=head, js_on_load=mount_js(live.manifest(files, live.gradio_url)), elem_id="live-host")
+            sliders = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{d}", elem_id=f"z{d}") for d in (2, 3)]
+            gr.on([s.change for s in sliders], None, sliders, None, js=SET_BASE_JS)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
     try:
@@ -89,25 +94,37 @@ def page(gradio_url: str) -> Iterator:
             browser.close()
 
 
+def check_drawn(page, model: VAE) -> None:
+    """The digit in #latent-decode is Python's decode of the map's code (to 8-bit rounding)."""
+    z, pixels = page.evaluate(
+        """() => [liveMap.z, Array.from(document.getElementById('latent-decode').getContext('2d')
+                   .getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0))]"""
+    )
+    with torch.no_grad():
+        want = (torch.sigmoid(model.decoder(torch.tensor([z]))).numpy().reshape(28, 28) * 255).round()
+    assert np.abs(np.asarray(pixels).reshape(28, 28) - want).max() <= 1
+
+
 @pytest.mark.browser
 def test_the_map_runs_in_a_gradio_page(page) -> None:
-    model = VAE.from_pretrained(bundled_weights("sgvb"))
+    model = VAE.from_pretrained(bundled_weights(MODEL))
     box = page.locator("#latent-map").bounding_box()
     assert box and box["width"] > 300
     requests: list[str] = []
     page.on("request", lambda r: requests.append(r.url))
     for fx, fy in [(0.3, 0.4), (0.5, 0.6), (0.6, 0.3)]:
         page.mouse.move(box["x"] + fx * box["width"], box["y"] + fy * box["height"])
-        z, pixels = page.evaluate(
-            """() => [liveMap.z, Array.from(document.getElementById('latent-decode').getContext('2d')
-                       .getImageData(0, 0, 28, 28).data.filter((_, i) => i % 4 === 0))]"""
-        )
-        with torch.no_grad():
-            want = (torch.sigmoid(model.decoder(torch.tensor([z]))).numpy().reshape(28, 28) * 255).round()
-        assert np.abs(np.asarray(pixels).reshape(28, 28) - want).max() <= 1
+        check_drawn(page, model)
     assert requests == []
+    # The sliders set the dimensions the map does not show: the digit follows, decoded in the page.
+    for d, value in ((2, "1.5"), (3, "-0.75")):
+        number = page.locator(f"#z{d} input[type=number]")
+        number.fill(value)
+        number.press("Enter")
+    page.wait_for_function("liveMap.z[2] === 1.5 && liveMap.z[3] === -0.75")
+    check_drawn(page, model)
     # Gradio's file route answered the weights' Range requests: the page took the decoder's bytes only.
-    weights = [(status, rng) for url, status, rng in page.responses if url.endswith("/sgvb/model.safetensors")]
+    weights = [(status, rng) for url, status, rng in page.responses if url.endswith(f"/{MODEL}/model.safetensors")]
     assert weights and all(status == 206 and rng for status, rng in weights), weights
 
 
