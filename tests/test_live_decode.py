@@ -489,8 +489,15 @@ def test_setters_for_larger_latents(page) -> None:
     assert page.evaluate(colour, [round(px), round(py)]) == [255, 255, 0, 255]
     with pytest.raises(Exception, match="two different latent dimensions"):
         page.evaluate("liveMap.setDims([1, 1])")
-    with pytest.raises(Exception, match="base code must have 4 values"):
-        page.evaluate("liveMap.setBase([1, 2])")
+    # One set of sliders serves every latent size (as the app's handlers): extra values ignored, missing ones 0.
+    page.evaluate("liveMap.setBase([0.75, 5, 0.5, 5, 9, 9])")
+    assert shown(page)[0] == [0.75, -0.4, 0.5, 0.7]
+    page.evaluate("liveMap.setBase([0.25])")
+    z, pixels, _, _ = shown(page)
+    assert z == [0.25, -0.4, 0.0, 0.7]
+    check_drawn(model, z, pixels)
+    with pytest.raises(Exception, match="not a finite number"):
+        page.evaluate("liveMap.setBase([0, NaN])")
 
 
 @pytest.mark.browser

@@ -386,6 +386,18 @@
     return [i, j];
   }
 
+  /** A page's values for the dimensions not shown, fitted to `latentDim` as the app's handlers do: extra values
+   * are ignored, missing ones are 0 (one set of sliders serves models of every latent size). */
+  function fitCode(values, latentDim) {
+    const z = new Float64Array(latentDim);
+    const given = Array.from(values ?? [], Number);
+    for (let k = 0; k < Math.min(latentDim, given.length); k++) {
+      if (!Number.isFinite(given[k])) throw new RangeError(`value ${k} is not a finite number: ${values[k]}`);
+      z[k] = given[k];
+    }
+    return z;
+  }
+
   function baseCode(base, latentDim) {
     const z = new Float64Array(latentDim);
     if (base == null) return z;
@@ -639,7 +651,7 @@
       const d = model.latentDim;
       const wanted = dims || this.dims;
       this.dims = wanted[0] < d && wanted[1] < d && wanted[0] !== wanted[1] ? checkDims(wanted, d) : [0, 1];
-      this._base = baseCode(base ? base : this._base && this._base.length === d ? this._base : null, d);
+      this._base = fitCode(base ?? this._base, d);
       if (this._marked && this._marked.length !== d) this._marked = null;
       this._rescale();
       return this;
@@ -655,9 +667,9 @@
       return this;
     }
 
-    /** The values of the dimensions not shown (a full code of latentDim values; those of the shown dims are unused). */
+    /** The values of the dimensions not shown: a code (those of the shown dims are unused; see fitCode). */
     setBase(base) {
-      this._base = baseCode(base, this._loaded().latentDim);
+      this._base = fitCode(base, this._loaded().latentDim);
       if (this.point) this._show();
       return this;
     }
@@ -1015,7 +1027,8 @@
       this.ready = this.set({ model: options.model ?? [...registry.keys()][0], ...options });
     }
 
-    /** Change any of {model, n, dims, span, base, maxSide} and redraw; resolves once drawn. */
+    /** Change any of {model, n, dims, span, base, maxSide} and redraw; resolves once drawn. `base` holds the
+     * dimensions not swept (fitted to the model's latent size as the map's setBase does). */
     async set(changes = {}) {
       const token = ++this._token;
       const next = { ...this.options };
@@ -1024,9 +1037,9 @@
       if (token !== this._token) return this;
       const d = model.latentDim;
       if (changes.dims === undefined && (next.dims[0] >= d || next.dims[1] >= d)) next.dims = [0, 1];
-      if (next.base && next.base.length !== d) next.base = changes.base === undefined ? null : next.base;
       const n = Number(next.n);
-      this.images = model.decoder.grid({ n, dims: next.dims, span: next.span, base: next.base });
+      const base = next.base == null ? null : fitCode(next.base, d);
+      this.images = model.decoder.grid({ n, dims: next.dims, span: next.span, base });
       this.axis = gridAxis(n, next.span);
       this.options = { ...next, n };
       this.model = model;
