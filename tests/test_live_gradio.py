@@ -21,8 +21,8 @@ from vae_hub.hub import BUNDLED
 from webapp.launch import free_port
 from webapp.static import live
 
-MODEL = "z4/sgvb"  # a 4-D model: the sliders hold z2 and z3
-SET_BASE_JS = "(a, b) => { vaeHub.get('latent-map').setBase([0, 0, a, b]); }"
+MODEL = "z4/sgvb"  # a 4-D model: the sliders of z2 and z3 matter, those of the two shown do not
+SET_BASE_JS = "(...v) => { vaeHub.get('latent-map').setBase(v); }"  # as docs/live.md has it
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 FLAGS = [
     "--headless",
@@ -59,7 +59,7 @@ def gradio_url() -> Iterator[str]:
             gr.Markdown("another tab, open first: the map's tab is mounted later")
         with gr.Tab("Live map"):
             gr.HTML("", head=head, js_on_load=mount_js(live.manifest(files, live.gradio_url)), elem_id="live-host")
-            sliders = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{d}", elem_id=f"z{d}") for d in (2, 3)]
+            sliders = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{d}", elem_id=f"z{d}") for d in range(4)]
             gr.on([s.change for s in sliders], None, sliders, None, js=SET_BASE_JS)
     port = free_port()
     demo.launch(server_name="127.0.0.1", server_port=port, prevent_thread_lock=True, quiet=True)
