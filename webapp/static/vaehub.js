@@ -1071,14 +1071,15 @@
       const dpr = global.devicePixelRatio || 1;
       this._width = this.container.clientWidth;
       const avail = Math.min(maxSide, (this._width || maxSide) - GRID_MARGIN.left - GRID_MARGIN.right);
-      const scale = Math.max(1, Math.floor((avail * dpr) / S)) / dpr; // whole device pixels per image pixel
+      // whole device pixels per image pixel where there is room (crisp); shrunk to fit where there is not (a phone)
+      const scale = avail * dpr >= S ? Math.floor((avail * dpr) / S) / dpr : Math.max(1, avail) / S;
       const side = S * scale;
       const w = GRID_MARGIN.left + side + GRID_MARGIN.right;
       const h = GRID_MARGIN.top + side + GRID_MARGIN.bottom;
       this.canvas.style.width = `${w}px`;
       this.canvas.style.height = `${h}px`;
       const ctx = sizeCanvas(this.canvas, w, h);
-      ctx.imageSmoothingEnabled = false;
+      ctx.imageSmoothingEnabled = scale * dpr < 1; // enlarged: sharp pixels; reduced: averaged, not dropped
       ctx.drawImage(src, GRID_MARGIN.left, GRID_MARGIN.top, side, side);
 
       const ink = getComputedStyle(this.canvas).color || "#000";
