@@ -211,7 +211,10 @@ def live_map(page, url: str, moves: int, interval_ms: float) -> dict[str, object
         r = page.evaluate("vaeHub.get('latent-map').plotRect()")
         page.evaluate(LISTEN_JS)
         requests: list[str] = []
-        listener = requests.append
+
+        def listener(request, requests: list[str] = requests) -> None:
+            requests.append(request.url)
+
         page.on("request", listener)
         for k in range(moves):
             t = 2 * math.pi * k / moves
@@ -232,6 +235,9 @@ def live_map(page, url: str, moves: int, interval_ms: float) -> dict[str, object
             not requests else "MISSED"  # fmt: skip
         out[f"(c) {name}: pointer move → digit drawn (ms)"] = {k: round(v, 2) if isinstance(v, float) else v
                                                                for k, v in row.items()}  # fmt: skip
+    out["(c) vaehub.js, once for every model (bytes)"] = page.evaluate(
+        "performance.getEntriesByType('resource').filter((e) => e.name.endsWith('/live/vaehub.js'))"
+        ".reduce((n, e) => n + e.encodedBodySize, 0)")  # fmt: skip
     for name in VARIANTS:
         t = page.evaluate(DECODE_JS, name)
         out[f"(c) {name}: bytes fetched, decode in the page"] = {
