@@ -48,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY,
                    help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})")
     p.add_argument("--sessions", type=int, default=env("VAE_HUB_SESSIONS") or 200,
-                   help="sessions kept (each holds a copy of the page's state and its last values; the oldest goes "
-                   "first; env VAE_HUB_SESSIONS; default 200)")
+                   help="sessions Gradio keeps (the app itself holds nothing per session; the oldest goes first; "
+                   "env VAE_HUB_SESSIONS; default 200)")
     p.add_argument("--keep-files", type=float, default=env("VAE_HUB_KEEP_FILES") or 1800, metavar="SECONDS",
                    help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)")
     p.add_argument("--tmp", default=env("VAE_HUB_TMP"),
