@@ -48,8 +48,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=int, default=env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY,
                    help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})")
     p.add_argument("--sessions", type=int, default=env("VAE_HUB_SESSIONS") or 200,
-                   help="sessions kept (each holds a copy of the page's state and its last values; the oldest goes "
-                   "first; env VAE_HUB_SESSIONS; default 200)")
+                   help="sessions Gradio keeps (the app itself holds nothing per session; the oldest goes first; "
+                   "env VAE_HUB_SESSIONS; default 200)")
     p.add_argument("--keep-files", type=float, default=env("VAE_HUB_KEEP_FILES") or 1800, metavar="SECONDS",
                    help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)")
     p.add_argument("--tmp", default=env("VAE_HUB_TMP"),
@@ -121,6 +121,7 @@ def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
     from vae_hub.preprocess import MAX_FILE_BYTES
     from webapp import gate, latent_map, ui
     from webapp.handlers import Handlers, load_models
+    from webapp.static import live
 
     torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
     sources = model_sources(args.model)
@@ -131,10 +132,12 @@ def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
     titles = {name: title(name, sources[name], m.latent_dim) for name, m in models.items()}
     uploads = gate.Uploads(folder, args.keep_files)
     maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
-    demo, endpoints = ui.build(Handlers(models, titles, maps, uploads))
+    sources_of_maps = {name: lmap.source for name, lmap in maps.items()}
+    demo, endpoints = ui.build(Handlers(models, titles, uploads), live.manifest(models), sources_of_maps)
     gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
     demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
-    guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16)
+    guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16,
+                       files=live.files(models, sources, maps))  # what the page's decoder fetches, and only that
     log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
     demo.launch(
         server_name=args.host,

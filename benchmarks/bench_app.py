@@ -74,16 +74,15 @@ def report(results: dict[str, object], json_path: Path | None) -> None:
 def in_process(inputs: dict[str, Path], repeats: int, folder: Path) -> dict[str, object]:
     import torch
 
-    from webapp import WEIGHTS_DIR, gate, latent_map
+    from webapp import WEIGHTS_DIR, gate
     from webapp.handlers import Handlers, load_models
 
     torch.set_num_threads(1)  # as app.py does
     t = time.perf_counter()
     models = load_models({v: WEIGHTS_DIR / v for v in VARIANTS})
-    maps = {n: latent_map.load_or_build(m) for n, m in models.items()}
-    out: dict[str, object] = {"load the four models and their latent maps (s)": round(time.perf_counter() - t, 2)}
+    out: dict[str, object] = {"load the four models (s)": round(time.perf_counter() - t, 2)}
     uploads = gate.Uploads(folder, keep_s=3600)  # files too large for a data URL are sent as uploads
-    handlers = Handlers(models, {v: v for v in VARIANTS}, maps, uploads)
+    handlers = Handlers(models, {v: v for v in VARIANTS}, uploads)
     x = torch.rand(1, 1, 28, 28)
     base = timeit(lambda: [m.reconstruct(x) for m in models.values()], repeats * 4)
     out["baseline: the four models reconstruct one digit (ms)"] = round(base, 3)
@@ -91,20 +90,13 @@ def in_process(inputs: dict[str, Path], repeats: int, folder: Path) -> dict[str,
     for name, path in inputs.items():
         value = data_url(path) if path.stat().st_size < 300_000 else uploads.add(str(folder / path.name))
         cases[f"reconstruct, {name}"] = lambda value=value: handlers.reconstruct(value)
-    z = [0.0] * 4
-    cases["grid 25×25 (HTML with its PNG and axes)"] = lambda: handlers.grid("sgvb", 0, 1, "quantile", 2, 25, *z)
     cases["samples 25×25"] = lambda: handlers.samples("z4/sgvb", 25, 1)
     a, b = data_url(ROOT / "examples" / "0_0003.png"), data_url(ROOT / "examples" / "1_0002.png")
     cases["interpolate, 10 steps × 4 models"] = lambda: handlers.interpolate(a, b, 10)
-    cases["latent map (a plot drawn before)"] = lambda: handlers.latent_map("sgvb", 0, 1, None)
-    cases["decode point"] = lambda: handlers.decode_point("z4/sgvb", 0, 3, [0.5, -1.0], None)
     for name, fn in cases.items():
         ms = timeit(fn, repeats)
         out[f"{name} (ms)"] = round(ms, 2)
         out[f"{name} (× baseline)"] = round(ms / base, 1)
-    t = time.perf_counter()
-    handlers.latent_map("z4/kl_wo_e", 2, 3, None)
-    out["latent map, first drawing of a plot (matplotlib) (ms)"] = round((time.perf_counter() - t) * 1e3)
     return out
 
 
@@ -128,11 +120,8 @@ def over_http(inputs: dict[str, Path], repeats: int, startups: int) -> dict[str,
             cases = {
                 "reconstruct, canvas drawing": ("reconstruct", drawing),
                 "reconstruct, uploaded 1024×768 JPEG": ("reconstruct", ref),
-                "grid 15×15": ("grid", "sgvb", 0, 1, "quantile", 2, 15, 0, 0, 0, 0),
                 "samples 15×15": ("samples", "sgvb", 15, 3),
                 "interpolate, 10 steps": ("interpolate", example, drawing, 10),
-                "latent map": ("latent_map", "sgvb", 0, 1),
-                "decode point": ("decode_point", "sgvb", 0, 1, [0.5, -1.0]),
             }
             for name, (endpoint, *data) in cases.items():
                 def one(endpoint: str = endpoint, data: list = data) -> None:

@@ -4,11 +4,11 @@
 
 It starts ``app.py`` on 127.0.0.1 (queue concurrency ``--concurrency``). Each of ``--clients`` threads sends
 ``--requests`` requests, cycling through: a reconstruct of a real input (an MNIST example or a canvas drawing sent
-as a PNG data URL, or a JPEG photo uploaded first, as the page does), a 15×15 latent grid, and an interpolation
-between two digits (8 steps). Every answer is checked: a reconstruct's 28×28 input must resemble the digit sent, a
-grid and an interpolation must have their sizes. It reports errors (target 0), p50 / p99 latency (overall and per
-kind), throughput, and the server's peak resident memory (VmHWM). The run is bounded by ``--clients ×
---requests`` and by ``--time-limit``.
+as a PNG data URL, or a JPEG photo uploaded first, as the page does), 15×15 random samples, and an interpolation
+between two digits (8 steps). Every answer is checked: a reconstruct's 28×28 input must resemble the digit sent,
+samples and an interpolation must have their sizes (the latent grid and map decode in the page: no request). It
+reports errors (target 0), p50 / p99 latency (overall and per kind), throughput, and the server's peak resident
+memory (VmHWM). The run is bounded by ``--clients × --requests`` and by ``--time-limit``.
 """
 
 from __future__ import annotations
@@ -30,7 +30,7 @@ from PIL import Image
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
-KINDS = ("reconstruct", "grid", "interpolate")
+KINDS = ("reconstruct", "samples", "interpolate")
 GRID_N, STEPS = 15, 8
 
 
@@ -95,10 +95,10 @@ def run(url: str, inputs: list, clients: int, requests: int, time_limit: float) 
                     event, out = call(url, "reconstruct", image)
                     if event != "complete" or corr(images(out[0])[0], digit) < 0.8:
                         raise AssertionError(f"{event}: the answer does not show the digit sent")
-                elif kind == "grid":
-                    event, out = call(url, "grid", "sgvb", 0, 1, "quantile", 2, GRID_N, 0, 0, 0, 0)
+                elif kind == "samples":
+                    event, out = call(url, "samples", "sgvb", GRID_N, i + r)
                     if event != "complete" or images(out[0])[0].shape != (30 * GRID_N + 2,) * 2:
-                        raise AssertionError(f"{event}: not a {GRID_N}×{GRID_N} grid")
+                        raise AssertionError(f"{event}: not {GRID_N}×{GRID_N} samples")
                 else:
                     event, out = call(url, "interpolate", value(i + r)[0], value(i + r + 1)[0], STEPS)
                     if event != "complete" or len(images(out[0])) != 2 + 4 * STEPS:

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import httpx
 import pytest
-from app_server import App, call, free_port
+from app_server import WEIGHTS, App, call, free_port
 from conftest import ROOT, require
 
 pytestmark = pytest.mark.http
@@ -56,6 +56,9 @@ def test_the_app_works_through_the_proxy(proxy: str) -> None:
     assert httpx.get(proxy, timeout=30).status_code == 200
     event, answer = call(proxy, "samples", "sgvb", 5, 1)
     assert event == "complete" and "Random samples" in answer[0]
+    # the page's decoder reads the weights with Range requests: they pass the proxy as they are
+    weights = httpx.get(f"{proxy}live/sgvb/model.safetensors", headers={"Range": "bytes=8-99"}, timeout=30)
+    assert weights.status_code == 206 and weights.content == (WEIGHTS / "sgvb/model.safetensors").read_bytes()[8:100]
 
 
 def test_oversized_bodies_stop_at_the_proxy(proxy: str) -> None:

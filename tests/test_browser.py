@@ -244,31 +244,46 @@ def choose(page, label: str, option: str) -> None:
     page.get_by_role("option", name=option, exact=True).click()
 
 
+GRID = "vaeHub.get('latent-grid')"
+
+
+def wait_grid(page, caption: str) -> None:
+    """Wait until the grid decoded in the page has the caption matching the regex ``caption``."""
+    page.wait_for_function(f"(re) => {GRID} && {GRID}.images && new RegExp(re).test("
+                           "document.querySelector('#grid .caption').textContent)", arg=caption)  # fmt: skip
+
+
 def test_grid_axes_sliders_samples_and_same_dimension_twice(desktop) -> None:
-    page, _ = desktop
+    page, joins = desktop
     tab(page, "Latent grid")
-    html = wait_results(page, "#grid")
-    assert page.locator("#grid .xticks span").count() >= 8 and page.locator("#grid .yticks span").count() >= 8
-    assert "z0 →" in page.locator("#grid").inner_text() and uncovered(page, "#grid img.grid")
+    wait_grid(page, r"^2-D · SGVB: decoded over z0 and z1 \(Gaussian quantiles\)$")
+    axis = page.evaluate(f"Array.from({GRID}.axis)")
+    assert len(axis) == 15 and axis[0] < -1.5 and axis[-1] > 1.5  # the axes' coordinates, drawn beside the grid
+    assert uncovered(page, "#latent-grid")
     # 2-D model: no axes to choose, no other dimensions, no "start from my digit's code"
     sliders_shown(page, ())
-    assert page.get_by_role("button", name="Start from my digit's code").is_hidden()
+    assert page.get_by_role("button", name="Start from my digit's code").first.is_hidden()
     page.screenshot(path=str(ARTIFACTS / "desktop_grid.png"), full_page=True)
-    page.get_by_label("4-D · SGVB").first.check()
-    html = wait_results(page, "#grid", html)
+    page.locator("#grid_model").get_by_label("4-D · SGVB").check()
+    wait_grid(page, r"^4-D · SGVB: decoded over z0 and z1 .*other dimensions at z2 = \+0\.00, z3 = \+0\.00\)$")
     sliders_shown(page, (2, 3))
     # the same dimension on both axes: the other axis moves away, and the grid never shows an error
     choose(page, "Sweep dimension →", "z1")
-    html = wait_results(page, "#grid", html)
+    wait_grid(page, r"decoded over z1 and z2 ")
     page.wait_for_timeout(1500)
-    assert "Error" not in page.locator("#grid").locator("..").inner_text()
+    assert "Error" not in page.locator("#grid_col").inner_text()
     assert page.get_by_text("choose two different dimensions").count() == 0
-    caption = page.locator("#grid .caption").inner_text()
-    assert re.search(r"decoded over z1 and z2", caption), caption
     sliders_shown(page, (0, 3))
-    # random samples say what they are
+    # random samples (the server's: torch's generator) take the grid's place, and say what they are
+    before = len(joins)
     page.get_by_role("button", name="Random samples").click()
-    page.wait_for_function("() => document.querySelector('#grid .caption').textContent.startsWith('Random samples')")
+    page.wait_for_function("document.querySelector('#samples .caption')?.textContent.startsWith('Random samples')")
+    assert page.locator("#latent-grid").is_hidden() and len(joins) == before + 1
+    page.screenshot(path=str(ARTIFACTS / "desktop_grid_samples.png"), full_page=True)
+    choose(page, "Sweep dimension ↑", "z3")  # any control: the live grid again
+    wait_grid(page, r"decoded over z1 and z3 ")
+    assert page.locator("#latent-grid").is_visible() and page.locator("#samples img").count() == 0
+    assert len(joins) == before + 1  # the grid itself never asks the server
     page.screenshot(path=str(ARTIFACTS / "desktop_grid_4d.png"), full_page=True)
 
 
@@ -277,12 +292,14 @@ def test_start_from_my_digits_code(desktop) -> None:
     pick(page, "#examples", "3")
     wait_results(page, "#results")
     tab(page, "Latent grid")
-    html = wait_results(page, "#grid")
-    page.get_by_label("4-D · KL w/o E").first.check()
-    html = wait_results(page, "#grid", html)
-    page.get_by_role("button", name="Start from my digit's code").click()
-    page.wait_for_function("() => /other dimensions at \\((?!\\+0\\.00, \\+0\\.00, \\+0\\.00, \\+0\\.00)/"
-                           ".test(document.querySelector('#grid .caption').textContent)")  # fmt: skip
+    wait_grid(page, "^2-D")
+    page.locator("#grid_model").get_by_label("4-D · KL w/o E").check()
+    wait_grid(page, "^4-D · KL w/o E")
+    page.get_by_role("button", name="Start from my digit's code").first.click()
+    mu = page.evaluate("vaeHubPage.codes['z4/kl_wo_e']")
+    held = ", ".join(f"z{k} = {mu[k]:+.2f}".replace("-", "\u2212") for k in (2, 3))
+    wait_grid(page, re.escape(f"other dimensions at {held})"))
+    assert held != "z2 = +0.00, z3 = +0.00"
 
 
 # --- Interpolate -----------------------------------------------------------------------------------------------
@@ -324,46 +341,71 @@ def test_phone_strips_are_readable(phone) -> None:
     assert uncovered(page, "#interp .frames img")
     page.screenshot(path=str(ARTIFACTS / "phone_interpolate.png"), full_page=True)
     tab(page, "Latent grid")
-    wait_results(page, "#grid")
-    assert uncovered(page, "#grid img.grid") and in_view(page, "#grid img.grid")
+    wait_grid(page, "^2-D")
+    assert uncovered(page, "#latent-grid") and in_view(page, "#latent-grid")
     page.screenshot(path=str(ARTIFACTS / "phone_grid.png"), full_page=True)
 
 
 # --- Latent map --------------------------------------------------------------------------------------------------
 
 
-def click_map(page, u: float, v: float) -> None:
-    box = page.locator("#map .plot img").bounding_box()
-    page.mouse.click(box["x"] + u * box["width"], box["y"] + v * box["height"])
+MAP = "vaeHub.get('latent-map')"
 
 
-def test_map_marks_clicks_inside_only_and_clears_on_a_new_model(desktop) -> None:
+def map_ready(page, model: str) -> dict:
+    page.wait_for_function(f"(m) => {MAP} && {MAP}.model && {MAP}.model.name === m", arg=model)
+    return page.evaluate(f"{MAP}.plotRect()")
+
+
+def test_map_marks_clicks_inside_only_and_follows_a_new_model(desktop) -> None:
+    """A click pins the point under it, with a marker; clicks in the margins or on the colour key pin the nearest
+    point inside the plot; a new model decodes the same point again, with that model; none of it asks the
+    server."""
     page, joins = desktop
     tab(page, "Latent map")
-    wait_results(page, "#map")
-    left, t, w, h = map(float, page.locator("#map .map").get_attribute("data-box").split())
-    click_map(page, left + 0.5 * w, t + 0.5 * h)
-    decoded = wait_results(page, "#map_decoded")
-    assert "Decoded at z0 = " in decoded and page.locator("#map .marker").is_visible()
+    r = map_ready(page, "sgvb")
     before = len(joins)
-    for u, v in ((left + w + 0.12, t + 0.5 * h), (left / 3, t + 0.5 * h), (left + 0.5 * w, t + h + 0.05)):
-        click_map(page, u, v)  # the colour bar, the left margin, below the axes: nothing to decode
-    page.wait_for_timeout(1000)
-    assert len(joins) == before and page.evaluate(STATE, "#map_decoded") == decoded
+    x, y = r["left"] + 0.5 * r["width"], r["top"] + 0.5 * r["height"]
+    page.mouse.click(x, y)
+    assert page.evaluate(f"{MAP}.pinned") and "(pinned)" in page.locator("#latent-coords").inner_text()
+    marker = page.evaluate(f"([x, y]) => {{ const o = {MAP}.overlay, b = o.getBoundingClientRect();"
+                           " const s = o.width / b.width, c = o.getContext('2d');"
+                           " return Array.from(c.getImageData((x - b.left) * s, (y - b.top) * s, 1, 1).data); }",
+                           [x, y])  # fmt: skip
+    assert marker[3] > 0, "a marker where the click was"
+    extent = page.evaluate(f"{MAP}.extent")
+    for u, v in ((1.12, 0.5), (-0.15, 0.5), (0.5, 1.08)):  # the colour key, the left margin, below the axes
+        page.mouse.click(r["left"] + u * r["width"], r["top"] + v * r["height"])  # releases the pin
+        page.mouse.click(r["left"] + u * r["width"], r["top"] + v * r["height"])  # pins there
+        z = page.evaluate(f"{MAP}.z")
+        assert extent[0] <= z[0] <= extent[1] and extent[2] <= z[1] <= extent[3], (u, v, z)
     page.screenshot(path=str(ARTIFACTS / "desktop_map.png"), full_page=True)
-    page.get_by_label("4-D · KL w/o E").first.check()
-    page.wait_for_function("() => !document.querySelector('#map_decoded img')")
-    wait_results(page, "#map")
+    drawn = "Array.from(document.getElementById('latent-decode').getContext('2d').getImageData(0, 0, 28, 28).data)"
+    old = page.evaluate(drawn)
+    z = page.evaluate(f"{MAP}.z")
+    page.locator("#map_model").get_by_label("2-D · KL w/o E").check()
+    map_ready(page, "kl_wo_e")
+    assert page.evaluate(f"{MAP}.z") == z and page.evaluate(drawn) != old  # the same point, the new model's digit
+    page.locator("#map_model").get_by_label("4-D · KL w/o E").check()
+    map_ready(page, "z4/kl_wo_e")
     choose(page, "Dimension →", "z1")  # the same dimension on both axes: moved apart, no error
-    page.wait_for_timeout(1500)
-    assert "Error" not in page.locator("#map").locator("..").inner_text()
-    assert "μ1 →" in page.locator("#map .caption").inner_text()
+    page.wait_for_function(f"{MAP}.dims[0] === 1 && {MAP}.dims[1] === 2")
+    page.wait_for_timeout(1000)
+    assert "Error" not in page.locator("#map").locator("xpath=../..").inner_text()
+    assert "μ1 →, μ2 ↑" in page.locator("#map .caption").inner_text()
+    assert len(joins) == before
+    page.screenshot(path=str(ARTIFACTS / "desktop_map_4d.png"), full_page=True)
 
 
 def test_phone_map(phone) -> None:
+    """On a phone the map comes before its controls, and the decoded digit is in view with it."""
     page, _ = phone
     tab(page, "Latent map")
-    wait_results(page, "#map")
-    box = page.locator("#map .plot img").bounding_box()
-    assert box["width"] > 300
+    r = map_ready(page, "sgvb")
+    page.mouse.click(r["left"] + 0.6 * r["width"], r["top"] + 0.4 * r["height"])
+    top = page.locator("#latent-map").bounding_box()
+    digit = page.locator("#latent-decode").bounding_box()
+    assert top["width"] > 300 and digit["width"] >= 100
+    assert digit["y"] + digit["height"] - top["y"] < PHONE["height"] - 40, "the map and its digit fit on one screen"
+    assert top["y"] < page.locator("#map_model").bounding_box()["y"]
     page.screenshot(path=str(ARTIFACTS / "phone_map.png"), full_page=True)

@@ -2,8 +2,10 @@
 
 - :mod:`webapp.handlers`: the work behind each endpoint, plain functions of images and numbers (no Gradio);
 - :mod:`webapp.latent_map`: the latent map's cache (shipped for the bundled weights, a user cache for others);
-- :mod:`webapp.gate`: the server's front door: routes, endpoints, bodies, uploads and the app's private folder;
+- :mod:`webapp.gate`: the server's front door: routes, endpoints, bodies, uploads, the app's private folder, and the
+  files of the page's decoder;
 - :mod:`webapp.ui`: the Gradio page, wired to the handlers;
+- :mod:`webapp.static`: the decoder, latent map and grid that run in the page (``vaehub.js``), and what they fetch;
 - :mod:`webapp.space`: deploy the app as a Hugging Face Space.
 """
 

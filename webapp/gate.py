@@ -1,11 +1,13 @@
 """The server's front door and its files: an ASGI middleware in front of Gradio, upload references, and the app's
 private folder with its pruner. No Gradio here: Gradio is configured through its public arguments (``app.py``);
-this only decides which requests reach it.
+this decides which requests reach it, and serves the page's decoder files itself.
 
 :class:`Gate` lets through the routes the page and the documented API use and nothing else; for a call, only the
 app's named endpoints (by name or by index) with one plain JSON value per field. Bodies must state their length and
 are capped before they are read, and must arrive before a deadline; requests and event streams in flight are
-capped; an upload is answered with an opaque reference instead of its server path (:class:`Uploads`).
+capped; an upload is answered with an opaque reference instead of its server path (:class:`Uploads`). The files
+the page's decoder fetches (``files``: URL path → a file or bytes) are served at their own short URLs, with HTTP
+Range, and only those: a URL names no server path.
 """
 
 from __future__ import annotations
@@ -19,11 +21,12 @@ import stat
 import tempfile
 import threading
 import time
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple
-from urllib.parse import unquote
+
+from starlette.responses import FileResponse, Response
 
 UPLOAD_PREFIX = "upload:"
 # What the page and gradio_client fetch (GET or HEAD), besides a call's own stream.
@@ -110,14 +113,12 @@ def start_pruning(root: Path, keep_s: float, every_s: float, max_bytes: int) -> 
 
 
 def plain(value: Any) -> bool:
-    """A value one field can take: a JSON scalar, or a short list of numbers (a latent point)."""
-    if isinstance(value, list):
-        return len(value) <= 4 and all(isinstance(v, (int, float)) and not isinstance(v, bool) for v in value)
+    """A value one field can take: a JSON scalar."""
     return value is None or isinstance(value, (str, int, float, bool))
 
 
 def shown(value: Any) -> str:
-    return (json.dumps(value) if plain(value) and not isinstance(value, list) else type(value).__name__)[:40]
+    return (json.dumps(value) if plain(value) else type(value).__name__)[:40]
 
 
 async def answer(send: Any, status: int, detail: str | list) -> None:
@@ -133,12 +134,12 @@ class Gate:
 
     def __init__(self, app: Any, endpoints: Mapping[int, Endpoint], uploads: Uploads, max_upload: int,
                  max_body: int = 2**20, max_active: int = 64, max_streams: int = 256, upload_s: float = 120.0,
-                 body_s: float = 20.0, static_files: Iterable[str | os.PathLike] = ()) -> None:  # fmt: skip
+                 body_s: float = 20.0, files: Mapping[str, os.PathLike | bytes] | None = None) -> None:  # fmt: skip
         self.app, self.endpoints, self.uploads = app, endpoints, uploads
         self.max_upload, self.max_body, self.upload_s, self.body_s = max_upload, max_body, upload_s, body_s
         self.by_name = {e.name: e for e in endpoints.values()}
         self.limits, self.active = {"request": max_active, "stream": max_streams}, {"request": 0, "stream": 0}
-        self.static_files = {os.path.realpath(p) for p in static_files}
+        self.files = dict(files or {})
         self.menu = f"this app's endpoints are {', '.join(f'/{n}' for n in self.by_name)} (see /gradio_api/info)"
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -159,8 +160,9 @@ class Gate:
         method, path = scope["method"], scope["path"].rstrip("/") or "/"
         if method in ("GET", "HEAD"):
             call = re.fullmatch(r"/gradio_api/call/([\w-]+)/[\w-]+", path)
-            static = path.startswith("/gradio_api/file=") and os.path.realpath(unquote(path[17:])) in self.static_files
-            if path == "/" or PAGES.fullmatch(path) or static or (call and call[1] in self.by_name):
+            if path in self.files:
+                return await self.serve_file(scope, receive, send, self.files[path])
+            if path == "/" or PAGES.fullmatch(path) or (call and call[1] in self.by_name):
                 return await self.app(scope, receive, send)
         elif method == "POST" and path in ("/gradio_api/queue/join", "/gradio_api/cancel"):
             return await self.call(scope, receive, send, None)
@@ -169,6 +171,15 @@ class Gate:
         elif method == "POST" and path == "/gradio_api/upload":
             return await self.upload(scope, receive, send)
         return await answer(send, 404, f"Not found: this app serves no such route; {self.menu}.")
+
+    async def serve_file(self, scope: dict, receive: Any, send: Any, item: os.PathLike | bytes) -> None:
+        """One of :attr:`files` (a file with Range, as Starlette serves it; bytes whole); revalidated on each load,
+        so a page never runs a stale script against new weights."""
+        kind = {".js": "text/javascript", ".json": "application/json"}.get(os.path.splitext(scope["path"])[1])
+        kind, headers = kind or "application/octet-stream", {"Cache-Control": "no-cache"}
+        if isinstance(item, bytes):
+            return await Response(item, headers=headers, media_type=kind)(scope, receive, send)
+        await FileResponse(item, headers=headers, media_type=kind)(scope, receive, send)
 
     def length(self, scope: dict, limit: int) -> int | None:
         """The body's stated length, if stated and at most ``limit``."""

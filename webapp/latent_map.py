@@ -1,4 +1,4 @@
-"""The latent map: the posterior means μ of MNIST test digits, cached per set of weights, and its scatter plot.
+"""The latent map: the posterior means μ of MNIST test digits, cached per set of weights (the page draws it).
 
 A deployed app (a Space) may have no MNIST, so the means are cached in a small safetensors file named after a
 sha256 of the weights. The caches of the bundled weights ship in ``assets/latent_map`` (read only; refresh them
@@ -19,12 +19,11 @@ import numpy as np
 import torch
 from PIL import Image
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file, save
 from torch import Tensor
 
 from vae_hub.data import DataError, cache_dir, load_mnist
 from vae_hub.model import VAE
-from vae_hub.viz import figure_to_array, plot_latent_scatter
 
 from . import EXAMPLES_DIR, ROOT, VARIANTS, WEIGHTS_DIR
 
@@ -56,12 +55,17 @@ def compute(model: VAE, images: Tensor, labels: Tensor, source: str) -> LatentMa
     return LatentMap(model.encode(images)[0].float().cpu(), labels.long().cpu(), source)
 
 
+def to_bytes(lmap: LatentMap) -> bytes:
+    """A map in the cache's format: safetensors with ``mu`` (float16, (N, D)) and ``labels`` (uint8, (N,))."""
+    return save({"mu": lmap.mu.half().contiguous(), "labels": lmap.labels.to(torch.uint8)})
+
+
 def write(lmap: LatentMap, path: str | os.PathLike) -> Path:
-    """Write a map's cache (float16 means, uint8 labels) under a temporary name, then rename it into place."""
+    """Write a map's cache under a temporary name, then rename it into place."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    save_file({"mu": lmap.mu.half().contiguous(), "labels": lmap.labels.to(torch.uint8)}, tmp)
+    tmp.write_bytes(to_bytes(lmap))
     os.replace(tmp, path)
     return path
 
@@ -100,21 +104,6 @@ def load_or_build(
     except OSError:
         pass  # a read-only deployment recomputes at the next start
     return lmap
-
-
-def render(lmap: LatentMap, dims: tuple[int, int], title: str = "") -> tuple[np.ndarray, dict]:
-    """The scatter of μ over two dimensions, coloured by class, as an RGB image; and its geometry, in fractions of
-    the image from its top left: the plot's box (left, top, width, height) and the axes' limits."""
-    fig = plot_latent_scatter(lmap.mu, lmap.labels, dims, title or "posterior means of test digits", note=lmap.source)
-    image = figure_to_array(fig)  # draws the figure: the axes' position and limits are final
-    ax, (h, w) = fig.axes[0], image.shape[:2]  # the scatter (the colour bar comes after it)
-    box = ax.get_window_extent()  # in pixels from the bottom left
-    view = {
-        "box": [box.x0 / w, 1 - (box.y0 + box.height) / h, box.width / w, box.height / h],
-        "xlim": list(ax.get_xlim()),
-        "ylim": list(ax.get_ylim()),
-    }
-    return image, view
 
 
 def main(argv: list[str] | None = None) -> None:

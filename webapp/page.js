@@ -61,26 +61,6 @@ window.vaeHubPage = {
   set(id, value) {
     document.querySelector(`#${id} [data-receiver]`).dispatchEvent(new CustomEvent("vaehub-set", { bubbles: true, detail: value }));
   },
-  receiver(element, props, trigger) {
-    element.addEventListener("vaehub-set", (e) => { props.value = e.detail; trigger("input"); });
-  },
-  // The latent map: a click inside the plotted region (never the margin or the colour bar) is marked and decoded.
-  map(element) {
-    element.addEventListener("click", (e) => {
-      const img = e.target.closest(".map .plot img");
-      if (!img) return;
-      const map = img.closest(".map"), r = img.getBoundingClientRect();
-      const num = (k) => map.dataset[k].split(" ").map(Number);
-      const [l, t, w, h] = num("box"), [x0, x1] = num("xlim"), [y0, y1] = num("ylim");
-      const u = ((e.clientX - r.left) / r.width - l) / w, v = ((e.clientY - r.top) / r.height - t) / h;
-      if (!(u >= 0 && u <= 1 && v >= 0 && v <= 1)) return;
-      const m = map.querySelector(".marker");
-      m.hidden = false;
-      m.style.left = (l + u * w) * 100 + "%";
-      m.style.top = (t + v * h) * 100 + "%";
-      vaeHubPage.set("map_point", [x0 + u * (x1 - x0), y1 - v * (y1 - y0)]);
-    });
-  },
   // Two different dimensions that the model has (dims: the models' latent sizes).
   axes(dims, model, x, y) {
     const d = dims[model] || 2;
@@ -90,12 +70,103 @@ window.vaeHubPage = {
     return [x, y];
   },
   // Controls that do not apply are hidden: a 2-D model's axes (its grid and map are the whole space), the sliders
-  // of the swept dimensions, and (button) "start from my digit's code" for a 2-D model.
-  layout(dims, sliders, button, model, x, y) {
+  // of the dimensions shown, and "start from my digit's code" for a 2-D model.
+  layout(dims, sliders, model, x, y) {
     const d = dims[model] || 2, up = (o) => ({ __type__: "update", ...o });
     [x, y] = vaeHubPage.axes(dims, model, x, y);
     const out = [up({ value: x, visible: d > 2 }), up({ value: y, visible: d > 2 })];
     for (let i = 0; i < sliders; i++) out.push(up({ visible: i < d && i !== x && i !== y }));
-    return button ? [...out, up({ visible: d > 2 })] : out;
+    return [...out, up({ visible: d > 2 })];
+  },
+
+  // --- The latent map and grid, decoded in the page by vaehub.js (window.vaeHub): no request once loaded. ---
+  live: null, // {models: {name: {config, weights, map}}, titles, sizes, sources}
+  codes: {}, // the current digit's μ for each model, from the reconstructions (data-mu); {} when there is none
+  start(live) {
+    if (vaeHubPage.live) return;
+    vaeHubPage.live = live;
+    for (const [name, urls] of Object.entries(live.models)) vaeHub.register(name, urls);
+  },
+  results(element, watch) {
+    watch("value", () => {
+      vaeHubPage.codes = Object.fromEntries([...element.querySelectorAll("[data-mu]")]
+        .map((f) => [f.dataset.model, JSON.parse(f.dataset.mu)]));
+      vaeHubPage.mark();
+    });
+  },
+  signed: (v) => (v < 0 ? "\u2212" : "+") + Math.abs(v).toFixed(2),
+  // A caption and a line for messages, above the map's or the grid's own elements.
+  head(element) {
+    element.insertAdjacentHTML("afterbegin", '<p class="caption"></p><p class="warn" hidden></p>');
+  },
+  say(which, text) {
+    const warn = document.querySelector(`#${which} .warn`);
+    if (warn) { warn.textContent = text; warn.hidden = !text; }
+  },
+  liveMap(element, live) {
+    vaeHubPage.start(live);
+    vaeHubPage.head(element);
+    vaeHub.mountLatentMap(element, { model: Object.keys(live.models)[0] }).ready.then(vaeHubPage.mapShown);
+  },
+  mapShown() {
+    const map = vaeHub.get("latent-map"), [i, j] = map.dims, name = map.model.name;
+    document.querySelector("#map .caption").textContent =
+      `${vaeHubPage.live.titles[name]}: μ${i} →, μ${j} ↑ (${vaeHubPage.live.sources[name]})`;
+    vaeHubPage.mark();
+  },
+  mark() { // the star at the digit's code, on the map's model
+    const map = vaeHub.get("latent-map");
+    if (map && map.model) map.setMarked(vaeHubPage.codes[map.model.name] || null);
+  },
+  showMap(model, x, y, ...z) {
+    const map = vaeHub.get("latent-map");
+    if (!map) return; // its tab has not opened yet: it mounts with the controls' first values
+    const dims = vaeHubPage.axes(vaeHubPage.live.sizes, model, x, y);
+    vaeHubPage.say("map", "");
+    if (!map.model || map.model.name !== model) {
+      map.setModel(model, { dims, base: z }).then(vaeHubPage.mapShown);
+      return;
+    }
+    if (dims[0] !== map.dims[0] || dims[1] !== map.dims[1]) map.setDims(dims);
+    map.setBase(z); // the digit follows at once
+    vaeHubPage.mapShown();
+  },
+  liveGrid(element, live) {
+    vaeHubPage.start(live);
+    vaeHubPage.head(element);
+    vaeHub.mountLatentGrid(element, { model: Object.keys(live.models)[0] }).ready.then(vaeHubPage.gridShown);
+  },
+  gridShown(grid) {
+    const { model, dims, span, base } = grid.options, d = vaeHubPage.live.sizes[model];
+    const swept = span === "quantile" ? "Gaussian quantiles" : `\u00b1${span} \u03c3`;
+    const held = [...Array(d).keys()].filter((k) => !dims.includes(k))
+      .map((k) => `z${k} = ${vaeHubPage.signed(base ? base[k] || 0 : 0)}`);
+    document.querySelector("#grid .caption").textContent = `${vaeHubPage.live.titles[model]}: decoded over ` +
+      `z${dims[0]} and z${dims[1]} (${swept}${held.length ? "; other dimensions at " + held.join(", ") : ""})`;
+  },
+  // The grid's controls → the grid, at most once a frame (a slider being dragged sends many changes); the samples
+  // shown in its place are cleared.
+  showGrid(model, x, y, range, k, n, ...z) {
+    const idle = !vaeHubPage.gridNext;
+    vaeHubPage.gridNext = { model, n, base: z, dims: vaeHubPage.axes(vaeHubPage.live.sizes, model, x, y),
+      span: range === "quantile" ? "quantile" : k };
+    if (idle) {
+      requestAnimationFrame(() => {
+        const grid = vaeHub.get("latent-grid"), next = vaeHubPage.gridNext;
+        vaeHubPage.gridNext = null;
+        vaeHubPage.say("grid", "");
+        if (grid) grid.set(next).then(vaeHubPage.gridShown);
+      });
+    }
+    return [""];
+  },
+  // "Start from my digit's code": the sliders at the digit's μ (clamped to their range).
+  myCode(which, model, z) {
+    const code = vaeHubPage.codes[model];
+    if (!code) {
+      vaeHubPage.say(which, "There is no digit yet: draw, upload or pick one in the Reconstruct tab first.");
+      return z;
+    }
+    return z.map((v, k) => (k < code.length ? Math.round(Math.min(3, Math.max(-3, code[k])) * 100) / 100 : 0));
   },
 };

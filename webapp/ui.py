@@ -2,8 +2,9 @@
 
 Every listener that runs on the server is one of the named endpoints (the API), wired with
 ``preprocess=False`` (the handlers check the raw values themselves) in one concurrency group. Everything else the
-page does (clearing, picking an example, showing and hiding controls, keeping two axes apart) runs in the browser.
-One widget takes digits everywhere: a canvas to draw on that also uploads a file or takes a picked example.
+page does (clearing, picking an example, showing and hiding controls, keeping two axes apart) runs in the browser,
+and so do the latent map and grid: the page decodes them itself (``webapp/static/vaehub.js``). One widget takes
+digits everywhere: a canvas to draw on that also uploads a file or takes a picked example.
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import gradio as gr
 from . import EXAMPLES_DIR
 from .gate import Endpoint
 from .handlers import Handlers
+from .static.live import SCRIPT_TAG
 
 log = logging.getLogger("vae_hub.app")
 QUEUE = "vae-hub"  # every endpoint in one concurrency group: --concurrency requests at once in total
@@ -81,62 +83,70 @@ def gallery(elem_id: str, target: str, files: Sequence[Path]) -> gr.HTML:
 def describe(handlers: Handlers) -> str:
     sizes = " and ".join(f"{d}-D" for d in sorted({m.latent_dim for m in handlers.models.values()}))
     return (
-        "## vae-hub: a variational autoencoder for MNIST\n"
-        f"Draw, upload or pick a digit: {len(handlers.models)} models ({sizes} latents; *SGVB* samples the KL term, "
-        "*KL w/o E* computes it in closed form) encode it and decode it again. A 2-D latent space can be seen whole."
+        "<h2>vae-hub: a variational autoencoder for MNIST</h2>"
+        f"<p>Draw, upload or pick a digit: {len(handlers.models)} models ({sizes} latents; <em>SGVB</em> samples the "
+        "KL term, <em>KL w/o E</em> computes it in closed form) encode it and decode it again. A 2-D latent space can "
+        "be seen whole.</p>"
     )
 
 
-def build(handlers: Handlers) -> tuple[gr.Blocks, dict[int, Endpoint]]:
-    """The page, and its named endpoints by index (for :class:`webapp.gate.Gate`)."""
+def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
+          map_sources: dict[str, str]) -> tuple[gr.Blocks, dict[int, Endpoint]]:  # fmt: skip
+    """The page, and its named endpoints by index (for :class:`webapp.gate.Gate`). ``manifest``: each model's
+    files for the page's decoder (:func:`webapp.static.live.manifest`); ``map_sources``: where each map's digits
+    come from, said under it."""
     choices = [(handlers.titles[v], v) for v in handlers.models]
     first, most = choices[0][1], handlers.max_latent_dim
     many = handlers.models[first].latent_dim > 2  # the first model's axes and sliders are shown
     dims = [(f"z{i}", i) for i in range(most)]
-    sizes = json.dumps({v: m.latent_dim for v, m in handlers.models.items()})
-    axes_js = f"(m, x, y, ...rest) => [m, ...vaeHubPage.axes({sizes}, m, x, y), ...rest]"
+    sizes = {v: m.latent_dim for v, m in handlers.models.items()}
+    live = json.dumps({"models": manifest, "titles": handlers.titles, "sizes": sizes, "sources": map_sources})
     endpoints: dict[int, Endpoint] = {}
 
-    def serve(name: str, triggers: list, fn: Callable, inputs: list, outputs: Any, progress: str = "hidden",
-              js: str | None = None) -> Any:  # fmt: skip
+    def serve(name: str, triggers: list, fn: Callable, inputs: list, outputs: Any) -> Any:
         dep = gr.on(
-            triggers, endpoint(fn), inputs, outputs, api_name=name, js=js, preprocess=False, concurrency_id=QUEUE,
-            trigger_mode="always_last", show_progress=progress,
+            triggers, endpoint(fn), inputs, outputs, api_name=name, preprocess=False, concurrency_id=QUEUE,
+            trigger_mode="always_last", show_progress="hidden",
         )  # fmt: skip
-        labels = ["digit (the session's own: send null)" if isinstance(c, gr.State) else c.label for c in inputs]
-        api = [label for c, label in zip(inputs, labels) if not isinstance(c, gr.State)]
-        endpoints[dep["id"]] = Endpoint(name, tuple(labels), tuple(api))
+        endpoints[dep["id"]] = Endpoint(name, *[tuple(c.label for c in inputs)] * 2)
         return dep
 
     def clears(trigger: Any, output: Any) -> None:
         trigger(None, None, [output], js="() => ['']")
 
-    def layout(model: gr.Radio, x: gr.Dropdown, y: gr.Dropdown, sliders: list, button: list) -> None:
-        js = f"(m, x, y) => vaeHubPage.layout({sizes}, {len(sliders)}, {str(bool(button)).lower()}, m, x, y)"
-        gr.on([model.change, x.change, y.change], None, [model, x, y], [x, y, *sliders, *button], js=js)
+    def layout(model: gr.Radio, x: gr.Dropdown, y: gr.Dropdown, sliders: list, button: gr.Button) -> None:
+        js = f"(m, x, y) => vaeHubPage.layout({json.dumps(sizes)}, {len(sliders)}, m, x, y)"
+        gr.on([model.change, x.change, y.change], None, [model, x, y], [x, y, *sliders, button], js=js)
+
+    def browser(triggers: list, inputs: list, outputs: list, js: str) -> None:
+        """A listener that runs in the page only: no request, and no index the gate lets through."""
+        gr.on(triggers, None, inputs, outputs, js=js, trigger_mode="always_last")
 
     with gr.Blocks(title="vae-hub: a VAE for MNIST") as demo:
-        gr.Markdown(describe(handlers), elem_id="header")
-        digit = gr.State(None)  # the current digit as the models see it (28×28), shared by the tabs
+        # The header loads the page's decoder (vaehub.js) and names the models' files: window.vaeHub is there on
+        # every tab, and the map and the grid, mounted when their tab first opens, find it loaded.
+        gr.HTML(describe(handlers), elem_id="header", head=SCRIPT_TAG, js_on_load=f"vaeHubPage.start({live});")
         with gr.Tabs(overflow_behavior="wrap", elem_id="main_tabs"):  # phone: all four tabs in view
             with gr.Tab("Reconstruct", id="reconstruct"):
                 with gr.Row(equal_height=False):
                     with gr.Column(scale=2, min_width=290):
                         pad = digit_pad("pad", "Image")
                     with gr.Column(scale=3, min_width=290):
-                        results = gr.HTML(elem_id="results")
+                        # Its figures carry each model's μ of the digit: the map's star and "my digit's code".
+                        results = gr.HTML(elem_id="results", js_on_load="vaeHubPage.results(element, watch);")
                 gr.Markdown("Example digits (MNIST test): pick one.")
                 gallery("examples", "pad", EXAMPLES)
-                rec = serve("reconstruct", [pad.input], handlers.reconstruct, [pad], [results, digit])
+                rec = serve("reconstruct", [pad.input], handlers.reconstruct, [pad], [results])
                 clears(rec.failure, results)  # an error leaves no earlier digit's results behind
                 clears(pad.clear, results)
 
             with gr.Tab("Latent grid", id="grid") as grid_tab:
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=300):  # first: on a phone the grid comes before its controls
-                        g_out = gr.HTML(elem_id="grid")
+                    with gr.Column(scale=3, min_width=300, elem_id="grid_col"):  # on a phone: before its controls
+                        gr.HTML(elem_id="grid", head=SCRIPT_TAG, js_on_load=f"vaeHubPage.liveGrid(element, {live});")
+                        g_out = gr.HTML(elem_id="samples")  # shown in the grid's place (page.css)
                     with gr.Column(scale=2, min_width=290):
-                        g_model = gr.Radio(choices, value=first, label="Model")
+                        g_model = gr.Radio(choices, value=first, label="Model", elem_id="grid_model")
                         with gr.Row():
                             g_x = gr.Dropdown(dims, value=0, label="Sweep dimension →", visible=many)
                             g_y = gr.Dropdown(dims, value=1, label="Sweep dimension ↑", visible=many)
@@ -145,18 +155,19 @@ def build(handlers: Handlers) -> tuple[gr.Blocks, dict[int, Endpoint]]:
                         g_k = gr.Slider(0.5, 4, value=2, step=0.1, label="k (for ± k σ)")
                         g_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
                         g_z = [
-                            gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many)
+                            gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many,
+                                      elem_id=f"grid_z{i}")
                             for i in range(most)
                         ]
                         g_code = gr.Button("Start from my digit's code", visible=many)
                         with gr.Row():
                             g_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                             g_sample = gr.Button("Random samples")
-                triggers = [grid_tab.select, g_model.change, g_x.change, g_y.change, g_span.change, g_k.change]
-                triggers += [g_n.change, *(z.change for z in g_z)]
-                serve("grid", triggers, handlers.grid, [g_model, g_x, g_y, g_span, g_k, g_n, *g_z], g_out, js=axes_js)
-                layout(g_model, g_x, g_y, g_z, [g_code])
-                serve("digit_code", [g_code.click], handlers.digit_code, [g_model, digit], g_z)
+                controls = [g_model, g_x, g_y, g_span, g_k, g_n, *g_z]
+                triggers = [grid_tab.select, *(c.change for c in controls)]
+                browser(triggers, controls, [g_out], "(...v) => vaeHubPage.showGrid(...v)")  # and clears samples
+                layout(g_model, g_x, g_y, g_z, g_code)
+                browser([g_code.click], [g_model, *g_z], g_z, "(m, ...z) => vaeHubPage.myCode('grid', m, z)")
                 serve("samples", [g_sample.click, g_seed.submit], handlers.samples, [g_model, g_n, g_seed], g_out)
 
             with gr.Tab("Interpolate", id="interpolate") as i_tab:
@@ -176,26 +187,23 @@ def build(handlers: Handlers) -> tuple[gr.Blocks, dict[int, Endpoint]]:
 
             with gr.Tab("Latent map", id="map") as m_tab:
                 gr.Markdown(
-                    "The posterior means of MNIST test digits, coloured by class; ★ marks your digit. **Click inside "
-                    "the plot** to decode that point. A 2-D model's map is its whole latent space."
+                    "The posterior means of MNIST test digits, coloured by class; ★ marks your digit. Your browser "
+                    "decodes the point under the pointer. A 2-D model's map is its whole latent space."
                 )
-                with gr.Row():
-                    m_model = gr.Radio(choices, value=first, label="Model")
-                    m_x = gr.Dropdown(dims, value=0, label="Dimension →", visible=many)
-                    m_y = gr.Dropdown(dims, value=1, label="Dimension ↑", visible=many)
                 with gr.Row(equal_height=False):
-                    with gr.Column(scale=3, min_width=300):
-                        m_out = gr.HTML(elem_id="map", js_on_load="vaeHubPage.map(element);")
-                    with gr.Column(scale=1, min_width=180):
-                        m_decoded = gr.HTML(elem_id="map_decoded")
-                        receiver = "vaeHubPage.receiver(element, props, trigger);"
-                        m_point = gr.HTML(None, label="Point", html_template="<span data-receiver></span>",
-                                          js_on_load=receiver, elem_id="map_point")  # fmt: skip
-                triggers = [m_tab.select, m_model.change, m_x.change, m_y.change]
-                outputs = [m_out, m_decoded]  # a new map clears the point decoded on the last one
-                inputs = [m_model, m_x, m_y, digit]
-                serve("latent_map", triggers, handlers.latent_map, inputs, outputs, "minimal", axes_js)
-                layout(m_model, m_x, m_y, [], [])
-                inputs = [m_model, m_x, m_y, m_point, digit]
-                serve("decode_point", [m_point.input], handlers.decode_point, inputs, m_decoded)
+                    with gr.Column(scale=3, min_width=300):  # on a phone: before its controls
+                        gr.HTML(elem_id="map", head=SCRIPT_TAG, js_on_load=f"vaeHubPage.liveMap(element, {live});")
+                    with gr.Column(scale=1, min_width=260):
+                        m_model = gr.Radio(choices, value=first, label="Model", elem_id="map_model")
+                        with gr.Row():
+                            m_x = gr.Dropdown(dims, value=0, label="Dimension →", visible=many, min_width=100)
+                            m_y = gr.Dropdown(dims, value=1, label="Dimension ↑", visible=many, min_width=100)
+                        m_z = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (not shown)", visible=many,
+                                         elem_id=f"map_z{i}") for i in range(most)]  # fmt: skip
+                        m_code = gr.Button("Start from my digit's code", visible=many)
+                controls = [m_model, m_x, m_y, *m_z]
+                triggers = [m_tab.select, *(c.change for c in controls)]
+                browser(triggers, controls, [], "(...v) => { vaeHubPage.showMap(...v); }")
+                layout(m_model, m_x, m_y, m_z, m_code)
+                browser([m_code.click], [m_model, *m_z], m_z, "(m, ...z) => vaeHubPage.myCode('map', m, z)")
     return demo, endpoints
