@@ -12,7 +12,6 @@ from typing import Any
 
 import numpy as np
 import torch
-from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from torch import Tensor
 
@@ -166,13 +165,6 @@ def plot_latent_scatter(
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=8, color="0.3")
     fig.tight_layout()
     return _save(fig, path)
-
-
-def figure_to_array(fig: Figure) -> np.ndarray:
-    """Render a figure to an RGB uint8 array (H, W, 3) with the Agg canvas (no global backend switch)."""
-    canvas = FigureCanvasAgg(fig)
-    canvas.draw()
-    return np.asarray(canvas.buffer_rgba())[..., :3].copy()
 
 
 @torch.no_grad()
