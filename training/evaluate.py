@@ -20,13 +20,13 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from benchmarks.classifier import VERSION as CLASSIFIER_VERSION
+from benchmarks.classifier import load_classifier, predict
 from vae_hub import VAE, DataError, MNISTBatches, WeightsError, iwae_bound, load_mnist
 from vae_hub.files import EVAL_NAME, METRICS_NAME, atomic_write_text
 from vae_hub.objectives import REGULARIZERS, elbo_terms, reconstruction, score_function_surrogate
 
 from .card import write_model_card
-from .classifier import VERSION as CLASSIFIER_VERSION
-from .classifier import load_classifier, predict
 from .figures import write_figures
 from .metrics import active_dimensions, nelbo_metrics
 
@@ -151,7 +151,7 @@ def evaluate(
     """All the numbers of the evaluation JSON, for ``images`` (uint8 (N, 28, 28) or float in [0, 1]).
 
     With ``labels`` it adds the active latent dimensions; with a ``classifier`` too (see
-    :mod:`training.classifier`), how often it reads the originals and their reconstructions correctly.
+    :mod:`benchmarks.classifier`), how often it reads the originals and their reconstructions correctly.
     """
     device = model.device
     loader = MNISTBatches(images, labels, batch_size=1000, shuffle=False, device=device)

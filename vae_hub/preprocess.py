@@ -5,29 +5,26 @@ MNIST digits are light on black, cropped to their ink, fitted into 20×20 keepin
 drawing on a transparent canvas; otherwise the luminance, inverted when the paper is light, relative to a smooth
 surface fitted to the paper, so that grey, noisy or unevenly lit backgrounds drop out), then applies that recipe.
 Soft edges (blur, a small scan enlarged) are kept, not cut, so strokes keep MNIST's ink; strokes far thinner or
-thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Large inputs are box-reduced band by
-band before anything is converted to floats. Anything it cannot use raises :class:`InputError` with a message
-meant for the person who sent it. ``benchmarks/bench_robustness.py`` measures all this on MNIST's test digits.
+thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Decoding is :mod:`vae_hub.images`.
+Anything it cannot use raises :class:`InputError` with a message meant for the person who sent it.
+``benchmarks/bench_robustness.py`` measures all this on MNIST's test digits and on real low-resolution scans.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import struct
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
-MAX_PIXELS = 50_000_000  # refuse larger images before decoding them (a 20000×20000 PNG, a decompression bomb)
-MAX_FILE_BYTES = 50 * 1024 * 1024
-MIN_SIDE = 8  # below this an image cannot hold a recognisable digit
-MAX_ASPECT = 20
-WORK_SIDE = 280  # ink is found on a copy at most this large: 10× the output, and fast
+from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limits
+from .images import MAX_PIXELS as MAX_PIXELS
+from .images import WORK_SIDE, InputError, to_float_array
+from .images import as_rgba as as_rgba  # re-exported for webapp.editor
+from .images import open_image as open_image
+
 BLANK_CONTRAST = 0.08  # ink must differ from the paper by 8% of the full range
 NOISE_SIGMAS = 4  # ink must stand out from the paper by more than 4 standard deviations of its noise
 MIN_FLOOR = 0.05  # and by 5% of the ink's contrast (JPEG ringing)
@@ -43,189 +40,14 @@ BOX, CANVAS = 20, 28
 BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a digit first, or upload a clearer picture."
 
 
-class InputError(ValueError):
-    """An input that cannot be turned into a digit; the message says why, in words meant for the user."""
-
-
 def to_mnist(image: Any) -> Tensor:
     """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black.
 
-    ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), a file
-    path or bytes. (The app turns its editors' values into arrays first: ``webapp.editor``.)
+    ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an
+    upload as a file path or bytes (PNG, JPEG, WebP, GIF or BMP, decoded with bounded work: :mod:`vae_hub.images`).
     Raises :class:`InputError` for anything unusable (blank, unreadable, too large or too small).
     """
     return torch.from_numpy(mnist_recipe(find_ink(to_float_array(image)))).unsqueeze(0)
-
-
-# --- decoding --------------------------------------------------------------------------------------------
-
-
-def open_image(source: str | os.PathLike | bytes) -> Image.Image:
-    """Open and fully decode an image file safely: size-capped before decoding, first frame, EXIF orientation."""
-    if isinstance(source, (bytes, bytearray)):
-        name, size, fp = "the upload", len(source), io.BytesIO(source)
-    else:
-        name = os.path.basename(os.fspath(source)) or os.fspath(source)
-        if not os.path.isfile(source):
-            raise InputError(f"File not found: {os.fspath(source)}")
-        size, fp = os.path.getsize(source), source
-    if size == 0:
-        raise InputError(f"{name} is empty (0 bytes): upload a PNG, JPEG or WebP image.")
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"{name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap below is stricter
-            im = Image.open(fp)  # reads the header only
-    except UnidentifiedImageError:
-        raise InputError(f"{name} is not an image that can be read: upload a PNG, JPEG, WebP, GIF or BMP.") from None
-    except Image.DecompressionBombError:
-        raise InputError(f"{name} declares an enormous size; the limit is {MAX_PIXELS // 10**6} megapixels.") from None
-    except (OSError, SyntaxError, ValueError, struct.error) as e:
-        raise InputError(f"{name} could not be read as an image ({e}).") from None
-    _check_size(*im.size[::-1])
-    try:
-        if im.format == "JPEG" and max(im.size) > 2 * WORK_SIDE:
-            # Let the JPEG decoder scale down by 2, 4 or 8 while decoding (no smaller than the working size):
-            # a 12-megapixel phone photo then decodes in a few milliseconds instead of a hundred.
-            s = WORK_SIDE / max(im.size)
-            im.draft(im.mode, (int(im.width * s) + 1, int(im.height * s) + 1))
-        im.seek(0)  # an animated GIF or WebP: its first frame
-        # A phone photo: apply its orientation tag (this also decodes). In place: no copy of a large image.
-        ImageOps.exif_transpose(im, in_place=True)
-        im.load()
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError) as e:
-        raise InputError(f"{name} is truncated or corrupt ({e}); save it again and retry.") from None
-    return im
-
-
-def _check_size(h: int, w: int) -> None:
-    if h * w > MAX_PIXELS:
-        raise InputError(
-            f"The image is {w}×{h} pixels ({h * w / 1e6:.0f} megapixels); the limit is {MAX_PIXELS // 10**6}. "
-            "Shrink it first: a digit needs far fewer pixels."
-        )
-    if min(h, w) < MIN_SIDE:
-        raise InputError(
-            f"The image is {w}×{h} pixels: too small to hold a digit (each side needs at least {MIN_SIDE})."
-        )
-    if max(h, w) > MAX_ASPECT * min(h, w):
-        raise InputError(f"The image is {w}×{h} pixels: too long and thin to hold one digit.")
-
-
-# Modes that PIL's box reduction and numpy read directly, and what to convert the others to first.
-_READABLE = ("L", "LA", "RGB", "RGBA", "I", "F")
-_CONVERT = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I"}
-BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
-
-
-def _pil_to_array(im: Image.Image) -> np.ndarray:
-    """A decoded image → float array; large ones are box-reduced first, band by band, so that no full-size
-    RGBA or float copy is ever made (a 49-megapixel 1-bit PNG is a 12 KB file)."""
-    _check_size(im.height, im.width)
-    deep = im.mode.startswith("I;16")
-    mode = im.mode if im.mode in _READABLE else _CONVERT.get(im.mode)
-    if mode is None:  # P, CMYK, YCbCr, LAB, HSV, …
-        mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
-    k = max(im.size) // WORK_SIDE
-    try:
-        if k >= 2:
-            # Box-average before converting to floats: it keeps the ink's mass, and memory stays small.
-            out = Image.new(mode, (-(-im.width // k), -(-im.height // k)))
-            rows = k * max(1, BAND_BYTES // (4 * im.width * k))
-            for y in range(0, im.height, rows):
-                band = im.crop((0, y, im.width, min(y + rows, im.height)))
-                out.paste((band if band.mode == mode else band.convert(mode)).reduce(k), (0, y // k))
-            im = out
-        elif im.mode != mode:
-            im = im.convert(mode)
-    except (ValueError, OSError) as e:
-        raise InputError(f"Images in colour mode {im.mode!r} are not supported ({e}); save it as RGB.") from None
-    a = np.asarray(im)
-    return _array_to_float(a.astype(np.uint16) if deep else a)
-
-
-def _value_range(a: np.ndarray) -> tuple[float, float]:
-    """(offset, half the span) that map the array's values to [0, 1], found without full-size temporaries."""
-    if a.dtype.kind == "b":
-        return 0.0, 0.5
-    if a.dtype == np.uint8:
-        return 0.0, 127.5
-    if a.dtype == np.uint16:
-        return 0.0, 32767.5
-    lo, hi = float(a.min()), float(a.max())  # NaN anywhere makes these NaN; inf makes them infinite
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise InputError("The image array contains NaN or infinite values.")
-    if lo >= 0 and hi <= 1:
-        return 0.0, 0.5
-    if lo >= 0 and hi <= 255:
-        return 0.0, 127.5
-    if lo >= 0 and hi <= 65535 and a.dtype.kind in "ui":
-        return 0.0, 32767.5
-    return lo, (hi * 0.5 - lo * 0.5 if hi > lo else 1.0)  # an unusual range (signed, huge): stretch it to [0, 1]
-
-
-def _array_to_float(a: np.ndarray) -> np.ndarray:
-    """Any numeric image array → float32 H×W×C (C = 1…4) in [0, 1]; large arrays box-reduced on the way."""
-    if a.dtype.kind not in "buif":
-        raise InputError(f"Unsupported array type {a.dtype}: use uint8 values 0–255 or floats in [0, 1].")
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or not 1 <= a.shape[2] <= 4:
-        raise InputError(f"Expected an image array of shape H×W, H×W×3 or H×W×4, got shape {tuple(a.shape)}.")
-    _check_size(a.shape[0], a.shape[1])
-    lo, scale = _value_range(a)
-
-    def unit(x: np.ndarray) -> np.ndarray:
-        if x.dtype.kind in "bu" and x.itemsize <= 2:
-            return x.astype(np.float32) / np.float32(2 * scale)  # exact in float32; no float64 copy
-        # In halves: a range from -1.8e308 to 1.8e308 overflows float64, half of it does not.
-        return ((x.astype(np.float64) * 0.5 - lo * 0.5) / scale).clip(0, 1).astype(np.float32)
-
-    k = max(a.shape[:2]) // WORK_SIDE
-    if k < 2:
-        return unit(a)
-    # Box-average k×k blocks, a band of rows at a time, so that only a band is ever converted to floats.
-    # With alpha, colours are averaged weighted by it (premultiplied), as PIL does: a transparent pixel's
-    # colour does not bleed into its visible neighbours.
-    h, w, c = a.shape[0] // k, a.shape[1] // k, a.shape[2]
-    out = np.empty((h, w, c), np.float32)
-    rows = max(1, BAND_BYTES // (8 * w * k * k * c))
-    for y in range(0, h, rows):
-        band = unit(a[y * k : (y + rows) * k, : w * k])
-        if c in (2, 4):
-            band[..., :-1] *= band[..., -1:]
-        blocks = band.reshape(-1, k, w, k, c).mean(axis=(1, 3))
-        if c in (2, 4):
-            alpha = blocks[..., -1:]
-            blocks[..., :-1] = np.where(alpha > 0, blocks[..., :-1] / np.maximum(alpha, 1e-12), 0.0)
-        out[y : y + rows] = blocks
-    return out
-
-
-def as_rgba(a: np.ndarray) -> np.ndarray:
-    """A float H×W×C image (C = 1…4) as RGBA: grey is repeated, a missing alpha is opaque."""
-    c = a.shape[2]
-    rgb = a[..., :1].repeat(3, 2) if c <= 2 else a[..., :3]
-    alpha = a[..., -1:] if c in (2, 4) else np.ones_like(a[..., :1])
-    return np.concatenate([rgb, alpha], axis=-1)
-
-
-def to_float_array(image: Any) -> np.ndarray:
-    """Decode any accepted input to a float32 H×W×C array in [0, 1] (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)."""
-    if image is None:
-        raise InputError("No image: upload a picture or draw a digit first.")
-    if isinstance(image, (str, os.PathLike, bytes, bytearray)):
-        return _pil_to_array(open_image(image))
-    if isinstance(image, Image.Image):
-        return _pil_to_array(image)
-    if isinstance(image, Tensor):
-        image = image.detach().cpu().numpy()
-    if isinstance(image, np.ndarray):
-        return _array_to_float(image)
-    raise InputError(
-        f"Unsupported input of type {type(image).__name__}: pass a PIL image, a numpy array, a file path or bytes."
-    )
 
 
 # --- finding the ink ---------------------------------------------------------------------------------------
@@ -327,8 +149,8 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     """The working-size picture to look for ink in, and whether it is already an ink map (alpha = ink).
 
     A drawing on a transparent canvas carries its ink in the alpha channel (its visible pixels all share the
-    brush's colour). A photo that an editor placed on a transparent canvas carries its own ink: it is read as
-    the photo, cropped to where it is visible, with the rest of the canvas filled by the photo's paper.
+    brush's colour). A picture with a transparent margin (a window capture's shadow, a sticker) carries its own
+    ink: it is read as the picture, cropped to where it is visible, the rest filled with its paper.
     """
     c = a.shape[2]
     if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
@@ -339,11 +161,7 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     colours = _luminance(a[seen][None])[0]
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
-    # A solid, photo-shaped rectangle far wider than any brush is a photo too, a blank one: read as such, it is
-    # found empty instead of becoming a rectangle of ink. (A thick bar drawn edge to edge is not photo-shaped.)
-    h, w = seen[box].shape
-    blank_photo = seen[box].mean() > 0.98 and min(h, w) >= 0.25 * min(seen.shape) and min(h, w) >= 0.4 * max(h, w)
-    if seen[box].mean() > 0.75 and (spread >= BLANK_CONTRAST or blank_photo):  # a picture with ink of its own
+    if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # a picture with ink of its own
         a, alpha = a[box], alpha[box]
         return _working(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
     return _working(alpha), True
