@@ -47,7 +47,7 @@ NEAR = 0.25  # ink farther than this many times the digit's extent from it is cl
 MAX_SWEEPS = 64  # row and column sweeps of the component labelling: bounded time, even for a spiral
 
 CROP_MESSAGE = "The digit cannot be told apart from what surrounds it: crop the picture to the digit and try again."
-CROP_FRAME = 0.8  # ink along this much of three sides of the picture is a frame around the digit
+CROP_FRAME = 0.8  # ink along this much of three sides of the picture may be a frame around the digit (_framed)
 BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a digit first, or upload a clearer picture."
 
 
@@ -232,9 +232,8 @@ def find_ink(a: np.ndarray) -> np.ndarray:
         # left out.
         n = n * inside if paper is None else _ink_map(np.where(inside, v, np.float32(paper)), True)
     n = _without_clutter(n)
-    ink = _coarse(n) > 0
-    if not is_ink and sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) >= 3:
-        raise InputError(CROP_MESSAGE)  # ink along three sides: a frame around the digit, not the digit
+    if not is_ink and _framed(_coarse(n) > 0):
+        raise InputError(CROP_MESSAGE)
     return n
 
 
@@ -360,6 +359,18 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
         p = np.pad(mask, 1)
         mask = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
     return mask
+
+
+def _framed(ink: np.ndarray) -> bool:
+    """Whether ink lines three sides of the picture around paper that holds ink of its own: a frame (a desk, a
+    window) around the digit's sheet that was not told apart. (A digit cropped tight touches the sides too, but
+    its paper reaches them.)"""
+    if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
+        return False
+    paper = _largest(~ink)
+    inner = _fill_holes(paper)
+    touches = paper[0].any() or paper[-1].any() or paper[:, 0].any() or paper[:, -1].any()
+    return not touches and bool((inner & ink).any())
 
 
 def _coarse(a: np.ndarray) -> np.ndarray:
