@@ -38,8 +38,9 @@ def test_a_window_screenshot_is_read_without_its_chrome(digits) -> None:
 @pytest.mark.parametrize("resample", [Image.Resampling.BILINEAR, Image.Resampling.BICUBIC])
 def test_a_small_scan_enlarged_smoothly_keeps_its_strokes(digits, resample: int) -> None:
     """The digit scanned 8 pixels tall, cropped to its ink and enlarged 25× by a viewer: mostly ink, soft
-    everywhere. Its paper's noise used to be taken from the ink's slopes, and the strokes were cut to a third of
-    their ink; now it reads as the plain recipe (crop, scale, centre) reads the scan."""
+    everywhere. Its paper's noise used to be taken from the ink's slopes, and the strokes were cut (bicubic: mean
+    correlation 0.73 with the plain recipe; bilinear already passed and guards); now it reads as the plain recipe
+    (crop, scale, centre) reads the scan."""
     outs, plains = [], []
     for d in digits:
         box = ink_box(d)
