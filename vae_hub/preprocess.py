@@ -41,7 +41,7 @@ BOX, CANVAS = 20, 28
 # holding strokes, not a blob (their width over the extent of what it holds: a 0's inside, which a light 0 would
 # hold, is about half) that span a fifth of its width; and ink along at least half of a side of the picture around
 # it. Its edge (EDGE coarse pixels, blurred into the desk) is left out.
-RECTANGLE, STROKE_EXTENT, HELD_EXTENT, FRAME, EDGE = 0.9, 0.3, 0.2, 0.5, 3
+RECTANGLE, STROKE_EXTENT, HELD_EXTENT, FRAME, EDGE = 0.9, 0.3, 0.2, 0.5, 6
 SHEET_SIDE = 140  # sheets and clutter are looked for on a copy at most this large
 NEAR = 0.25  # ink farther than this many times the digit's extent from it is clutter (if it holds less ink)
 MAX_SWEEPS = 64  # row and column sweeps of the component labelling: bounded time, even for a spiral
