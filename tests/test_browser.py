@@ -170,7 +170,7 @@ def test_draw_upload_and_pick_on_one_widget(desktop, tmp_path: Path) -> None:
     text = tmp_path / "notes.png"
     text.write_text("shopping list: milk, eggs\n")
     page.locator("#pad input[type=file]").set_input_files(str(text))
-    page.get_by_text("not an image that can be read").first.wait_for(state="visible")
+    page.get_by_text("not an image in an accepted format").first.wait_for(state="visible")
     page.wait_for_function("() => !document.querySelector('#results img') && !document.querySelector('#results table')")
     assert "Traceback" not in page.locator("body").inner_text()
 

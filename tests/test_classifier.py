@@ -11,7 +11,7 @@ import pytest
 import torch
 from PIL import Image, ImageFilter
 
-from training.classifier import augment, load_classifier, predict
+from benchmarks.classifier import augment, load_classifier, predict
 from training.evaluate import classifier_accuracy
 from vae_hub import VAE, MNISTBatches, bundled_weights
 

@@ -5,29 +5,26 @@ MNIST digits are light on black, cropped to their ink, fitted into 20×20 keepin
 drawing on a transparent canvas; otherwise the luminance, inverted when the paper is light, relative to a smooth
 surface fitted to the paper, so that grey, noisy or unevenly lit backgrounds drop out), then applies that recipe.
 Soft edges (blur, a small scan enlarged) are kept, not cut, so strokes keep MNIST's ink; strokes far thinner or
-thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Large inputs are box-reduced band by
-band before anything is converted to floats. Anything it cannot use raises :class:`InputError` with a message
-meant for the person who sent it. ``benchmarks/bench_robustness.py`` measures all this on MNIST's test digits.
+thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Decoding is :mod:`vae_hub.images`.
+Anything it cannot use raises :class:`InputError` with a message meant for the person who sent it.
+``benchmarks/bench_robustness.py`` measures all this on MNIST's test digits and on real low-resolution scans.
 """
 
 from __future__ import annotations
 
-import io
-import os
-import struct
-import warnings
 from typing import Any
 
 import numpy as np
 import torch
-from PIL import Image, ImageOps, UnidentifiedImageError
+from PIL import Image
 from torch import Tensor
 
-MAX_PIXELS = 50_000_000  # refuse larger images before decoding them (a 20000×20000 PNG, a decompression bomb)
-MAX_FILE_BYTES = 50 * 1024 * 1024
-MIN_SIDE = 8  # below this an image cannot hold a recognisable digit
-MAX_ASPECT = 20
-WORK_SIDE = 280  # ink is found on a copy at most this large: 10× the output, and fast
+from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limits
+from .images import MAX_PIXELS as MAX_PIXELS
+from .images import WORK_SIDE, InputError, to_float_array
+from .images import as_rgba as as_rgba  # re-exported for webapp.editor
+from .images import open_image as open_image
+
 BLANK_CONTRAST = 0.08  # ink must differ from the paper by 8% of the full range
 NOISE_SIGMAS = 4  # ink must stand out from the paper by more than 4 standard deviations of its noise
 MIN_FLOOR = 0.05  # and by 5% of the ink's contrast (JPEG ringing)
@@ -39,193 +36,29 @@ SOFT_EDGE = 2.0  # edges wider than this many pixels (see edge_width) are blurre
 FINE, RAMP = 3, 0.3  # strokes are redrawn at 3× the output's scale, with edges soft over 0.3 of the ink's range
 STRAY, FRINGE = 0.01, 0.002  # left out of the crop: specks beyond a gap (1% of the ink), a halo (0.2%)
 BOX, CANVAS = 20, 28
+# A sheet inside the picture (see _sheet): nearly a rectangle (its pixels over those of the smallest rectangle around
+# it), as a note or a window's canvas is and a digit's outline with its loops filled is not (docs/robustness.md);
+# holding strokes, not a blob (their width over the extent of what it holds: a 0's inside, which a light 0 would
+# hold, is about half) that span a fifth of its width; and ink along at least half of a side of the picture around
+# it. Its edge (EDGE coarse pixels, blurred into the desk) is left out.
+RECTANGLE, STROKE_EXTENT, HELD_EXTENT, FRAME, EDGE = 0.9, 0.3, 0.2, 0.5, 6
+SHEET_SIDE = 140  # sheets and clutter are looked for on a copy at most this large
+NEAR = 0.25  # ink farther than this many times the digit's extent from it is clutter (if it holds less ink)
+MAX_SWEEPS = 64  # row and column sweeps of the component labelling: bounded time, even for a spiral
 
+CROP_MESSAGE = "The digit cannot be told apart from what surrounds it: crop the picture to the digit and try again."
+CROP_FRAME = 0.8  # ink along this much of three sides of the picture may be a frame around the digit (_framed)
 BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a digit first, or upload a clearer picture."
-
-
-class InputError(ValueError):
-    """An input that cannot be turned into a digit; the message says why, in words meant for the user."""
 
 
 def to_mnist(image: Any) -> Tensor:
     """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black.
 
-    ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), a file
-    path or bytes. (The app turns its editors' values into arrays first: ``webapp.editor``.)
+    ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an
+    upload as a file path or bytes (PNG, JPEG, WebP, GIF or BMP, decoded with bounded work: :mod:`vae_hub.images`).
     Raises :class:`InputError` for anything unusable (blank, unreadable, too large or too small).
     """
     return torch.from_numpy(mnist_recipe(find_ink(to_float_array(image)))).unsqueeze(0)
-
-
-# --- decoding --------------------------------------------------------------------------------------------
-
-
-def open_image(source: str | os.PathLike | bytes) -> Image.Image:
-    """Open and fully decode an image file safely: size-capped before decoding, first frame, EXIF orientation."""
-    if isinstance(source, (bytes, bytearray)):
-        name, size, fp = "the upload", len(source), io.BytesIO(source)
-    else:
-        name = os.path.basename(os.fspath(source)) or os.fspath(source)
-        if not os.path.isfile(source):
-            raise InputError(f"File not found: {os.fspath(source)}")
-        size, fp = os.path.getsize(source), source
-    if size == 0:
-        raise InputError(f"{name} is empty (0 bytes): upload a PNG, JPEG or WebP image.")
-    if size > MAX_FILE_BYTES:
-        raise InputError(f"{name} is {size / 2**20:.0f} MB; the limit is {MAX_FILE_BYTES // 2**20} MB.")
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", Image.DecompressionBombWarning)  # our own cap below is stricter
-            im = Image.open(fp)  # reads the header only
-    except UnidentifiedImageError:
-        raise InputError(f"{name} is not an image that can be read: upload a PNG, JPEG, WebP, GIF or BMP.") from None
-    except Image.DecompressionBombError:
-        raise InputError(f"{name} declares an enormous size; the limit is {MAX_PIXELS // 10**6} megapixels.") from None
-    except (OSError, SyntaxError, ValueError, struct.error) as e:
-        raise InputError(f"{name} could not be read as an image ({e}).") from None
-    _check_size(*im.size[::-1])
-    try:
-        if im.format == "JPEG" and max(im.size) > 2 * WORK_SIDE:
-            # Let the JPEG decoder scale down by 2, 4 or 8 while decoding (no smaller than the working size):
-            # a 12-megapixel phone photo then decodes in a few milliseconds instead of a hundred.
-            s = WORK_SIDE / max(im.size)
-            im.draft(im.mode, (int(im.width * s) + 1, int(im.height * s) + 1))
-        im.seek(0)  # an animated GIF or WebP: its first frame
-        # A phone photo: apply its orientation tag (this also decodes). In place: no copy of a large image.
-        ImageOps.exif_transpose(im, in_place=True)
-        im.load()
-    except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError) as e:
-        raise InputError(f"{name} is truncated or corrupt ({e}); save it again and retry.") from None
-    return im
-
-
-def _check_size(h: int, w: int) -> None:
-    if h * w > MAX_PIXELS:
-        raise InputError(
-            f"The image is {w}×{h} pixels ({h * w / 1e6:.0f} megapixels); the limit is {MAX_PIXELS // 10**6}. "
-            "Shrink it first: a digit needs far fewer pixels."
-        )
-    if min(h, w) < MIN_SIDE:
-        raise InputError(
-            f"The image is {w}×{h} pixels: too small to hold a digit (each side needs at least {MIN_SIDE})."
-        )
-    if max(h, w) > MAX_ASPECT * min(h, w):
-        raise InputError(f"The image is {w}×{h} pixels: too long and thin to hold one digit.")
-
-
-# Modes that PIL's box reduction and numpy read directly, and what to convert the others to first.
-_READABLE = ("L", "LA", "RGB", "RGBA", "I", "F")
-_CONVERT = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I"}
-BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
-
-
-def _pil_to_array(im: Image.Image) -> np.ndarray:
-    """A decoded image → float array; large ones are box-reduced first, band by band, so that no full-size
-    RGBA or float copy is ever made (a 49-megapixel 1-bit PNG is a 12 KB file)."""
-    _check_size(im.height, im.width)
-    deep = im.mode.startswith("I;16")
-    mode = im.mode if im.mode in _READABLE else _CONVERT.get(im.mode)
-    if mode is None:  # P, CMYK, YCbCr, LAB, HSV, …
-        mode = "RGBA" if "A" in im.getbands() or "transparency" in im.info else "RGB"
-    k = max(im.size) // WORK_SIDE
-    try:
-        if k >= 2:
-            # Box-average before converting to floats: it keeps the ink's mass, and memory stays small.
-            out = Image.new(mode, (-(-im.width // k), -(-im.height // k)))
-            rows = k * max(1, BAND_BYTES // (4 * im.width * k))
-            for y in range(0, im.height, rows):
-                band = im.crop((0, y, im.width, min(y + rows, im.height)))
-                out.paste((band if band.mode == mode else band.convert(mode)).reduce(k), (0, y // k))
-            im = out
-        elif im.mode != mode:
-            im = im.convert(mode)
-    except (ValueError, OSError) as e:
-        raise InputError(f"Images in colour mode {im.mode!r} are not supported ({e}); save it as RGB.") from None
-    a = np.asarray(im)
-    return _array_to_float(a.astype(np.uint16) if deep else a)
-
-
-def _value_range(a: np.ndarray) -> tuple[float, float]:
-    """(offset, half the span) that map the array's values to [0, 1], found without full-size temporaries."""
-    if a.dtype.kind == "b":
-        return 0.0, 0.5
-    if a.dtype == np.uint8:
-        return 0.0, 127.5
-    if a.dtype == np.uint16:
-        return 0.0, 32767.5
-    lo, hi = float(a.min()), float(a.max())  # NaN anywhere makes these NaN; inf makes them infinite
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise InputError("The image array contains NaN or infinite values.")
-    if lo >= 0 and hi <= 1:
-        return 0.0, 0.5
-    if lo >= 0 and hi <= 255:
-        return 0.0, 127.5
-    if lo >= 0 and hi <= 65535 and a.dtype.kind in "ui":
-        return 0.0, 32767.5
-    return lo, (hi * 0.5 - lo * 0.5 if hi > lo else 1.0)  # an unusual range (signed, huge): stretch it to [0, 1]
-
-
-def _array_to_float(a: np.ndarray) -> np.ndarray:
-    """Any numeric image array → float32 H×W×C (C = 1…4) in [0, 1]; large arrays box-reduced on the way."""
-    if a.dtype.kind not in "buif":
-        raise InputError(f"Unsupported array type {a.dtype}: use uint8 values 0–255 or floats in [0, 1].")
-    if a.ndim == 2:
-        a = a[..., None]
-    if a.ndim != 3 or not 1 <= a.shape[2] <= 4:
-        raise InputError(f"Expected an image array of shape H×W, H×W×3 or H×W×4, got shape {tuple(a.shape)}.")
-    _check_size(a.shape[0], a.shape[1])
-    lo, scale = _value_range(a)
-
-    def unit(x: np.ndarray) -> np.ndarray:
-        if x.dtype.kind in "bu" and x.itemsize <= 2:
-            return x.astype(np.float32) / np.float32(2 * scale)  # exact in float32; no float64 copy
-        # In halves: a range from -1.8e308 to 1.8e308 overflows float64, half of it does not.
-        return ((x.astype(np.float64) * 0.5 - lo * 0.5) / scale).clip(0, 1).astype(np.float32)
-
-    k = max(a.shape[:2]) // WORK_SIDE
-    if k < 2:
-        return unit(a)
-    # Box-average k×k blocks, a band of rows at a time, so that only a band is ever converted to floats.
-    # With alpha, colours are averaged weighted by it (premultiplied), as PIL does: a transparent pixel's
-    # colour does not bleed into its visible neighbours.
-    h, w, c = a.shape[0] // k, a.shape[1] // k, a.shape[2]
-    out = np.empty((h, w, c), np.float32)
-    rows = max(1, BAND_BYTES // (8 * w * k * k * c))
-    for y in range(0, h, rows):
-        band = unit(a[y * k : (y + rows) * k, : w * k])
-        if c in (2, 4):
-            band[..., :-1] *= band[..., -1:]
-        blocks = band.reshape(-1, k, w, k, c).mean(axis=(1, 3))
-        if c in (2, 4):
-            alpha = blocks[..., -1:]
-            blocks[..., :-1] = np.where(alpha > 0, blocks[..., :-1] / np.maximum(alpha, 1e-12), 0.0)
-        out[y : y + rows] = blocks
-    return out
-
-
-def as_rgba(a: np.ndarray) -> np.ndarray:
-    """A float H×W×C image (C = 1…4) as RGBA: grey is repeated, a missing alpha is opaque."""
-    c = a.shape[2]
-    rgb = a[..., :1].repeat(3, 2) if c <= 2 else a[..., :3]
-    alpha = a[..., -1:] if c in (2, 4) else np.ones_like(a[..., :1])
-    return np.concatenate([rgb, alpha], axis=-1)
-
-
-def to_float_array(image: Any) -> np.ndarray:
-    """Decode any accepted input to a float32 H×W×C array in [0, 1] (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA)."""
-    if image is None:
-        raise InputError("No image: upload a picture or draw a digit first.")
-    if isinstance(image, (str, os.PathLike, bytes, bytearray)):
-        return _pil_to_array(open_image(image))
-    if isinstance(image, Image.Image):
-        return _pil_to_array(image)
-    if isinstance(image, Tensor):
-        image = image.detach().cpu().numpy()
-    if isinstance(image, np.ndarray):
-        return _array_to_float(image)
-    raise InputError(
-        f"Unsupported input of type {type(image).__name__}: pass a PIL image, a numpy array, a file path or bytes."
-    )
 
 
 # --- finding the ink ---------------------------------------------------------------------------------------
@@ -258,11 +91,13 @@ def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarra
 
 
 def _grain(v: np.ndarray) -> float:
-    """The standard deviation of pixel noise, from neighbours' differences (edges are too few to matter)."""
+    """The standard deviation of pixel noise, from neighbours' differences: their lower quartile, so that edges
+    and the smooth slopes of blurred ink do not count even where they cover most of the picture (a small scan
+    enlarged, cropped to the digit)."""
     if min(v.shape) < 2:
         return 0.0
     diffs = np.concatenate([np.abs(np.diff(v, axis=0)).ravel(), np.abs(np.diff(v, axis=1)).ravel()])
-    return 1.4826 * float(np.median(diffs)) / np.sqrt(2)
+    return float(np.percentile(diffs, 25)) / (0.3186 * np.sqrt(2))  # |N(0, 2σ²)|'s lower quartile: 0.3186 √2 σ
 
 
 def _paper(v: np.ndarray, light: bool) -> np.ndarray:
@@ -299,10 +134,13 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     margin = max(3 * grain, 0.02)
     fits = [np.full_like(zs, np.percentile(zs, 90))]
     fits += [_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6)]
+    # Last, flat at the brightest hundredth: for a picture that is mostly ink (a small scan enlarged smoothly,
+    # cropped to the digit), where every other surface leaves the paper above it.
+    fits += [np.full_like(zs, np.percentile(zs, 99))]
     held = np.array([np.mean(np.abs(zs - f) < margin) for f in fits])
     held[[np.mean(zs - f > margin) > 0.05 for f in fits]] = -1
     i = int(np.flatnonzero(held >= held.max() - 0.03)[0])
-    order = (1, 1, 3, 6)[i]
+    order = (1, 1, 3, 6, 1)[i]
     coef = np.linalg.lstsq(terms[:, :order], fits[i], rcond=None)[0]
     yy, xx = np.mgrid[-1 : 1 : complex(0, v.shape[0]), -1 : 1 : complex(0, v.shape[1])]
     full = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy][:order], -1) @ coef
@@ -327,8 +165,8 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     """The working-size picture to look for ink in, and whether it is already an ink map (alpha = ink).
 
     A drawing on a transparent canvas carries its ink in the alpha channel (its visible pixels all share the
-    brush's colour). A photo that an editor placed on a transparent canvas carries its own ink: it is read as
-    the photo, cropped to where it is visible, with the rest of the canvas filled by the photo's paper.
+    brush's colour). A picture with a transparent margin (a window capture's shadow, a sticker) carries its own
+    ink: it is read as the picture, cropped to where it is visible, the rest filled with its paper.
     """
     c = a.shape[2]
     if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
@@ -339,11 +177,7 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
     colours = _luminance(a[seen][None])[0]
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
-    # A solid, photo-shaped rectangle far wider than any brush is a photo too, a blank one: read as such, it is
-    # found empty instead of becoming a rectangle of ink. (A thick bar drawn edge to edge is not photo-shaped.)
-    h, w = seen[box].shape
-    blank_photo = seen[box].mean() > 0.98 and min(h, w) >= 0.25 * min(seen.shape) and min(h, w) >= 0.4 * max(h, w)
-    if seen[box].mean() > 0.75 and (spread >= BLANK_CONTRAST or blank_photo):  # a picture with ink of its own
+    if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # a picture with ink of its own
         a, alpha = a[box], alpha[box]
         return _working(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
     return _working(alpha), True
@@ -385,12 +219,30 @@ def _pooled_max(d: np.ndarray) -> float:
 def find_ink(a: np.ndarray) -> np.ndarray:
     """Float H×W×C image in [0, 1] → ink map (at most ``WORK_SIDE`` pixels a side) in [0, 1], ink = 1.
 
-    Raises :class:`InputError` with :data:`BLANK_MESSAGE` when there is no ink to speak of.
+    When the digit is on a sheet inside the picture (a note on a desk, a window's canvas inside its title bar and
+    toolbars), only the sheet is read: see :func:`_sheet`. Raises :class:`InputError` with :data:`BLANK_MESSAGE`
+    when there is no ink to speak of.
     """
     v, is_ink = _visible(a)
-    if is_ink:
+    n = _ink_map(v, None if not is_ink else "alpha")
+    sheet = None if is_ink else _sheet(v, n)
+    if sheet is not None:
+        inside, paper = sheet
+        # A light note read as ink on a dark desk is read alone, dark ink on light paper; ink around a sheet is
+        # left out.
+        n = n * inside if paper is None else _ink_map(np.where(inside, v, np.float32(paper)), True)
+    n = _without_clutter(n)
+    if not is_ink and _framed(_coarse(n) > 0):
+        raise InputError(CROP_MESSAGE)
+    return n
+
+
+def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
+    """The ink map of a working-size picture: ``light`` says whether the paper is the lighter side ("alpha": ``v``
+    is a canvas's alpha, already ink; None: decide from the picture)."""
+    if light == "alpha":
         d, diff, sigma = v, v, 0.0  # a canvas's alpha has no grain
-    elif _light_paper(v):
+    elif light if light is not None else _light_paper(v):
         # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's
         # darkness relative to the paper around it, the same in a bright corner and a shadow.
         paper = _paper(v, light=True)
@@ -419,6 +271,213 @@ def find_ink(a: np.ndarray) -> np.ndarray:
     if float(n.max()) < BLANK_CONTRAST / 2:
         raise InputError(BLANK_MESSAGE)
     return (n / n.max()).astype(np.float32)
+
+
+# --- a sheet inside the picture ------------------------------------------------------------------------------
+
+
+def _components(mask: np.ndarray) -> np.ndarray:
+    """Labels of the 4-connected components of ``mask`` (each pixel: the smallest index in its component; −1
+    outside): each run of pixels along a row, then along a column, takes its smallest label, until nothing changes.
+    A sweep crosses a whole run, so it takes about as many sweeps as a component has turns; capped, for bounded
+    time."""
+    h, w = mask.shape
+    labels = np.where(mask, np.arange(mask.size).reshape(h, w), -1).ravel()
+    if not mask.any():
+        return labels.reshape(h, w)
+    sweeps = []
+    for order, line in ((np.arange(mask.size), w), (np.arange(mask.size).reshape(h, w).T.ravel(), h)):
+        inside = mask.ravel()[order]
+        at = np.flatnonzero(inside)  # positions along the sweep
+        starts = np.flatnonzero((np.diff(at, prepend=-2) > 1) | (at % line == 0))  # where a run begins
+        sweeps.append((order[inside], starts, np.diff(np.r_[starts, at.size])))
+    for _ in range(MAX_SWEEPS):
+        changed = False
+        for idx, starts, counts in sweeps:
+            before = labels[idx]
+            after = np.repeat(np.minimum.reduceat(before, starts), counts)
+            changed = changed or not np.array_equal(after, before)
+            labels[idx] = after
+        if not changed:
+            break
+    return labels.reshape(h, w)
+
+
+def _largest(mask: np.ndarray) -> np.ndarray:
+    """The largest 4-connected component of ``mask``."""
+    labels = _components(mask)
+    return labels == np.bincount(labels[mask]).argmax() if mask.any() else mask
+
+
+def _fill_holes(mask: np.ndarray) -> np.ndarray:
+    """``mask`` and everything it encloses (what cannot reach the picture's border without crossing it)."""
+    labels = _components(~mask)
+    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
+    return mask | ~np.isin(labels, border)
+
+
+def _width(mask: np.ndarray) -> float:
+    """The mean width of a region, in pixels: twice its area over the length of its edges."""
+    return 2 * float(mask.sum()) / _edge_length(mask.astype(np.float32))
+
+
+def _rectangularity(mask: np.ndarray) -> float:
+    """A region's pixels over those of the smallest rectangle, turned or not, around it: about 1 for a sheet (a
+    note, a window's canvas), π/4 for an ellipse (a 0 with its loop filled), less for other digits' shapes. The
+    rectangle is taken through the pixels' centres, so it holds its area plus half its perimeter plus one pixels
+    (Pick's theorem), at any scale."""
+    rows = np.flatnonzero(mask.any(1))
+    left = mask[rows].argmax(1)
+    right = mask.shape[1] - 1 - mask[rows, ::-1].argmax(1)
+    points = sorted({(int(x), int(y)) for y, a, b in zip(rows, left, right) for x in (a, b)})
+
+    def half(pts: list) -> list:  # Andrew's monotone chain: the convex hull, one half at a time
+        out: list = []
+        for p in pts:
+            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (out[-1][1] - out[-2][1]) * (
+                p[0] - out[-2][0]
+            ) <= 0:
+                out.pop()
+            out.append(p)
+        return out[:-1]
+
+    hull = np.array(half(points) + half(points[::-1]) or points, np.float64)
+    edges = np.roll(hull, -1, axis=0) - hull
+    edges = edges[np.hypot(*edges.T) > 0]
+    if not len(edges):  # a single pixel
+        return 1.0
+    u = edges / np.hypot(*edges.T)[:, None]  # each hull edge's direction: the smallest rectangle has a side on one
+    along, across = hull @ u.T, hull @ np.stack([-u[:, 1], u[:, 0]], 1).T
+    w, h = np.ptp(along, axis=0), np.ptp(across, axis=0)
+    i = int((w * h).argmin())
+    return float(mask.sum()) / (w[i] * h[i] + w[i] + h[i] + 1)
+
+
+def _erode(mask: np.ndarray, r: int) -> np.ndarray:
+    """``mask`` less every pixel within ``r`` pixels (a square) of its outside."""
+    for _ in range(r):
+        p = np.pad(mask, 1)
+        mask = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
+    return mask
+
+
+def _framed(ink: np.ndarray) -> bool:
+    """Whether ink lines three sides of the picture around paper that holds ink of its own: a frame (a desk, a
+    window) around the digit's sheet that was not told apart. (A digit cropped tight touches the sides too, but
+    its paper reaches them.)"""
+    if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
+        return False
+    paper = _largest(~ink)
+    inner = _fill_holes(paper)
+    touches = paper[0].any() or paper[-1].any() or paper[:, 0].any() or paper[:, -1].any()
+    return not touches and bool((inner & ink).any())
+
+
+def _coarse(a: np.ndarray) -> np.ndarray:
+    """A copy at most SHEET_SIDE pixels a side: shapes as large as a sheet or a digit are looked for on it, as
+    the search's time grows with the pixels."""
+    f = max(1.0, max(a.shape) / SHEET_SIDE)
+    return _resize(a, max(1, round(a.shape[0] / f)), max(1, round(a.shape[1] / f)))
+
+
+def _fine(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    return np.asarray(Image.fromarray(mask).resize(shape[::-1], Image.Resampling.NEAREST))
+
+
+def _sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
+    """:func:`_find_sheet` on coarse copies, the sheet's mask brought back to the picture's size."""
+    found = _find_sheet(_coarse(v), _coarse(n))
+    return None if found is None else (_fine(found[0], n.shape), found[1])
+
+
+def _without_clutter(n: np.ndarray) -> np.ndarray:
+    """The ink map less what lies far from the digit: ink regions at least NEAR times the digit's extent away
+    from the largest one and holding less than half its ink (a toolbar's icons, a title bar's buttons, a speck
+    on the sheet). A digit's own pieces lie within or next to it."""
+    small = _coarse(n)
+    ink = _dilate(small, 1.0) > 0  # grown by a pixel, so that strokes touching only at corners are one region
+    labels = _components(ink)
+    ids, which = np.unique(labels[ink], return_inverse=True)
+    if len(ids) < 2:
+        return n
+    mass = np.bincount(which, weights=small[ink])
+    ys, xs = np.nonzero(ink)
+    box = np.array([[np.inf] * len(ids), [np.inf] * len(ids), [-np.inf] * len(ids), [-np.inf] * len(ids)])
+    for row, values, fn in ((0, ys, np.minimum), (1, xs, np.minimum), (2, ys, np.maximum), (3, xs, np.maximum)):
+        fn.at(box[row], which, values)
+    top, left, bottom, right = box
+    main = int(mass.argmax())
+    extent = max(bottom[main] - top[main], right[main] - left[main]) + 1
+    gap = np.maximum.reduce([top - bottom[main], top[main] - bottom, left - right[main], left[main] - right])
+    far = (gap > NEAR * extent) & (mass < 0.5 * mass[main])
+    if not far.any():
+        return n
+    clutter = np.isin(labels, ids[far])
+    p = np.pad(clutter, 1)  # one coarse pixel more, so that the finer pixels along its edge go too
+    clutter = clutter | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    return n * ~_fine(clutter, n.shape)
+
+
+def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
+    """The sheet that holds the digit when it lies inside the picture, or None: (where the sheet is, and the level
+    of its paper when the ink map must be made again: a note that was read as ink).
+
+    A sheet is a rectangle with strokes on it, while a digit's outline with its loops filled never is: so a region
+    is taken for a sheet when it and everything it encloses make a rectangle (:func:`_is_sheet`). Two cases:
+
+    - the largest light region is such a sheet, and the ink map took it for ink: a light note on a dark desk, which
+      the polarity cues read as light ink (the note) on a dark ground, holding the real ink in its holes;
+    - the largest paper region is such a sheet, holding ink that spans at least :data:`HELD_EXTENT` of its width,
+      while other ink lines most of a side of the picture: a window's canvas and its title bar, toolbars and
+      borders, a note and the desk around it.
+    """
+    if not (n > 0).any() or (n > 0).all():
+        return None
+    light = v > _otsu(v)  # a note is lighter than the desk and than its own ink, however unevenly lit
+    note = _largest(light)
+    filled = _fill_holes(note)
+    held = filled & ~light  # the note's own ink
+    if (
+        filled.sum() >= 0.05 * v.size
+        and float(n[note].mean()) > 0.25  # the ink map took the note for ink (on paper, it is about 0)
+        and note.sum() >= 0.5 * filled.sum()
+        and held.sum() >= 0.005 * filled.sum()
+        and float(v[note].mean()) > float(v[held].mean())  # paper is lighter than ink
+        and _is_sheet(filled, held)
+    ):
+        return _erode(filled, EDGE), float(np.median(v[note]))
+    ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
+    if max(ink[0].mean(), ink[-1].mean(), ink[:, 0].mean(), ink[:, -1].mean()) < FRAME:
+        return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
+    paper = _largest(~ink)
+    filled = _fill_holes(paper)
+    held = filled & ink
+    if held.any() and _extent(held) >= HELD_EXTENT * _extent(filled, min) and _is_sheet(filled, held):
+        return _erode(filled, EDGE), None
+    return None
+
+
+def _otsu(values: np.ndarray) -> float:
+    """The level that splits values into two groups with the most variance between them (Otsu's method)."""
+    counts, edges = np.histogram(values, 64)
+    sums = counts * (edges[:-1] + edges[1:]) / 2
+    below, below_sum = np.cumsum(counts)[:-1], np.cumsum(sums)[:-1]  # splitting after each bin but the last
+    above, above_sum = counts.sum() - below, sums.sum() - below_sum
+    between = below * above * (below_sum / np.maximum(below, 1) - above_sum / np.maximum(above, 1)) ** 2
+    return float(edges[1 + int(between.argmax())])
+
+
+def _extent(mask: np.ndarray, side: Any = max) -> int:
+    """The longer (or, with ``side=min``, shorter) side of the region's bounding box."""
+    rows, cols = np.flatnonzero(mask.any(1)), np.flatnonzero(mask.any(0))
+    return side(rows[-1] - rows[0], cols[-1] - cols[0]) + 1
+
+
+def _is_sheet(filled: np.ndarray, held: np.ndarray) -> bool:
+    """Whether a region with everything it encloses (``filled``) is a rectangle, turned or not, as a note or a
+    window's canvas is and a digit with its loops filled never is, and what it holds (``held``) are strokes, not a
+    blob (as a 0's inside is: about half as wide as long)."""
+    return _width(held) <= STROKE_EXTENT * _extent(held) and _rectangularity(filled) >= RECTANGLE
 
 
 # --- stroke width ------------------------------------------------------------------------------------------

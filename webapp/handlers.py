@@ -159,7 +159,8 @@ class Handlers:
         try:
             return to_mnist(data)
         except InputError as e:
-            raise InputError(f"{field}: {e}") from None
+            message = str(e)
+            raise InputError(f"{field}: {message[:1].lower()}{message[1:]}") from None
 
     def reconstruct(self, image: Any) -> str:
         """An image → the input as the models see it, each model's reconstruction (with μ), the scores."""

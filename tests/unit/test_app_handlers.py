@@ -149,7 +149,7 @@ def test_interpolate_shows_its_ends_and_one_strip_per_model(handlers: Handlers) 
     assert len(images(fragment)) == 2 + 2 * 7 and fragment.count('class="strip"') == 2
     with pytest.raises(InputError, match="Digit B is missing"):
         handlers.interpolate(a, None, 7)
-    with pytest.raises(InputError, match="^Digit A: the upload is not an image that can be read"):
+    with pytest.raises(InputError, match="^Digit A: the upload is not an image in an accepted format"):
         handlers.interpolate(data_url(EXAMPLE).replace(data_url(EXAMPLE)[30:], "iVBORw0KGgo="), b, 7)
 
 

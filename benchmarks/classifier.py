@@ -1,8 +1,9 @@
 """A small MNIST digit classifier, used only to *measure* how recognisable a digit is (never shipped as a weight).
 
 ``load_classifier()`` trains a LeNet-style CNN on MNIST's training set the first time (about a minute and a half
-on one thread, 99.2% test accuracy) and caches it as safetensors under ``runs/classifier/`` (ignored by git), keyed on
-:data:`VERSION`, so that benchmarks and tests share one trained copy.
+on one thread, 99.2% test accuracy) and caches it as safetensors under the checkout's ``runs/classifier/`` (ignored by
+git), keyed on :data:`VERSION`, so that benchmarks and tests share one trained copy. It is a measuring instrument, so
+it lives with the benchmarks, not in the package.
 
 Each training digit is varied the way people's digits vary (see :func:`augment`), so that the instrument reads a
 digit a little slanted, thicker or thinner, larger or off by a pixel as itself, rather than setting a ceiling of its
@@ -26,7 +27,7 @@ from vae_hub.files import atomic_write_bytes
 
 VERSION = "lenet-v2"  # change it whenever the architecture or the recipe changes: the cache is keyed on it (v2 is
 # the one-thread training below; an early copy trained on two threads differed in a few weights)
-DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "runs" / "classifier"
+DEFAULT_CACHE = Path(__file__).resolve().parent.parent / "runs" / "classifier"  # <checkout>/runs, beside benchmarks/
 EPOCHS, BATCH, LR, SEED = 3, 128, 2e-3, 0
 MAX_SHIFT, MAX_ANGLE, MAX_SCALE = 2.0, 18.0, 0.1  # pixels, degrees, ± fraction of the size
 # Stroke width changes on a 2× grid, in 28-pixel units: eroded by 1 pixel, kept, thickened by 1 or 2, with these odds.
