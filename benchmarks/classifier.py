@@ -20,10 +20,10 @@ import torch
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 from tqdm.auto import tqdm
+from vae_hub.files import atomic_write_bytes
 
 from vae_hub import load_mnist
 from vae_hub.data import to_unit
-from vae_hub.files import atomic_write_bytes
 
 VERSION = "lenet-v2"  # change it whenever the architecture or the recipe changes: the cache is keyed on it (v2 is
 # the one-thread training below; an early copy trained on two threads differed in a few weights)
