@@ -20,10 +20,8 @@ import torch
 from safetensors.torch import load_file, save
 from torch import Tensor, nn
 from tqdm.auto import tqdm
-from vae_hub.files import atomic_write_bytes
 
 from vae_hub import load_mnist
-from vae_hub.data import to_unit
 
 VERSION = "lenet-v2"  # change it whenever the architecture or the recipe changes: the cache is keyed on it (v2 is
 # the one-thread training below; an early copy trained on two threads differed in a few weights)
@@ -48,6 +46,11 @@ class DigitCNN(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         """``x``: (N, 1, 28, 28) or (N, 784), floats in [0, 1] or uint8 0–255. Returns logits (N, 10)."""
         return self.net(to_unit(x).reshape(-1, 1, 28, 28))
+
+
+def to_unit(x: Tensor) -> Tensor:
+    """uint8 pixels → floats in [0, 1]; floats as they are."""
+    return x.float() / 255 if x.dtype == torch.uint8 else x.float()
 
 
 def augment(x: Tensor, gen: torch.Generator) -> Tensor:
@@ -122,7 +125,9 @@ def load_classifier(
             pass  # a truncated or stale cache file: train again and overwrite it
     model = train_classifier(data_root, progress)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
-    atomic_write_bytes(path, save(state, metadata={"version": VERSION}))  # a concurrent reader never sees half a file
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    tmp.write_bytes(save(state, metadata={"version": VERSION}))
+    os.replace(tmp, path)  # a concurrent reader never sees half a file
     return model
 
 

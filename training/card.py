@@ -125,8 +125,8 @@ def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
             f"this model ({variant})",
             "dynamic binarization",
             "MLP 128-32-16",
-            f"{iwae['log_likelihood']:.2f}",
-            f"{-test['nelbo']:.2f}",
+            f"{iwae['log_likelihood']:.2f}".replace("-", "−"),  # the minus sign of the published rows
+            f"{-test['nelbo']:.2f}".replace("-", "−"),
         ]
         literature = [ours, *LITERATURE]
     seconds = metrics.get("train_seconds")

@@ -23,11 +23,18 @@ FIGURES = {
 }
 
 
+class _Help(argparse.ArgumentDefaultsHelpFormatter):
+    def _get_help_string(self, action: argparse.Action) -> str | None:
+        if action.default is None or action.default is False or "default" in (action.help or ""):
+            return action.help  # nothing to add, or the help says it already
+        return super()._get_help_string(action)
+
+
 class Parser(argparse.ArgumentParser):
     """``argparse`` with the defaults in ``--help`` and a bad option reported in one line (exit code 2)."""
 
     def __init__(self, prog: str, description: str) -> None:
-        super().__init__(prog=prog, description=description, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        super().__init__(prog=prog, description=description, formatter_class=_Help)
 
     def error(self, message: str) -> NoReturn:
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
