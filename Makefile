@@ -4,7 +4,7 @@ VENV ?= .venv
 PY := $(VENV)/bin/python
 export VAE_HUB_DATA ?= $(if $(wildcard ../shared/data/MNIST/raw),../shared/data,data)
 
-.PHONY: install app test test-fast lint train bench clean
+.PHONY: install app test test-fast lint train train-binarized bench clean
 install: $(VENV)/.installed
 $(VENV)/.installed: requirements.txt pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -31,6 +31,12 @@ train: install ## retrain the four bundled models (2-D and 4-D latent, both esti
 		--ckpt-dir runs/checkpoints/grey/z4
 	for m in weights/sgvb weights/kl_wo_e weights/z4/sgvb weights/z4/kl_wo_e; do \
 		$(PY) -m training.evaluate $$m --grad-variance --compile --save || exit 1; done
+
+train-binarized: install ## the binarized-MNIST pair (the original 2-D network, 300 epochs), then K = 5000 IWAE
+	$(PY) -m training.train --regularizer both --binarize --epochs 300 --out weights/binarized \
+		--ckpt-dir runs/checkpoints/binarized
+	for m in weights/binarized/sgvb weights/binarized/kl_wo_e; do \
+		$(PY) -m training.evaluate $$m --iwae-k 5000 --grad-variance --compile --save || exit 1; done
 
 bench: install
 	$(PY) benchmarks/bench_train.py

@@ -125,6 +125,7 @@ def load_classifier(
             pass  # a truncated or stale cache file: train again and overwrite it
     model = train_classifier(data_root, progress)
     state = {k: v.contiguous() for k, v in model.state_dict().items()}
+    path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(save(state, metadata={"version": VERSION}))
     os.replace(tmp, path)  # a concurrent reader never sees half a file

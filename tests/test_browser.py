@@ -8,38 +8,20 @@ import base64
 import io
 import json
 import re
-import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
 import pytest
-from app_server import weights_present
-from conftest import ROOT, require
+from conftest import ROOT
 from PIL import Image
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 ARTIFACTS = ROOT / "artifacts" / "browser"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
+ARTIFACTS.mkdir(parents=True, exist_ok=True)
 TIMEOUT_MS = 60_000
 DESKTOP, PHONE = {"width": 1400, "height": 900}, {"width": 390, "height": 844}
 EXAMPLES = ROOT / "examples"
-
-
-@pytest.fixture(scope="module")
-def browser(request: pytest.FixtureRequest) -> Iterator:
-    require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    require(weights_present(), "the bundled weights in weights/")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        require(False, "playwright (pip install playwright; the browser is Debian's chromium)")
-    ARTIFACTS.mkdir(parents=True, exist_ok=True)
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, headless=True, args=FLAGS)
-        yield b
-        b.close()
 
 
 def open_page(browser, url: str, viewport: dict) -> tuple:

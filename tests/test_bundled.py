@@ -3,6 +3,7 @@ the new code unchanged and give the same outputs, and their folders hold what th
 
 from __future__ import annotations
 
+import base64
 import dataclasses
 import hashlib
 import json
@@ -45,3 +46,35 @@ def test_the_bundled_weights_are_unchanged_and_give_the_same_outputs(name: str, 
     got = (model.reconstruct(x).double().sum().item(), mu.double().sum().item(), logvar.double().sum().item())
     assert got == pytest.approx(BEFORE[name], rel=1e-5)
     assert torch.is_grad_enabled()  # the inference methods switched gradients off only inside themselves
+
+
+@pytest.mark.parametrize("variant", ("sgvb", "kl_wo_e"))
+def test_the_binarized_models_hold_their_evaluation_and_the_readme_and_card_quote_it(variant: str) -> None:
+    """weights/binarized/*: the original 2-D network trained on dynamically binarized MNIST, scored by IWAE at
+    K = 5000 on the test set binarized once; the card's literature table and the README give its eval.json's numbers,
+    and the app's handlers serve it in a model's place."""
+    folder = ROOT / "weights" / "binarized" / variant
+    model = VAE.from_pretrained(folder)
+    assert model.config == VAEConfig()
+    trained = json.loads((folder / "training_args.json").read_text())
+    assert trained["binarize"] and trained["regularizer"] == variant
+    ev = json.loads((folder / "eval.json").read_text())
+    assert ev["protocol"] == "binarized" and ev["test_images"] == 10000 and ev["iwae"]["k"] == 5000
+    ll, se, elbo = ev["iwae"]["log_likelihood"], ev["iwae"]["std_error"], -ev["nelbo"]
+    assert elbo < ll < 0  # the ELBO bounds the IWAE estimate from below
+
+    def minus(v: float) -> str:
+        return f"{v:.2f}".replace("-", "−")
+
+    card = (folder / "README.md").read_text()
+    assert f"| this model ({variant}) | dynamic binarization | MLP 128-32-16 | {minus(ll)} | {minus(elbo)} |" in card
+    assert "Davidson et al. 2018" in card
+    readme = (ROOT / "README.md").read_text()
+    assert f"{minus(ll)} ± {se:.2f}" in readme and minus(elbo) in readme
+
+    from webapp import EXAMPLES_DIR
+    from webapp.handlers import Handlers
+
+    handlers = Handlers({"sgvb": model}, {"sgvb": f"binarized · {variant}"})
+    example = "data:image/png;base64," + base64.b64encode((EXAMPLES_DIR / "7_0000.png").read_bytes()).decode()
+    assert handlers.reconstruct(example).count("<img") == 2  # the input and its reconstruction

@@ -28,8 +28,6 @@ from vae_hub import VAE
 from vae_hub.viz import latent_grid
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 TOL = 1e-4  # per pixel probability, the contract with the Python decoder
 TIMEOUT_MS = 60_000
 HUB_REPO = "vae-hub-test/perturbed-z4"  # a Hub model, read from a Hub cache made by the test (offline)
@@ -107,21 +105,6 @@ def custom_app(tmp_path_factory: pytest.TempPathFactory) -> Iterator[App]:
     with serve("--model", f"sgvb={folder}", "--model", f"z4/sgvb={HUB_REPO}", env=env) as url:
         url.sources = {"sgvb": folder, "z4/sgvb": snapshot}
         yield url
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        require(False, "playwright (pip install playwright; the browser is Debian's chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 def open_app(browser, url: str, **context: object):

@@ -32,8 +32,6 @@ from webapp import VARIANTS, WEIGHTS_DIR, latent_map
 from webapp.static import live
 
 pytestmark = pytest.mark.browser
-CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
-FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update"]
 TOL = 1e-4  # per pixel probability, the contract with the Python decoder
 TIMEOUT_MS = 30_000
 
@@ -85,21 +83,6 @@ def server(tiny_models: dict[str, Path], tmp_path_factory: pytest.TempPathFactor
     finally:
         httpd.shutdown()
         httpd.server_close()
-
-
-@pytest.fixture(scope="module")
-def browser() -> Iterator:
-    require(Path(CHROMIUM).is_file(), f"Debian's chromium at {CHROMIUM} (apt-get install chromium)")
-    try:
-        from playwright import sync_api
-    except ImportError:
-        require(False, "playwright (pip install playwright; the browser is Debian's chromium)")
-    with sync_api.sync_playwright() as p:
-        b = p.chromium.launch(executable_path=CHROMIUM, args=FLAGS)
-        try:
-            yield b
-        finally:
-            b.close()
 
 
 @pytest.fixture

@@ -61,16 +61,20 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
     return {"batches": len(batches), "batch_size": len(batches[0]), "draws": draws, "by_regularizer": result}
 
 
-def iwae_estimate(model: Any, x: Any, k: int, batch: int = 100, seed: int = 0, compile: bool = False) -> dict:
+def iwae_estimate(
+    model: Any, x: Any, k: int, batch: int = 100, seed: int = 0, compile: bool = False, progress: bool = False
+) -> dict:
     """The mean IWAE bound over ``x`` with K samples, ``batch`` images at a time, and its standard error."""
     import torch
+    from tqdm.auto import tqdm
 
     from vae_hub import fast, objectives
 
     bound = fast.iwae_bound if compile else objectives.iwae_bound
     gen = torch.Generator(model.device).manual_seed(seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    values = torch.cat([bound(model, x[i : i + batch], k=k, generator=gen).cpu() for i in range(0, len(x), batch)])
+    starts = tqdm(range(0, len(x), batch), desc=f"IWAE, K = {k}", unit="batch", disable=not progress, leave=False)
+    values = torch.cat([bound(model, x[i : i + batch], k=k, generator=gen).cpu() for i in starts])
     return {
         "k": k,
         "log_likelihood": values.mean().item(),
@@ -91,6 +95,7 @@ def evaluate(
     seed: int = 0,
     compile: bool = False,
     gv: tuple[int, int] | None = None,
+    progress: bool = False,
 ) -> dict[str, Any]:
     """The numbers of ``eval.json`` for ``images`` (uint8 or [0, 1]) and their ``labels``."""
     import torch
@@ -105,7 +110,7 @@ def evaluate(
         **active_dimensions(model, loader),
     }
     if iwae_k > 0:
-        result["iwae"] = iwae_estimate(model, loader.x, iwae_k, seed=seed, compile=compile)
+        result["iwae"] = iwae_estimate(model, loader.x, iwae_k, seed=seed, compile=compile, progress=progress)
     if gv is not None:
         batches, draws = gv
         fixed = [loader.x[i * 256 : (i + 1) * 256] for i in range(batches) if (i + 1) * 256 <= len(loader.x)] or [
@@ -136,6 +141,7 @@ def build_parser() -> Parser:
     p.add_argument("--seed", type=at_least(0), default=0, help="seed of the sampling noise")
     p.add_argument("--threads", type=at_least(1), default=1, help="CPU threads")
     p.add_argument("--device", default="cpu", help="cpu, cuda, cuda:N, mps")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
 
 
@@ -168,7 +174,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "model": args.model,
         "protocol": protocol,
-        **evaluate(model, images, labels, args.iwae_k, args.seed, args.compile, gv),
+        **evaluate(model, images, labels, args.iwae_k, args.seed, args.compile, gv, not args.no_progress),
     }
     result["seconds"] = time.perf_counter() - t0
     print(json.dumps(result, indent=1))
