@@ -335,7 +335,8 @@ MAP = "vaeHub.get('latent-map')"
 
 
 def map_ready(page, model: str) -> dict:
-    page.wait_for_function(f"(m) => {MAP} && {MAP}.model && {MAP}.model.name === m", arg=model)
+    # window.vaeHub first: on a loaded machine the page's decoder script may still be on its way
+    page.wait_for_function(f"(m) => window.vaeHub && {MAP} && {MAP}.model && {MAP}.model.name === m", arg=model)
     return page.evaluate(f"{MAP}.plotRect()")
 
 

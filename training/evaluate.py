@@ -73,7 +73,8 @@ def iwae_estimate(
     bound = fast.iwae_bound if compile else objectives.iwae_bound
     gen = torch.Generator(model.device).manual_seed(seed)
     t0, c0 = time.perf_counter(), time.process_time()
-    starts = tqdm(range(0, len(x), batch), desc=f"IWAE, K = {k}", unit="batch", disable=not progress, leave=False)
+    quiet = None if progress else True  # None: a bar on a terminal only
+    starts = tqdm(range(0, len(x), batch), desc=f"IWAE, K = {k}", unit="batch", disable=quiet, leave=False)
     values = torch.cat([bound(model, x[i : i + batch], k=k, generator=gen).cpu() for i in starts])
     return {
         "k": k,
