@@ -25,7 +25,7 @@ ROOT = Path(__file__).resolve().parent.parent
 pytestmark = pytest.mark.slow  # real training processes, killed and resumed
 
 ENV = {**os.environ, "PYTHONPATH": str(ROOT)}
-EPOCHS = 5
+EPOCHS = 20  # long enough that a signal sent an epoch in lands before the end, on a quiet machine too
 
 
 @pytest.fixture(scope="module")
