@@ -47,7 +47,10 @@ def _train_cmd(data_root: Path, out: Path, ck: Path, *extra: str) -> list[str]:
 
 def _interrupt_after(cmd: list[str], ckpt: Path, epoch: int, sig: signal.Signals) -> tuple[int, str]:
     """Start ``cmd``, wait until its checkpoint passes ``epoch``, then send ``sig`` a moment later (mid-epoch)."""
-    proc = subprocess.Popen(cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(
+        cmd, cwd=ROOT, env=ENV, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),  # a background job's shell ignores Ctrl-C
+    )  # fmt: skip
     deadline = time.monotonic() + 120
     while checkpoint_epoch(ckpt) <= epoch and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
