@@ -32,6 +32,8 @@ def open_page(browser, url: str, viewport: dict) -> tuple:
     page.on("request", lambda r: joins.append(r.post_data_json["fn_index"]) if "/queue/join" in r.url else None)
     page.goto(url, wait_until="domcontentloaded", timeout=TIMEOUT_MS)
     page.locator("#pad canvas").wait_for(state="visible")
+    # the page's decoder script may arrive after the canvas on a loaded machine; every live test needs it
+    page.wait_for_function("() => window.vaeHub !== undefined")
     return page, joins
 
 
@@ -335,8 +337,7 @@ MAP = "vaeHub.get('latent-map')"
 
 
 def map_ready(page, model: str) -> dict:
-    # window.vaeHub first: on a loaded machine the page's decoder script may still be on its way
-    page.wait_for_function(f"(m) => window.vaeHub && {MAP} && {MAP}.model && {MAP}.model.name === m", arg=model)
+    page.wait_for_function(f"(m) => {MAP} && {MAP}.model && {MAP}.model.name === m", arg=model)
     return page.evaluate(f"{MAP}.plotRect()")
 
 
