@@ -7,23 +7,13 @@ from importlib import import_module
 from typing import Any
 
 __version__ = "0.2.0"
-_HOME = {
-    "Config": "config",
-    "VAEConfig": "config",
-    "VAE": "model",
-    "VAEOutput": "model",
-    "WeightsError": "model",
-    "DataError": "data",
-    "MNISTBatches": "data",
-    "load_mnist": "data",
-    "mnist_batches": "data",
-    "Terms": "objectives",
-    "bernoulli_nll": "objectives",
-    "elbo_terms": "objectives",
-    "iwae_bound": "objectives",
-    "kl_wo_e": "objectives",
-    "sgvb": "objectives",
+_MODULES = {
+    "config": ("Config", "VAEConfig"),
+    "model": ("VAE", "VAEOutput", "WeightsError"),
+    "data": ("DataError", "MNISTBatches", "load_mnist", "mnist_batches"),
+    "objectives": ("Terms", "bernoulli_nll", "elbo_terms", "iwae_bound", "kl_wo_e", "sgvb"),
 }
+_HOME = {name: module for module, names in _MODULES.items() for name in names}
 __all__ = sorted(_HOME)
 
 

@@ -66,25 +66,17 @@ def check_architecture(input_dim: Any, hidden_dims: Any) -> None:
         )
 
 
-INPUT_HELP = "pixels per image: 28×28 MNIST"
-HIDDEN_HELP = (
-    "encoder widths; the last holds μ and log σ² together, so the latent size is half of it "
-    "(128 32 16 4: the original 2-D network; 128 32 16 8: its 4-D sibling)"
-)
-ACT_HELP = f"activation after every hidden layer: {', '.join(ACTIVATIONS)}"
-
-
-def _original_widths() -> list[int]:
-    return [128, 32, 16, 4]
-
-
 @dataclass
 class VAEConfig:
     """The network: an MLP encoder to (μ, log σ²) and its mirror image as the decoder."""
 
-    input_dim: int = _help(INPUT_HELP, 784)
-    hidden_dims: list[int] = _help(HIDDEN_HELP, default_factory=_original_widths)
-    act_fun: str = _help(ACT_HELP, "gelu")
+    input_dim: int = _help("pixels per image: 28×28 MNIST", 784)
+    hidden_dims: list[int] = _help(
+        "encoder widths; the last holds μ and log σ² together, so the latent size is half of it "
+        "(128 32 16 4: the original 2-D network; 128 32 16 8: its 4-D sibling)",
+        default_factory=lambda: [128, 32, 16, 4],
+    )
+    act_fun: str = _help(f"activation after every hidden layer: {', '.join(ACTIVATIONS)}", "gelu")
 
     def __post_init__(self) -> None:
         self.act_fun = activation_name(self.act_fun)
@@ -108,14 +100,11 @@ class VAEConfig:
 
 
 @dataclass
-class Config:
+class Config(VAEConfig):
     """The original design's configuration (architecture, batch size, epochs, learning rate, device), with the
     training settings this project added. The defaults are the original plain loop; :func:`training.recipe`
     gives the settings the bundled models were trained with."""
 
-    input_dim: int = _help(INPUT_HELP, 784)
-    hidden_dims: list[int] = _help(HIDDEN_HELP, default_factory=_original_widths)
-    act_fun: str = _help(ACT_HELP, "gelu")
     batch_size: int = _help("images per optimizer step (per process under torchrun)", 256)
     epochs: int = _help("passes over the training images", 50)
     lr: float = _help("peak learning rate of Adam", 1e-3)
@@ -131,15 +120,10 @@ class Config:
     binarize: bool = _help("dynamic binarization: every epoch a fresh Bernoulli draw of each training image", False)
 
     def __post_init__(self) -> None:
-        self.act_fun = activation_name(self.act_fun)
-        if isinstance(self.hidden_dims, tuple):
-            self.hidden_dims = list(self.hidden_dims)
-        check_architecture(self.input_dim, self.hidden_dims)
-        for f in dataclasses.fields(self):
-            value = getattr(self, f.name)
-            if f.name in ("input_dim", "hidden_dims", "act_fun") or (f.name == "init_logvar" and value is None):
-                continue
-            _kind(f.name, value, str(f.type).replace(" | None", ""))
+        super().__post_init__()
+        for f in dataclasses.fields(self)[len(dataclasses.fields(VAEConfig)) :]:
+            if not (f.name == "init_logvar" and self.init_logvar is None):
+                _kind(f.name, getattr(self, f.name), str(f.type).replace(" | None", ""))
         checks = {
             "batch_size": (self.batch_size >= 1, "at least 1"),
             "epochs": (self.epochs >= 1, "at least 1"),
@@ -164,10 +148,6 @@ class Config:
                     f"{name} ({getattr(self, name):g}) is longer than the run ({self.epochs} epochs), which would "
                     f"end before the warm-up does: lower {name} or train for more epochs"
                 )
-
-    @property
-    def latent_dim(self) -> int:
-        return self.hidden_dims[-1] // 2
 
     def architecture(self) -> VAEConfig:
         return VAEConfig(self.input_dim, list(self.hidden_dims), self.act_fun)

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -22,21 +21,15 @@ from PIL import Image
 from torch import Tensor, nn
 
 from . import hub
-from .config import LOGVAR_RANGE, VAEConfig
+from .config import ACTIVATIONS as NAMES
+from .config import LOGVAR_RANGE, Config, VAEConfig
 from .hub import WeightsError
 from .objectives import Terms, elbo_terms
 
 __all__ = ["VAE", "VAEOutput", "WeightsError"]
 
-ACTIVATIONS = {
-    "gelu": nn.GELU,
-    "relu": nn.ReLU,
-    "silu": nn.SiLU,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-    "leaky_relu": nn.LeakyReLU,
-    "softplus": nn.Softplus,
-}
+# the modules of config.ACTIVATIONS' names, in their order
+ACTIVATIONS = dict(zip(NAMES, (nn.GELU, nn.ReLU, nn.SiLU, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.Softplus), strict=True))
 
 
 class VAEOutput(NamedTuple):
@@ -64,7 +57,8 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
 
     def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__()
-        self.config = config if config is not None else VAEConfig()
+        config = config if config is not None else VAEConfig()
+        self.config = config.architecture() if isinstance(config, Config) else config  # config.json: the network
         self._hub_mixin_config = self.config  # what save_pretrained writes as config.json
         c, act = self.config, ACTIVATIONS[self.config.act_fun]
         self.encoder = mlp([c.input_dim, *c.hidden_dims], act)  # 784→128→32→16→(μ, log σ²)
@@ -166,24 +160,17 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
 
     @classmethod
     def _from_pretrained(
-        cls,
-        *,
-        model_id: str,
-        revision: str | None,
-        cache_dir: str | Path | None,
-        force_download: bool,
-        local_files_only: bool,
-        token: str | bool | None,
-        config: Any = None,
-        map_location: str | torch.device = "cpu",
+        cls, *, model_id: str, config: Any = None, map_location: str | torch.device = "cpu", **download: Any
     ) -> VAE:
+        """The mixin's hook; ``download`` holds ``revision``, ``cache_dir``, ``token``, ``force_download`` and
+        ``local_files_only``."""
         if config is None:
             raise WeightsError(f"{model_id}: no config.json found; it must sit beside model.safetensors")
         try:
             arch = VAEConfig.from_dict(dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config)
         except (ValueError, TypeError) as e:
             raise WeightsError(f"{model_id}: invalid config.json: {hub.first_line(e)}") from e
-        path = hub.weights_file(model_id, revision, cache_dir, force_download, local_files_only, token)
+        path = hub.weights_file(model_id, **download)
         state = hub.read_state(path, model_id)
         with torch.device("meta"):  # the expected shapes without allocating (a huge config is refused first)
             expected = {k: v.shape for k, v in cls(arch).state_dict().items()}

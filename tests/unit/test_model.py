@@ -45,6 +45,8 @@ def test_the_default_is_the_original_network_layer_for_layer() -> None:
         1e-3,
         "auto",
     )
+    # a training Config passed straight to the model: config.json still holds the network only
+    assert VAE(Config(epochs=3)).config == VAEConfig() and type(VAE(Config()).config) is VAEConfig
 
 
 def test_the_4d_family_and_mu_logvar_halves() -> None:
