@@ -7,7 +7,6 @@ variables from ``config.json``, ``training_args.json``, ``metrics.json`` and ``e
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,7 +16,7 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from training import RECIPE
-from training.cli import FIGURES
+from training.cli import FIGURES, read_json
 from vae_hub import VAE, Config, VAEConfig
 from vae_hub.hub import CARD_METADATA, CARD_TEMPLATE, PAPER_URL, REPO_URL
 from vae_hub.viz import evaluate_model, plot_latent_images, plot_latent_scatter, plot_samples
@@ -61,11 +60,7 @@ def write_figures(model: VAE, images: torch.Tensor, labels: torch.Tensor, folder
     if history:
         figures["curves"] = plot_curves(history)
     for name, fig in figures.items():
-        save_png(fig, folder / FIGURES[name], gray=name in ("samples", "reconstructions", "latent"))
-
-
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
+        save_png(fig, folder / f"{name}.png", gray=name in ("samples", "reconstructions", "latent"))
 
 
 def reproduce_command(args: dict[str, Any], arch: VAEConfig) -> str:
@@ -84,8 +79,8 @@ def reproduce_command(args: dict[str, Any], arch: VAEConfig) -> str:
 
 def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
     """The template's variables for the model in ``folder``."""
-    arch = VAEConfig.from_dict(_json(folder / "config.json"))
-    args, metrics, evaluation = (_json(folder / f) for f in ("training_args.json", "metrics.json", "eval.json"))
+    arch = VAEConfig.from_dict(read_json(folder / "config.json"))
+    args, metrics, evaluation = (read_json(folder / f) for f in ("training_args.json", "metrics.json", "eval.json"))
     variant = args.get("regularizer", folder.name)
     with torch.device("meta"):
         parameters = sum(p.numel() for p in VAE(arch).parameters())
@@ -137,7 +132,7 @@ def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
         "literature": [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]
         if binarized and arch.latent_dim == 2 and iwae
         else None,
-        "figures": [(name, file) for name, file in FIGURES.items() if (folder / file).is_file()],
+        "figures": [name for name in FIGURES if (folder / f"{name}.png").is_file()],
         "args": args,
         "metrics": metrics,
         "reproduce": reproduce_command(args, arch) if args else None,
