@@ -77,8 +77,8 @@ def reproduce_command(args: dict[str, Any], arch: VAEConfig) -> str:
     )
 
 
-def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
-    """The template's variables for the model in ``folder``."""
+def write_card(folder: Path, repo_id: str | None = None) -> None:
+    """Render ``folder/README.md``: the card template, filled in from what the folder holds."""
     arch = VAEConfig.from_dict(read_json(folder / "config.json"))
     args, metrics, evaluation = (read_json(folder / f) for f in ("training_args.json", "metrics.json", "eval.json"))
     variant = args.get("regularizer", folder.name)
@@ -114,8 +114,7 @@ def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
         model_name=f"vae-mnist-{variant}",
         eval_results=results or None,
     )
-    return {
-        "card_data": card_data,
+    variables = {
         "repo_url": REPO_URL,
         "paper_url": PAPER_URL,
         "repo_id": repo_id,
@@ -137,12 +136,4 @@ def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
         "metrics": metrics,
         "reproduce": reproduce_command(args, arch) if args else None,
     }
-
-
-def write_card(folder: Path, repo_id: str | None = None) -> Path:
-    """Render ``folder/README.md`` from what the folder holds."""
-    variables = card_variables(folder, repo_id)
-    card = ModelCard.from_template(variables.pop("card_data"), template_str=CARD_TEMPLATE, **variables)
-    path = folder / "README.md"
-    card.save(path)
-    return path
+    ModelCard.from_template(card_data, template_str=CARD_TEMPLATE, **variables).save(folder / "README.md")

@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # only now: --help and bad options answer without it
     from safetensors import SafetensorError
 
-    from training.trainer import CheckpointError, TrainingError, resolve_device
+    from training.trainer import TrainingError, resolve_device
     from vae_hub import DataError, load_mnist
 
     torch.set_num_threads(args.threads)
@@ -99,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             ckpt = args.ckpt_dir / regularizer
             try:
                 summary = train_variant(dataclasses.replace(config, regularizer=regularizer), data, args)
-            except (TrainingError, CheckpointError) as e:
+            except TrainingError as e:  # CheckpointError too
                 return fail(str(e), 1)
             except (OSError, SafetensorError) as e:  # writing the folder failed (ENOSPC, EFBIG…): the old one is intact
                 why = getattr(e, "strerror", None) or e
