@@ -7,7 +7,6 @@ variables from ``config.json``, ``training_args.json``, ``metrics.json`` and ``e
 from __future__ import annotations
 
 import io
-import json
 from pathlib import Path
 from typing import Any
 
@@ -17,22 +16,10 @@ from matplotlib.figure import Figure
 from PIL import Image
 
 from training import RECIPE
-from training.cli import FIGURES
+from training.cli import FIGURES, read_json
 from vae_hub import VAE, Config, VAEConfig
 from vae_hub.hub import CARD_METADATA, CARD_TEMPLATE, PAPER_URL, REPO_URL
 from vae_hub.viz import evaluate_model, plot_latent_images, plot_latent_scatter, plot_samples
-
-ESTIMATORS = [
-    "**SGVB** (`sgvb`, estimator A): sampled at the same z, as log q(z|x) − log p(z) (Kingma & Welling, eq. 6).",
-    "**KL-WO-E** (`kl_wo_e`, \"KL without expectation\", estimator B): the closed form ½ Σ (μ² + σ² − log σ² − 1) "
-    "(eq. 7 and appendix B).",
-]
-# Published results on dynamically binarized MNIST with a 2-D latent (Davidson et al. 2018, "Hyperspherical
-# Variational Auto-Encoders", Table 1: an MLP encoder and decoder of 256 and 128 hidden units).
-LITERATURE = [
-    ["Davidson et al. 2018, Gaussian VAE (N-VAE)", "dynamic binarization", "MLP 256-128", "−135.73", "−137.08"],
-    ["Davidson et al. 2018, hyperspherical (S-VAE)", "dynamic binarization", "MLP 256-128", "−132.50", "−133.72"],
-]
 
 
 def save_png(fig: Figure, path: Path, gray: bool = True) -> None:
@@ -62,7 +49,7 @@ def plot_curves(history: list[dict[str, Any]], title: str = "") -> Figure:
     return fig
 
 
-def write_figures(model: VAE, images: torch.Tensor, labels: torch.Tensor, folder: Path, history: list | None) -> list:
+def write_figures(model: VAE, images: torch.Tensor, labels: torch.Tensor, folder: Path, history: list | None) -> None:
     """Samples, reconstructions, the decoded latent space, the test digits' posterior means and the curves."""
     figures = {
         "samples": plot_samples(model, n=64, seed=0),
@@ -73,16 +60,12 @@ def write_figures(model: VAE, images: torch.Tensor, labels: torch.Tensor, folder
     if history:
         figures["curves"] = plot_curves(history)
     for name, fig in figures.items():
-        save_png(fig, folder / FIGURES[name], gray=name in ("samples", "reconstructions", "latent"))
-    return [folder / FIGURES[name] for name in figures]
+        save_png(fig, folder / f"{name}.png", gray=name in ("samples", "reconstructions", "latent"))
 
 
-def _json(path: Path) -> dict[str, Any]:
-    return json.loads(path.read_text()) if path.is_file() else {}
-
-
-def reproduce_command(args: dict[str, Any], arch: VAEConfig, family: str) -> str:
+def reproduce_command(args: dict[str, Any], arch: VAEConfig) -> str:
     """The command line that trains this model again, into runs/reproduce (never over the bundled weights)."""
+    family = ("/binarized" if args.get("binarize") else "") + ("" if arch.latent_dim == 2 else f"/z{arch.latent_dim}")
     defaults = {**vars(Config()), **RECIPE, "device": "auto"}
     flags = [f"--regularizer {args['regularizer']}", f"--hidden-dims {' '.join(map(str, arch.hidden_dims))}"]
     for name, value in args.items():
@@ -94,15 +77,13 @@ def reproduce_command(args: dict[str, Any], arch: VAEConfig, family: str) -> str
     )
 
 
-def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
-    """The template's variables for the model in ``folder``."""
-    arch = VAEConfig.from_dict(_json(folder / "config.json"))
-    args, metrics, evaluation = (_json(folder / f) for f in ("training_args.json", "metrics.json", "eval.json"))
+def write_card(folder: Path, repo_id: str | None = None) -> None:
+    """Render ``folder/README.md``: the card template, filled in from what the folder holds."""
+    arch = VAEConfig.from_dict(read_json(folder / "config.json"))
+    args, metrics, evaluation = (read_json(folder / f) for f in ("training_args.json", "metrics.json", "eval.json"))
     variant = args.get("regularizer", folder.name)
     with torch.device("meta"):
         parameters = sum(p.numel() for p in VAE(arch).parameters())
-    d = arch.latent_dim
-    family = ("/binarized" if args.get("binarize") else "") + ("" if d == 2 else f"/z{d}")
     test = evaluation or (metrics.get("history") or [{}])[-1]
     key = "" if evaluation else "test_"
     rows = [
@@ -111,56 +92,19 @@ def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
         ("KL(q(z\\|x) ‖ p(z))", test.get(f"{key}kl")),
     ]
     iwae = evaluation.get("iwae")
+    scores = {"nelbo": ("negative ELBO (nats/image)", test.get(f"{key}nelbo"))}
     if iwae:
         rows.append(
             (f"IWAE log-likelihood, K = {iwae['k']:,}", f"{iwae['log_likelihood']:.2f} ± {iwae['std_error']:.2f}")
         )
+        scores["log_likelihood"] = (f"IWAE log-likelihood, K={iwae['k']}", iwae["log_likelihood"])
     if "active_dims" in metrics:
-        rows.append(("active latent dimensions (Var μ > 0.01)", f"{metrics['active_dims']} of {d}"))
-    n_test = evaluation.get("test_images", metrics.get("test_images", 10000))
+        rows.append(("active latent dimensions (Var μ > 0.01)", f"{metrics['active_dims']} of {arch.latent_dim}"))
     binarized = evaluation.get("protocol", "binarized" if args.get("binarize") else "grey") == "binarized"
-    literature = None
-    if binarized and d == 2 and iwae:
-        ours = [
-            f"this model ({variant})",
-            "dynamic binarization",
-            "MLP 128-32-16",
-            f"{iwae['log_likelihood']:.2f}".replace("-", "−"),  # the minus sign of the published rows
-            f"{-test['nelbo']:.2f}".replace("-", "−"),
-        ]
-        literature = [ours, *LITERATURE]
-    seconds = metrics.get("train_seconds")
-    data = f"{metrics.get('train_images', 60000):,} MNIST training images" + (
-        ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"
-    )
-    schedule = (
-        f"cosine decay from {args.get('lr')} to {args.get('min_lr')} after {args.get('warmup_epochs')} warm-up epoch(s)"
-        if args.get("lr_schedule") == "cosine"
-        else f"constant {args.get('lr')}"
-    )
-    training = (
-        f"{args.get('epochs')} epochs on {data}, batch {args.get('batch_size')}, Adam with learning rate {schedule}; "
-        f"KL warm-up over {args.get('kl_warmup_epochs', 0):g} epochs; seed {args.get('seed')}."
-        + (
-            f" Training took {seconds:.0f} s ({metrics.get('device')}, {metrics.get('threads')} thread(s))."
-            if seconds
-            else ""
-        )
-    )
+    mnist = {"task_type": "image-generation", "dataset_type": "mnist", "dataset_name": "MNIST", "dataset_split": "test"}
     results = [
-        EvalResult(
-            task_type="image-generation",
-            dataset_type="mnist",
-            dataset_name="MNIST",
-            dataset_split="test",
-            metric_type=kind,
-            metric_name=name,
-            metric_value=round(float(value), 3),
-        )
-        for kind, name, value in [
-            ("nelbo", "negative ELBO (nats/image)", test.get(f"{key}nelbo")),
-            ("log_likelihood", f"IWAE log-likelihood, K={iwae['k']}" if iwae else "", iwae and iwae["log_likelihood"]),
-        ]
+        EvalResult(**mnist, metric_type=kind, metric_name=name, metric_value=round(float(value), 3))
+        for kind, (name, value) in scores.items()
         if isinstance(value, (int, float))
     ]
     meta = {k: v for k, v in CARD_METADATA.items() if k not in ("repo_url", "paper_url", "model_card_template")}
@@ -170,54 +114,26 @@ def card_variables(folder: Path, repo_id: str | None = None) -> dict[str, Any]:
         model_name=f"vae-mnist-{variant}",
         eval_results=results or None,
     )
-    figures = [(name, file) for name, file in FIGURES.items() if (folder / file).is_file()]
-    gv = evaluation.get("grad_variance")
-    if gv:
-        tables = [
-            (
-                title,
-                [
-                    [name, f"{v['variance']:.4g}", f"{v['kl_variance']:.3g}", f"{v['snr']:.3g}"]
-                    for name, v in evaluation[key]["by_regularizer"].items()
-                ],
-            )
-            for title, key in (
-                ("At these trained weights", "grad_variance"),
-                ("At a fresh model (PyTorch's initialisation, σ ≈ 1)", "grad_variance_at_init"),
-            )
-            if key in evaluation
-        ]
-        gv = {**gv, "tables": tables}
-    return {
-        "card_data": card_data,
+    variables = {
         "repo_url": REPO_URL,
         "paper_url": PAPER_URL,
         "repo_id": repo_id,
         "variant": variant,
-        "estimators": ESTIMATORS,
-        "data": data,
-        "architecture": {
-            "encoder": "→".join(map(str, [arch.input_dim, *arch.hidden_dims])),
-            "decoder": "→".join(map(str, [d, *reversed(arch.hidden_dims), arch.input_dim])),
-            "act_fun": arch.act_fun,
-            "latent_dim": d,
-            "parameters": f"{parameters:,}",
-        },
-        "metrics": [(name, f"{v:.2f}" if isinstance(v, float) else v) for name, v in rows if v is not None] or None,
-        "test_note": f"{'' if n_test == 10000 else f' (the first {n_test:,})'}"
-        + (", binarized once with seed 0" if binarized else " (grey levels)"),
-        "literature": literature,
-        "grad_variance": gv,
-        "figures": figures,
-        "training": training if args else None,
-        "reproduce": reproduce_command(args, arch, family) if args else None,
+        "arch": arch,
+        "parameters": parameters,
+        "data": f"{metrics.get('train_images', 60000):,} MNIST training images"
+        + (", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"),
+        "scores": [(name, f"{v:.2f}" if isinstance(v, float) else v) for name, v in rows if v is not None] or None,
+        "n_test": evaluation.get("test_images", metrics.get("test_images", 10000)),
+        "binarized": binarized,
+        "evaluation": evaluation,
+        # this model's row beside the published ones, with their minus sign
+        "literature": [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]
+        if binarized and arch.latent_dim == 2 and iwae
+        else None,
+        "figures": [name for name in FIGURES if (folder / f"{name}.png").is_file()],
+        "args": args,
+        "metrics": metrics,
+        "reproduce": reproduce_command(args, arch) if args else None,
     }
-
-
-def write_card(folder: Path, repo_id: str | None = None) -> Path:
-    """Render ``folder/README.md`` from what the folder holds."""
-    variables = card_variables(folder, repo_id)
-    card = ModelCard.from_template(variables.pop("card_data"), template_str=CARD_TEMPLATE, **variables)
-    path = folder / "README.md"
-    card.save(path)
-    return path
+    ModelCard.from_template(card_data, template_str=CARD_TEMPLATE, **variables).save(folder / "README.md")

@@ -13,14 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, NoReturn
 
-# The figures beside a trained model's weights (see training/card.py).
-FIGURES = {
-    "samples": "samples.png",
-    "reconstructions": "reconstructions.png",
-    "latent": "latent.png",
-    "latent_means": "latent_means.png",
-    "curves": "curves.png",
-}
+FIGURES = ("samples", "reconstructions", "latent", "latent_means", "curves")  # <name>.png beside the weights
 
 
 class _Help(argparse.ArgumentDefaultsHelpFormatter):
@@ -56,6 +49,11 @@ def at_least(low: float, kind: type = int) -> Callable[[str], float]:
 def fail(message: str, code: int = 2) -> int:
     print(f"error: {message}", file=sys.stderr)
     return code
+
+
+def read_json(path: Path) -> dict[str, Any]:
+    """A JSON file's object, ``{}`` where there is no such file."""
+    return json.loads(path.read_text()) if path.is_file() else {}
 
 
 def write_json(path: Path, data: Any) -> None:

@@ -18,9 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from training.cli import Parser, at_least, fail, write_json
-
-SCORE_FUNCTION = "score_function"  # the REINFORCE baseline: measured for contrast, never used for training
+from training.cli import Parser, at_least, fail, read_json, write_json
 
 
 def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) -> dict[str, Any]:
@@ -34,7 +32,8 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
 
     from vae_hub.objectives import REGULARIZERS, bernoulli_nll, score_function_surrogate
 
-    kl_terms = {**REGULARIZERS, SCORE_FUNCTION: score_function_surrogate}
+    # the score-function (REINFORCE) estimator: measured for contrast, never used for training
+    kl_terms = {**REGULARIZERS, "score_function": score_function_surrogate}
     params = [p for name, p in model.named_parameters() if name.startswith("encoder.")]
     result = {}
     for estimator, kl_term in kl_terms.items():
@@ -62,7 +61,7 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
 
 
 def iwae_estimate(
-    model: Any, x: Any, k: int, batch: int = 100, seed: int = 0, compile: bool = False, progress: bool = False
+    model: Any, x: Any, k: int, seed: int = 0, compile: bool = False, progress: bool = False, batch: int = 100
 ) -> dict:
     """The mean IWAE bound over ``x`` with K samples, ``batch`` images at a time, and its standard error."""
     import torch
@@ -86,41 +85,6 @@ def iwae_estimate(
         "threads": torch.get_num_threads(),
         "compiled": compile,
     }
-
-
-def evaluate(
-    model: Any,
-    images: Any,
-    labels: Any,
-    iwae_k: int = 1000,
-    seed: int = 0,
-    compile: bool = False,
-    gv: tuple[int, int] | None = None,
-    progress: bool = False,
-) -> dict[str, Any]:
-    """The numbers of ``eval.json`` for ``images`` (uint8 or [0, 1]) and their ``labels``."""
-    import torch
-
-    from training.trainer import active_dimensions, nelbo_metrics
-    from vae_hub import VAE, MNISTBatches
-
-    loader = MNISTBatches(model.pixels(images), labels, 1000, shuffle=False, device=model.device)
-    result: dict[str, Any] = {
-        "test_images": len(images),
-        **nelbo_metrics(model, loader, seed),
-        **active_dimensions(model, loader),
-    }
-    if iwae_k > 0:
-        result["iwae"] = iwae_estimate(model, loader.x, iwae_k, seed=seed, compile=compile, progress=progress)
-    if gv is not None:
-        batches, draws = gv
-        fixed = [loader.x[i * 256 : (i + 1) * 256] for i in range(batches) if (i + 1) * 256 <= len(loader.x)] or [
-            loader.x
-        ]
-        result["grad_variance"] = grad_variance(model, fixed, draws, seed)
-        torch.manual_seed(seed)  # for contrast: a fresh model (σ ≈ 1), where the sampled KL is far noisier
-        result["grad_variance_at_init"] = grad_variance(VAE(model.config).to(model.device), fixed, draws, seed)
-    return result
 
 
 def build_parser() -> Parser:
@@ -153,17 +117,15 @@ def main(argv: list[str] | None = None) -> int:
         return fail("--save needs a local model folder")
     import torch
 
-    from training.trainer import TrainingError, resolve_device
-    from vae_hub import VAE, DataError, WeightsError, load_mnist
+    from training.trainer import TrainingError, active_dimensions, nelbo_metrics, resolve_device
+    from vae_hub import VAE, DataError, MNISTBatches, WeightsError, load_mnist
     from vae_hub.data import binarize
 
     torch.set_num_threads(args.threads)
     try:
         model = VAE.from_pretrained(args.model, map_location=resolve_device(args.device))
         images, labels = load_mnist("test", args.data_dir, download=False)
-        trained = (
-            json.loads((folder / "training_args.json").read_text()) if (folder / "training_args.json").is_file() else {}
-        )
+        trained = read_json(folder / "training_args.json")
     except (WeightsError, DataError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
     protocol = args.protocol or ("binarized" if trained.get("binarize") else "grey")
@@ -171,12 +133,22 @@ def main(argv: list[str] | None = None) -> int:
     if protocol == "binarized":
         images = binarize(images)
     t0 = time.perf_counter()
-    gv = (args.gv_batches, args.gv_draws) if args.grad_variance else None
-    result = {
+    loader = MNISTBatches(model.pixels(images), labels, 1000, shuffle=False, device=model.device)
+    result: dict[str, Any] = {
         "model": args.model,
         "protocol": protocol,
-        **evaluate(model, images, labels, args.iwae_k, args.seed, args.compile, gv, not args.no_progress),
+        "test_images": len(images),
+        **nelbo_metrics(model, loader, args.seed),
+        **active_dimensions(model, loader),
     }
+    if args.iwae_k > 0:
+        result["iwae"] = iwae_estimate(model, loader.x, args.iwae_k, args.seed, args.compile, not args.no_progress)
+    if args.grad_variance:
+        fixed = [b for b in loader.x[: args.gv_batches * 256].split(256) if len(b) == 256] or [loader.x]
+        result["grad_variance"] = grad_variance(model, fixed, args.gv_draws, args.seed)
+        torch.manual_seed(args.seed)  # for contrast: a fresh model (σ ≈ 1), where the sampled KL is far noisier
+        fresh = VAE(model.config).to(model.device)
+        result["grad_variance_at_init"] = grad_variance(fresh, fixed, args.gv_draws, args.seed)
     result["seconds"] = time.perf_counter() - t0
     print(json.dumps(result, indent=1))
     if args.save:  # what was computed is kept before anything optional can fail
@@ -187,9 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         from training.card import write_card, write_figures
 
         try:
-            metrics = folder / "metrics.json"
-            history = json.loads(metrics.read_text()).get("history") if metrics.is_file() else None
-            write_figures(model, images, labels, folder, history)
+            write_figures(model, images, labels, folder, read_json(folder / "metrics.json").get("history"))
             write_card(folder)
         except (OSError, ValueError, KeyError, TypeError, AttributeError) as e:
             print(f"warning: eval.json is saved; the figures or the card could not be written ({e})", file=sys.stderr)

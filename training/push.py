@@ -22,7 +22,8 @@ from typing import Any
 
 from training.cli import FIGURES, Parser, fail
 
-DATA_FILES = ("config.json", "model.safetensors", "training_args.json", "metrics.json", "eval.json", *FIGURES.values())
+DATA_FILES = ("config.json", "model.safetensors", "training_args.json", "metrics.json", "eval.json")
+DATA_FILES += tuple(f"{name}.png" for name in FIGURES)
 
 
 class PushError(Exception):

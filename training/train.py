@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch  # only now: --help and bad options answer without it
     from safetensors import SafetensorError
 
-    from training.trainer import CheckpointError, TrainingError, resolve_device
+    from training.trainer import TrainingError, resolve_device
     from vae_hub import DataError, load_mnist
 
     torch.set_num_threads(args.threads)
@@ -82,10 +82,8 @@ def main(argv: list[str] | None = None) -> int:
             folder.mkdir(parents=True, exist_ok=True)
             if not os.access(folder, os.W_OK):
                 raise OSError(f"{option} {folder} is not writable")
-        data = {split: load_mnist(split, args.data_dir, download=args.download) for split in ("train", "test")}
-        data = {
-            split: (x[:limit], y[:limit]) for (split, (x, y)), limit in zip(data.items(), (args.limit, args.test_limit))
-        }
+        limits = {"train": args.limit, "test": args.test_limit}
+        data = {s: [t[: limits[s]] for t in load_mnist(s, args.data_dir, download=args.download)] for s in limits}
         if len(data["train"][0]) < world:
             raise ValueError(f"{len(data['train'][0])} training images cannot be shared by {world} processes")
     except (TrainingError, DataError, OSError, ValueError) as e:
@@ -101,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
             ckpt = args.ckpt_dir / regularizer
             try:
                 summary = train_variant(dataclasses.replace(config, regularizer=regularizer), data, args)
-            except (TrainingError, CheckpointError) as e:
+            except TrainingError as e:  # CheckpointError too
                 return fail(str(e), 1)
             except (OSError, SafetensorError) as e:  # writing the folder failed (ENOSPC, EFBIG…): the old one is intact
                 why = getattr(e, "strerror", None) or e
@@ -138,14 +136,8 @@ def train_variant(config: Config, data: dict, args: Any) -> dict[str, Any] | Non
     train = MNISTBatches(*data["train"], config.batch_size, True, torch.Generator(), device, config.binarize, **shard)
     test_images = binarize(data["test"][0]) if config.binarize else data["test"][0]  # the binarized-MNIST protocol
     test = MNISTBatches(test_images, data["test"][1], 1000, False, device=device, **shard)
-    model, history = Trainer(config, compile=args.compile).fit(
-        config.regularizer,
-        train,
-        test,
-        ckpt_dir=args.ckpt_dir / config.regularizer,
-        resume=args.resume,
-        progress=not args.no_progress,
-    )
+    fit = {"ckpt_dir": args.ckpt_dir / config.regularizer, "resume": args.resume, "progress": not args.no_progress}
+    model, history = Trainer(config, compile=args.compile).fit(config.regularizer, train, test, **fit)
     active = active_dimensions(model, test)  # every rank takes part: the variance is over all the shards
     digests = [weights_digest(model)] * world
     if world > 1:
@@ -184,11 +176,10 @@ def train_variant(config: Config, data: dict, args: Any) -> dict[str, Any] | Non
 
     folder = args.out / config.regularizer
     replace_folder(folder, fill)
-    last = history[-1]
     return {
         "regularizer": config.regularizer,
         "folder": str(folder),
-        "test_nelbo": round(last["test_nelbo"], 3),
+        "test_nelbo": round(history[-1]["test_nelbo"], 3),
         "active_dims": active["active_dims"],
         "train_seconds": round(metrics["train_seconds"], 1),
     }

@@ -50,15 +50,13 @@ class FitResult(NamedTuple):
 
 def resolve_device(name: str) -> torch.device:
     """``auto`` is CUDA, then Apple MPS, then the CPU; an explicit device must exist here."""
+    available = {"cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available(), "cpu": True}
     if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        return torch.device("mps" if torch.backends.mps.is_available() else "cpu")
+        return torch.device(next(kind for kind, ok in available.items() if ok))
     try:
         device = torch.device(name)
     except RuntimeError:
         raise TrainingError(f"unknown device {name!r}: use auto, cpu, cuda, cuda:N or mps") from None
-    available = {"cpu": True, "cuda": torch.cuda.is_available(), "mps": torch.backends.mps.is_available()}
     if device.type not in available:
         raise TrainingError(f"device {name!r} cannot train: use auto, cpu, cuda, cuda:N or mps")
     if not available[device.type] or (device.type == "cuda" and (device.index or 0) >= torch.cuda.device_count()):
@@ -148,11 +146,8 @@ def check_history(history: Any, epochs: int) -> None:
         )
     for i, record in enumerate(history, 1):
         ok = isinstance(record, dict) and HISTORY_KEYS <= record.keys() <= HISTORY_KEYS | TEST_KEYS
-        if (
-            not ok
-            or record["epoch"] != i
-            or not all(type(v) in (int, float) and math.isfinite(v) for v in record.values())
-        ):
+        ok = ok and record["epoch"] == i and all(type(v) in (int, float) and math.isfinite(v) for v in record.values())
+        if not ok:
             raise ValueError(f"history record {i} is not the record of epoch {i}")
 
 
@@ -197,6 +192,95 @@ def compiled(net: torch.nn.Module, x: torch.Tensor, device: torch.device) -> tor
     return candidate
 
 
+def _kept(ckpt: Path | None) -> str:
+    if ckpt is None or not ckpt.is_file():
+        return "no checkpoint was written yet"
+    return f"the last good checkpoint (epoch {load_checkpoint(ckpt)['epoch']}) is kept at {ckpt}"
+
+
+@dataclasses.dataclass
+class _Run:
+    """A run's stateful parts: what each epoch's checkpoint saves, and what ``resume`` checks and restores."""
+
+    ckpt: Path
+    cfg: Config
+    data: dict[str, int]
+    model: VAE
+    optimizer: torch.optim.Optimizer
+    noise: torch.Generator
+    shuffle: torch.Generator | None
+    rank: int
+
+    def save(self, epoch: int, history: list) -> None:
+        noises = [self.noise.get_state()]
+        if distributed():  # rank r's noise state is rng["noise"][r]
+            noises = [torch.empty_like(noises[0]) for _ in range(dist.get_world_size())]
+            dist.all_gather(noises, self.noise.get_state().to(self.model.device))
+        if self.rank > 0:
+            return
+        rng = {"torch": torch.get_rng_state(), "noise": [t.cpu() for t in noises]}
+        if self.shuffle is not None:
+            rng["shuffle"] = self.shuffle.get_state()
+        state = {
+            "epoch": epoch,
+            "config": dataclasses.asdict(self.cfg),
+            "data": self.data,
+            "history": history,
+            "model": self.model.state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "rng": rng,
+        }
+        try:
+            save_checkpoint(self.ckpt, state)
+        except OSError as e:  # EFBIG, ENOSPC, EROFS: the previous checkpoint is still in place
+            raise TrainingError(
+                f"cannot write the checkpoint {self.ckpt} after epoch {epoch} ({e.strerror or e}); {_kept(self.ckpt)}"
+            ) from e
+
+    def restore(self) -> tuple[int, list]:
+        """Everything the checkpoint holds, checked against this run before anything is loaded."""
+        ckpt, model, optimizer = self.ckpt, self.model, self.optimizer
+        state = load_checkpoint(ckpt)
+        mine = {**{k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "device"}, **self.data}
+        theirs = {k: v for p in ("config", "data") if isinstance(state.get(p), dict) for k, v in state[p].items()}
+        changes = [
+            f"{k}: {theirs.get(k)!r} in the checkpoint, {v!r} now" for k, v in mine.items() if theirs.get(k) != v
+        ]
+        if changes:
+            raise CheckpointError(
+                f"cannot resume from {ckpt}: it was made by another run ({'; '.join(changes)}). Use the same settings, "
+                "--limit, --test-limit and number of processes, or delete it to start afresh."
+            )
+        try:
+            mine = {k: v.shape for k, v in model.state_dict().items()}
+            theirs = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
+            if mine != theirs:
+                wrong = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs[k]]
+                raise ValueError(f"its weights do not fit this network (tensor {wrong[0]!r})")
+            params = [p for group in optimizer.param_groups for p in group["params"]]
+            moments = state["optimizer"]["state"]
+            if sorted(moments) != list(range(len(params))) or any(
+                moments[i][k].shape != p.shape for i, p in enumerate(params) for k in ("exp_avg", "exp_avg_sq")
+            ):
+                raise ValueError("its optimizer state does not fit the model")
+            for theirs, fresh in zip(state["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"]):
+                bad = [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]
+                if bad:
+                    raise ValueError(f"its optimizer settings hold an invalid {bad[0]!r}: {theirs.get(bad[0])!r}")
+            tensors = [*state["model"].values(), *(t for m in moments.values() for t in m.values())]
+            if not all(bool(t.isfinite().all()) for t in tensors):
+                raise ValueError("it holds NaN or infinite values")
+            model.load_state_dict(state["model"], strict=True)
+            optimizer.load_state_dict(state["optimizer"])
+            torch.set_rng_state(state["rng"]["torch"])
+            self.noise.set_state(state["rng"]["noise"][self.rank])
+            if self.shuffle is not None:
+                self.shuffle.set_state(state["rng"]["shuffle"])
+        except Exception as e:
+            raise CheckpointError(f"cannot resume from {ckpt}: {first_line(e)}; delete it to start afresh") from e
+        return state["epoch"], state["history"]
+
+
 class Trainer:
     """Trains :class:`vae_hub.VAE` models described by one :class:`vae_hub.Config`."""
 
@@ -237,7 +321,7 @@ class Trainer:
         if steps_per_epoch == 0:
             raise TrainingError("the training loader yields no batches")
         total_steps = cfg.epochs * steps_per_epoch
-        rank = dist.get_rank() if distributed() else 0
+        rank, world = (dist.get_rank(), dist.get_world_size()) if distributed() else (0, 1)
 
         torch.manual_seed(cfg.seed)  # the initial weights
         model = VAE(cfg.architecture()).to(device).train()
@@ -258,16 +342,17 @@ class Trainer:
             shuffle.manual_seed(cfg.seed)  # after the pass above, which must not count
 
         ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
-        world = dist.get_world_size() if distributed() else 1
         data = {
             "train_images": len(getattr(train_loader, "x", ())),
             "world_size": world,
             "test_images": len(getattr(test_loader, "x", ())) if test_loader is not None else 0,
         }
+        run = _Run(ckpt, cfg, data, model, optimizer, noise, shuffle, rank) if ckpt is not None else None
         history: list[dict[str, Any]] = []
         start = 0
-        if resume and ckpt is not None and ckpt.is_file():
-            start, history = self._restore(ckpt, cfg, data, model, optimizer, noise, shuffle, rank)
+        if resume and run is not None and run.ckpt.is_file():
+            start, history = run.restore()
+        net = model
         if world > 1:
             if int(all_reduce_sum(torch.tensor([start])).item()) != start * world:
                 raise CheckpointError(
@@ -276,8 +361,6 @@ class Trainer:
             net = torch.nn.parallel.DistributedDataParallel(
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
-        else:
-            net = model
         if self.compile:
             net = compiled(net, next(iter(train_loader))[0], device)
 
@@ -297,7 +380,10 @@ class Trainer:
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if not math.isfinite(value := loss.item()):
-                    raise TrainingError(self._diverged(value, epoch, lr, ckpt))
+                    raise TrainingError(
+                        f"training stopped: the loss became {value} in epoch {epoch} (lr {lr:.3g}); {_kept(ckpt)}. "
+                        "Try a lower learning rate, or check the data for NaN or inf."
+                    )
                 optimizer.step()
                 step += 1
                 with torch.no_grad():
@@ -318,119 +404,10 @@ class Trainer:
                 record["active_dims"] = active_dimensions(model, test_loader)["active_dims"]
             record["seconds"] = time.perf_counter() - t0
             history.append(record)
-            shown = {"train": f"{record['train_nelbo']:.2f}"} | (
-                {"test": f"{record['test_nelbo']:.2f}"} if test_loader else {}
-            )
+            shown = {s: f"{record[f'{s}_nelbo']:.2f}" for s in ("train", "test") if f"{s}_nelbo" in record}
             bar.set_postfix(shown, refresh=False)
             bar.update(1)
-            if ckpt is not None:
-                self._save(ckpt, epoch, cfg, data, history, model, optimizer, noise, shuffle, rank)
+            if run is not None:
+                run.save(epoch, history)
         bar.close()
         return FitResult(model.eval(), history)
-
-    @staticmethod
-    def _kept(ckpt: Path | None) -> str:
-        if ckpt is None or not ckpt.is_file():
-            return "no checkpoint was written yet"
-        return f"the last good checkpoint (epoch {load_checkpoint(ckpt)['epoch']}) is kept at {ckpt}"
-
-    def _diverged(self, value: float, epoch: int, lr: float, ckpt: Path | None) -> str:
-        return (
-            f"training stopped: the loss became {value} in epoch {epoch} (lr {lr:.3g}); {self._kept(ckpt)}. "
-            "Try a lower learning rate, or check the data for NaN or inf."
-        )
-
-    def _save(
-        self,
-        ckpt: Path,
-        epoch: int,
-        cfg: Config,
-        data: dict,
-        history: list,
-        model: VAE,
-        optimizer: torch.optim.Optimizer,
-        noise: torch.Generator,
-        shuffle: torch.Generator | None,
-        rank: int,
-    ) -> None:
-        noises = [noise.get_state()]
-        if distributed():  # rank r's noise state is rng["noise"][r]
-            noises = [torch.empty_like(noises[0]) for _ in range(dist.get_world_size())]
-            dist.all_gather(noises, noise.get_state().to(model.device))
-        if rank > 0:
-            return
-        rng = {"torch": torch.get_rng_state(), "noise": [t.cpu() for t in noises]}
-        if shuffle is not None:
-            rng["shuffle"] = shuffle.get_state()
-        state = {
-            "epoch": epoch,
-            "config": dataclasses.asdict(cfg),
-            "data": data,
-            "history": history,
-            "model": model.state_dict(),
-            "optimizer": optimizer.state_dict(),
-            "rng": rng,
-        }
-        try:
-            save_checkpoint(ckpt, state)
-        except OSError as e:  # EFBIG, ENOSPC, EROFS: the previous checkpoint is still in place
-            raise TrainingError(
-                f"cannot write the checkpoint {ckpt} after epoch {epoch} ({e.strerror or e}); {self._kept(ckpt)}"
-            ) from e
-
-    @staticmethod
-    def _restore(
-        ckpt: Path,
-        cfg: Config,
-        data: dict,
-        model: VAE,
-        optimizer: torch.optim.Optimizer,
-        noise: torch.Generator,
-        shuffle: torch.Generator | None,
-        rank: int,
-    ) -> tuple[int, list]:
-        """Everything the checkpoint holds, checked against this run before anything is loaded."""
-        state = load_checkpoint(ckpt)
-        mine = {k: v for k, v in dataclasses.asdict(cfg).items() if k != "device"}
-        theirs = state.get("config") if isinstance(state.get("config"), dict) else {}
-        changes = [
-            f"{k}: {theirs.get(k)!r} in the checkpoint, {v!r} now" for k, v in mine.items() if theirs.get(k) != v
-        ]
-        changes += [
-            f"{k}: {state['data'].get(k)!r} in the checkpoint, {v!r} now"
-            for k, v in data.items()
-            if not isinstance(state.get("data"), dict) or state["data"].get(k) != v
-        ]
-        if changes:
-            raise CheckpointError(
-                f"cannot resume from {ckpt}: it was made by another run ({'; '.join(changes)}). Use the same settings, "
-                "--limit, --test-limit and number of processes, or delete it to start afresh."
-            )
-        try:
-            mine = {k: v.shape for k, v in model.state_dict().items()}
-            theirs = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
-            if mine != theirs:
-                wrong = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs[k]]
-                raise ValueError(f"its weights do not fit this network (tensor {wrong[0]!r})")
-            params = [p for group in optimizer.param_groups for p in group["params"]]
-            moments = state["optimizer"]["state"]
-            if sorted(moments) != list(range(len(params))) or any(
-                moments[i][k].shape != p.shape for i, p in enumerate(params) for k in ("exp_avg", "exp_avg_sq")
-            ):
-                raise ValueError("its optimizer state does not fit the model")
-            for theirs, fresh in zip(state["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"]):
-                bad = [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]
-                if bad:
-                    raise ValueError(f"its optimizer settings hold an invalid {bad[0]!r}: {theirs.get(bad[0])!r}")
-            tensors = [*state["model"].values(), *(t for m in moments.values() for t in m.values())]
-            if not all(bool(t.isfinite().all()) for t in tensors):
-                raise ValueError("it holds NaN or infinite values")
-            model.load_state_dict(state["model"], strict=True)
-            optimizer.load_state_dict(state["optimizer"])
-            torch.set_rng_state(state["rng"]["torch"])
-            noise.set_state(state["rng"]["noise"][rank])
-            if shuffle is not None:
-                shuffle.set_state(state["rng"]["shuffle"])
-        except Exception as e:
-            raise CheckpointError(f"cannot resume from {ckpt}: {first_line(e)}; delete it to start afresh") from e
-        return state["epoch"], state["history"]
