@@ -214,8 +214,9 @@ class _Run:
     def save(self, epoch: int, history: list) -> None:
         noises = [self.noise.get_state()]
         if distributed():  # rank r's noise state is rng["noise"][r]
-            noises = [torch.empty_like(noises[0]) for _ in range(dist.get_world_size())]
-            dist.all_gather(noises, self.noise.get_state().to(self.model.device))
+            mine = noises[0].to(self.model.device)  # NCCL gathers only device tensors
+            noises = [torch.empty_like(mine) for _ in range(dist.get_world_size())]
+            dist.all_gather(noises, mine)
         if self.rank > 0:
             return
         rng = {"torch": torch.get_rng_state(), "noise": [t.cpu() for t in noises]}
@@ -354,7 +355,7 @@ class Trainer:
             start, history = run.restore()
         net = model
         if world > 1:
-            if int(all_reduce_sum(torch.tensor([start])).item()) != start * world:
+            if int(all_reduce_sum(torch.tensor([start], device=device)).item()) != start * world:
                 raise CheckpointError(
                     f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk"
                 )
