@@ -29,6 +29,7 @@ ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}  # 
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
 QUEUE_SIZE = 64  # requests waiting at most; beyond, a client is told the queue is full
 MAX_STORED = 1024 * 2**20  # bytes the app's folder may hold (uploads)
+ESTIMATORS = {"sgvb": "SGVB", "kl_wo_e": "KL w/o E"}  # a model's regularizer, as the page names it
 
 log = logging.getLogger("vae_hub.app")
 
@@ -71,24 +72,19 @@ def model_sources(overrides: list[str]) -> dict[str, str]:
 def title(variant: str, source: str, latent_dim: int) -> str:
     """What a person reads for a model: its latent size and KL estimator (from its ``training_args.json``), and,
     for weights other than the bundled ones, where they come from (a repo id or a folder's name, never a path)."""
-    from webapp.handlers import ESTIMATORS
-
-    bundled = source == str(WEIGHTS_DIR / variant)
-    regularizer = None
+    folder = Path(source)
     try:
-        if Path(source).is_dir():
-            args = json.loads((Path(source) / "training_args.json").read_text())
-        else:
+        if not folder.is_dir():
             from huggingface_hub import hf_hub_download
 
-            args = json.loads(Path(hf_hub_download(source, "training_args.json")).read_text())
-        regularizer = args.get("regularizer")
+            folder = Path(hf_hub_download(source, "training_args.json")).parent
+        regularizer = json.loads((folder / "training_args.json").read_text()).get("regularizer")
     except Exception:  # a model saved without its training settings: say so instead of guessing
-        pass
+        regularizer = None
     text = f"{latent_dim}-D · {ESTIMATORS.get(regularizer, 'estimator unknown')}"
     name = Path(source).name if Path(source).is_dir() else source
     name = "".join(ch for ch in name if ch.isalnum() or ch in "-_./")
-    return text if bundled else f"{text} · custom: {name[:40]}"
+    return text if source == str(WEIGHTS_DIR / variant) else f"{text} · custom: {name[:40]}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -98,22 +94,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
     start = time.perf_counter()
-    from webapp import gate
-
-    # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
-    # pruned while the app runs and removed when it stops.
-    folder, before = gate.private_folder(args.tmp), os.environ.get("GRADIO_TEMP_DIR")
-    os.environ["GRADIO_TEMP_DIR"] = str(folder)
-    on_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
-    try:
-        serve(args, folder, start)
-    finally:
-        shutil.rmtree(folder, ignore_errors=True)
-        signal.signal(signal.SIGTERM, on_term)
-        os.environ.pop("GRADIO_TEMP_DIR") if before is None else os.environ.update(GRADIO_TEMP_DIR=before)
-
-
-def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
     import torch
     from starlette.middleware import Middleware
 
@@ -129,38 +109,46 @@ def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
         models = load_models(sources)
     except WeightsError as e:
         raise SystemExit(f"cannot load the weights: {e}") from None
-    titles = {name: title(name, sources[name], m.latent_dim) for name, m in models.items()}
-    uploads = gate.Uploads(folder, args.keep_files)
-    maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
-    sources_of_maps = {name: lmap.source for name, lmap in maps.items()}
-    demo, endpoints = ui.build(Handlers(models, titles, uploads), live.manifest(models), sources_of_maps)
-    gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
-    guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16,
-                       files=live.files(models, sources, maps))  # what the page's decoder fetches, and only that
-    log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        quiet=True,
-        css=ui.CSS,
-        head=f"<script>{ui.JS}</script>",
-        run_history=False,  # on by default in Gradio 6: it would store runs with the owner's Hub token
-        enable_monitoring=False,
-        mcp_server=False,
-        pwa=False,
-        ssr_mode=False,
-        footer_links=["api"],
-        show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
-        max_file_size=MAX_FILE_BYTES,
-        state_session_capacity=args.sessions,
-        max_threads=args.concurrency + 4,
-        app_kwargs={"middleware": [guard]},
-        prevent_thread_lock=True,
-    )
-    log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")
-    demo.block_thread()
+    # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
+    # pruned while the app runs and removed when it stops.
+    folder = gate.private_folder(args.tmp)
+    os.environ["GRADIO_TEMP_DIR"] = str(folder)
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
+    try:
+        titles = {name: title(name, sources[name], m.latent_dim) for name, m in models.items()}
+        uploads = gate.Uploads(folder, args.keep_files)
+        maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
+        handlers = Handlers(models, titles, uploads)
+        demo, endpoints = ui.build(handlers, live.manifest(models), {name: m.source for name, m in maps.items()})
+        gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
+        demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
+        guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16,
+                           files=live.files(models, sources, maps))  # what the page's decoder fetches, and only that
+        log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            quiet=True,
+            css=ui.CSS,
+            head=f"<script>{ui.JS}</script>",
+            run_history=False,  # on by default in Gradio 6: it would store runs with the owner's Hub token
+            enable_monitoring=False,
+            mcp_server=False,
+            pwa=False,
+            ssr_mode=False,
+            footer_links=["api"],
+            show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
+            max_file_size=MAX_FILE_BYTES,
+            state_session_capacity=args.sessions,
+            max_threads=args.concurrency + 4,
+            app_kwargs={"middleware": [guard]},
+            prevent_thread_lock=True,
+        )
+        log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")
+        demo.block_thread()
+    finally:
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 if __name__ == "__main__":

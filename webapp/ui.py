@@ -96,7 +96,7 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
     files for the page's decoder (:func:`webapp.static.live.manifest`); ``map_sources``: where each map's digits
     come from, said under it."""
     choices = [(handlers.titles[v], v) for v in handlers.models]
-    first, most = choices[0][1], handlers.max_latent_dim
+    first, most = choices[0][1], max(m.latent_dim for m in handlers.models.values())
     many = handlers.models[first].latent_dim > 2  # the first model's axes and sliders are shown
     dims = [(f"z{i}", i) for i in range(most)]
     sizes = {v: m.latent_dim for v, m in handlers.models.items()}
@@ -108,7 +108,7 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
             triggers, endpoint(fn), inputs, outputs, api_name=name, preprocess=False, concurrency_id=QUEUE,
             trigger_mode="always_last", show_progress="hidden",
         )  # fmt: skip
-        endpoints[dep["id"]] = Endpoint(name, *[tuple(c.label for c in inputs)] * 2)
+        endpoints[dep["id"]] = Endpoint(name, tuple(c.label for c in inputs))
         return dep
 
     def clears(trigger: Any, output: Any) -> None:
