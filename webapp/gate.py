@@ -189,10 +189,9 @@ class Gate:
         end = time.monotonic() + seconds
 
         async def timed() -> dict:
-            try:
+            with suppress(TimeoutError):
                 return await asyncio.wait_for(receive(), max(0.0, end - time.monotonic()))
-            except TimeoutError:
-                return {"type": "http.disconnect"}
+            return {"type": "http.disconnect"}
 
         return timed
 

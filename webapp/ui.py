@@ -30,13 +30,6 @@ QUEUE = "vae-hub"  # every endpoint in one concurrency group: --concurrency requ
 INTERNAL = "The server could not process this request (an internal error, logged on the server); please try again."
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 UPLOADABLE = "image/png,image/jpeg,image/webp,image/gif,image/bmp"
-
-PAD_HTML = """<div class="pad" data-receiver tabindex="0">
-  <div class="bar">NAME<label class="btn">Upload<input type="file" accept="ACCEPT" hidden></label>
-    <span class="note">draw, upload or pick</span><button type="button" class="btn clear">Clear</button></div>
-  <div class="surface"><canvas width="280" height="280" aria-label="LABEL: draw a digit (mouse, pen or finger)">
-  </canvas><img alt="LABEL" hidden></div>
-</div>"""
 HERE = Path(__file__).resolve().parent
 CSS, JS = (HERE / "page.css").read_text(), (HERE / "page.js").read_text()
 
@@ -64,8 +57,13 @@ def data_url(path: Path) -> str:
 
 def digit_pad(elem_id: str, label: str, value: str | None = None, name: str = "") -> gr.HTML:
     """The one widget for digits: its value is a PNG data URL (drawn, picked) or an upload reference."""
-    template = PAD_HTML.replace("ACCEPT", UPLOADABLE).replace("LABEL", html.escape(label))
-    template = template.replace("NAME", f'<span class="name">{html.escape(name)}</span>' if name else "")
+    text, name = html.escape(label), f'<span class="name">{html.escape(name)}</span>' if name else ""
+    template = f"""<div class="pad" data-receiver tabindex="0">
+  <div class="bar">{name}<label class="btn">Upload<input type="file" accept="{UPLOADABLE}" hidden></label>
+    <span class="note">draw, upload or pick</span><button type="button" class="btn clear">Clear</button></div>
+  <div class="surface"><canvas width="280" height="280" aria-label="{text}: draw a digit (mouse, pen or finger)">
+  </canvas><img alt="{text}" hidden></div>
+</div>"""
     js = "vaeHubPage.pad(element, props, trigger, upload);"
     return gr.HTML(value, label=label, html_template=template, js_on_load=js, elem_id=elem_id)
 
