@@ -24,7 +24,6 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from webapp import VARIANTS, WEIGHTS_DIR  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent
 ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_Z4_KL_WO_E, …
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
 QUEUE_SIZE = 64  # requests waiting at most; beyond, a client is told the queue is full

@@ -174,10 +174,9 @@ class Gate:
         """One of :attr:`files` (a file with Range, as Starlette serves it; bytes whole); revalidated on each load,
         so a page never runs a stale script against new weights."""
         kind = {".js": "text/javascript", ".json": "application/json"}.get(os.path.splitext(scope["path"])[1])
-        kind, headers = kind or "application/octet-stream", {"Cache-Control": "no-cache"}
-        if isinstance(item, bytes):
-            return await Response(item, headers=headers, media_type=kind)(scope, receive, send)
-        await FileResponse(item, headers=headers, media_type=kind)(scope, receive, send)
+        make = Response if isinstance(item, bytes) else FileResponse
+        response = make(item, headers={"Cache-Control": "no-cache"}, media_type=kind or "application/octet-stream")
+        await response(scope, receive, send)
 
     def length(self, scope: dict, limit: int) -> int | None:
         """The body's stated length, if stated and at most ``limit``."""

@@ -112,9 +112,11 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
     def clears(trigger: Any, output: Any) -> None:
         trigger(None, None, [output], js="() => ['']")
 
-    def layout(model: gr.Radio, x: gr.Dropdown, y: gr.Dropdown, sliders: list, button: gr.Button) -> None:
+    def layout(tab: str, model: gr.Radio, x: gr.Dropdown, y: gr.Dropdown, sliders: list, button: gr.Button) -> None:
+        """A tab's controls that apply to its model, shown; the button sets the sliders to the digit's code."""
         js = f"(m, x, y) => vaeHubPage.layout({json.dumps(sizes)}, {len(sliders)}, m, x, y)"
         gr.on([model.change, x.change, y.change], None, [model, x, y], [x, y, *sliders, button], js=js)
+        browser([button.click], [model, *sliders], sliders, f"(m, ...z) => vaeHubPage.myCode('{tab}', m, z)")
 
     def browser(triggers: list, inputs: list, outputs: list, js: str) -> None:
         """A listener that runs in the page only: no request, and no index the gate lets through."""
@@ -164,8 +166,7 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                 controls = [g_model, g_x, g_y, g_span, g_k, g_n, *g_z]
                 triggers = [grid_tab.select, *(c.change for c in controls)]
                 browser(triggers, controls, [g_out], "(...v) => vaeHubPage.showGrid(...v)")  # and clears samples
-                layout(g_model, g_x, g_y, g_z, g_code)
-                browser([g_code.click], [g_model, *g_z], g_z, "(m, ...z) => vaeHubPage.myCode('grid', m, z)")
+                layout("grid", g_model, g_x, g_y, g_z, g_code)
                 serve("samples", [g_sample.click, g_seed.submit], handlers.samples, [g_model, g_n, g_seed], g_out)
 
             with gr.Tab("Interpolate", id="interpolate") as i_tab:
@@ -202,6 +203,5 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                 controls = [m_model, m_x, m_y, *m_z]
                 triggers = [m_tab.select, *(c.change for c in controls)]
                 browser(triggers, controls, [], "(...v) => { vaeHubPage.showMap(...v); }")
-                layout(m_model, m_x, m_y, m_z, m_code)
-                browser([m_code.click], [m_model, *m_z], m_z, "(m, ...z) => vaeHubPage.myCode('map', m, z)")
+                layout("map", m_model, m_x, m_y, m_z, m_code)
     return demo, endpoints
