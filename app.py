@@ -3,8 +3,8 @@
     python app.py                                  # http://127.0.0.1:7860, the bundled weights, no network
     python app.py --model sgvb=USER/vae-mnist-sgvb --port 8080 --share
 
-Every flag has an environment variable (see ``--help``); a Hugging Face Space runs this file as is. The app's code
-is the ``webapp`` package beside this file; Gradio is configured through its public arguments only (``main``).
+Every flag has an environment variable (see ``--help``); a Hugging Face Space runs this file as is. The code is in
+``webapp/``; Gradio is configured through its public arguments only (``main``).
 """
 
 from __future__ import annotations

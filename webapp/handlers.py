@@ -1,8 +1,6 @@
-"""The work behind each endpoint: plain functions of raw request values that return the HTML the page shows.
-
-No Gradio here. The page (:mod:`webapp.ui`) wires these with ``preprocess=False``, so each handler receives the
-JSON values exactly as a client sent them and checks them itself: a bad value gets an :class:`InputError` whose
-message names the field and the fix. Images come back inline (PNG data URLs), so a request writes no file.
+"""The work behind each endpoint: plain functions of raw request values (JSON, as a client sent them; no Gradio)
+that return the HTML the page shows. A bad value gets an :class:`InputError` whose message names the field and the
+fix. Images come back inline (PNG data URLs), so a request writes no file.
 """
 
 from __future__ import annotations
@@ -109,10 +107,8 @@ def score(model: VAE, x: Tensor, samples: int = SCORE_SAMPLES, seed: int = 0) ->
 
 
 class Handlers:
-    """The endpoints over named models (any latent sizes) and their titles.
-
-    ``uploads`` turns an upload reference into its file (None when unknown or expired): :class:`webapp.gate.Uploads`.
-    """
+    """The endpoints over named models (any latent sizes) and their titles; ``uploads`` turns an upload reference
+    into its file, None when unknown or expired (:class:`webapp.gate.Uploads`)."""
 
     def __init__(self, models: Mapping[str, VAE], titles: Mapping[str, str],
                  uploads: Callable[[str], Path | None] = lambda ref: None) -> None:  # fmt: skip

@@ -1,10 +1,8 @@
 """The Gradio page: four tabs wired to :class:`webapp.handlers.Handlers`.
 
-Every listener that runs on the server is one of the named endpoints (the API), wired with
-``preprocess=False`` (the handlers check the raw values themselves) in one concurrency group. Everything else the
-page does (clearing, picking an example, showing and hiding controls, keeping two axes apart) runs in the browser,
-and so do the latent map and grid: the page decodes them itself (``webapp/static/vaehub.js``). One widget takes
-digits everywhere: a canvas to draw on that also uploads a file or takes a picked example.
+Every listener that runs on the server is a named endpoint (the API), with ``preprocess=False`` (the handlers check
+the raw values) and in one concurrency group. Everything else runs in the browser, the latent map and grid included
+(``webapp/static/vaehub.js``). One widget takes digits everywhere: a canvas that also uploads or takes an example.
 """
 
 from __future__ import annotations
@@ -30,8 +28,7 @@ QUEUE = "vae-hub"  # every endpoint in one concurrency group: --concurrency requ
 INTERNAL = "The server could not process this request (an internal error, logged on the server); please try again."
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 UPLOADABLE = "image/png,image/jpeg,image/webp,image/gif,image/bmp"
-HERE = Path(__file__).resolve().parent
-CSS, JS = (HERE / "page.css").read_text(), (HERE / "page.js").read_text()
+CSS, JS = (Path(__file__).with_name(name).read_text() for name in ("page.css", "page.js"))
 
 
 def endpoint(fn: Callable) -> Callable:
@@ -154,11 +151,8 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                         g_span = gr.Radio(spans, value="quantile", label="Range")
                         g_k = gr.Slider(0.5, 4, value=2, step=0.1, label="k (for ± k σ)")
                         g_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
-                        g_z = [
-                            gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many,
-                                      elem_id=f"grid_z{i}")
-                            for i in range(most)
-                        ]
+                        g_z = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many,
+                                         elem_id=f"grid_z{i}") for i in range(most)]  # fmt: skip
                         g_code = gr.Button("Start from my digit's code", visible=many)
                         with gr.Row():
                             g_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
