@@ -93,27 +93,29 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
     start = time.perf_counter()
-    import torch
-    from starlette.middleware import Middleware
+    from webapp import gate
 
-    from vae_hub import WeightsError
-    from vae_hub.preprocess import MAX_FILE_BYTES
-    from webapp import gate, latent_map, ui
-    from webapp.handlers import Handlers, load_models
-    from webapp.static import live
-
-    torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
-    sources = model_sources(args.model)
-    try:
-        models = load_models(sources)
-    except WeightsError as e:
-        raise SystemExit(f"cannot load the weights: {e}") from None
     # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
-    # pruned while the app runs and removed when it stops.
+    # pruned while the app runs and removed when it stops. Set before Gradio is imported: it reads it then, too.
     folder = gate.private_folder(args.tmp)
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
     try:
+        import torch
+        from starlette.middleware import Middleware
+
+        from vae_hub import WeightsError
+        from vae_hub.preprocess import MAX_FILE_BYTES
+        from webapp import latent_map, ui
+        from webapp.handlers import Handlers, load_models
+        from webapp.static import live
+
+        torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
+        sources = model_sources(args.model)
+        try:
+            models = load_models(sources)
+        except WeightsError as e:
+            raise SystemExit(f"cannot load the weights: {e}") from None
         titles = {name: title(name, sources[name], m.latent_dim) for name, m in models.items()}
         uploads = gate.Uploads(folder, args.keep_files)
         maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
