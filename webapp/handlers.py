@@ -12,7 +12,7 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from contextlib import suppress
 from pathlib import Path
 from typing import Any
@@ -45,12 +45,6 @@ def integer(value: Any, field: str, lo: int, hi: int, example: int) -> int:
     if isinstance(whole, bool) or not isinstance(whole, int) or not lo <= whole <= hi:
         raise InputError(f"{field} must be a whole number from {lo} to {hi} (got {shown(value)}); send e.g. {example}.")
     return whole
-
-
-def choice(value: Any, field: str, options: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in options:
-        raise InputError(f"{field} must be one of {', '.join(map(repr, options))} (got {shown(value)}).")
-    return value
 
 
 def image_source(value: Any, field: str, uploads: Callable[[str], Path | None]) -> bytes:
@@ -137,10 +131,11 @@ class Handlers:
 
     def samples(self, model: Any, n: Any, seed: Any) -> str:
         """n×n draws from the prior, decoded, for a reproducible seed."""
-        name = choice(model, "Model", list(self.models))
+        if not isinstance(model, str) or model not in self.models:
+            raise InputError(f"Model must be one of {', '.join(map(repr, self.models))} (got {shown(model)}).")
         n, seed = integer(n, "Grid size", 5, 25, 15), integer(seed, "Seed", 0, 2**32 - 1, 0)
-        grid = png(image_grid(self.models[name].sample(n * n, torch.Generator().manual_seed(seed)), nrow=n))
-        caption = html.escape(f"Random samples: {n}×{n} draws from the prior N(0, I), decoded by {self.titles[name]} "
+        grid = png(image_grid(self.models[model].sample(n * n, torch.Generator().manual_seed(seed)), nrow=n))
+        caption = html.escape(f"Random samples: {n}×{n} draws from the prior N(0, I), decoded by {self.titles[model]} "
                               f"(seed {seed})")  # fmt: skip
         img = f'<img class="grid" src="{grid}" alt="{caption}">'
         return f'<div class="gridbox"><p class="caption">{caption}</p>{img}</div>'
