@@ -3,8 +3,8 @@
     python app.py                                  # http://127.0.0.1:7860, the bundled weights, no network
     python app.py --model sgvb=USER/vae-mnist-sgvb --port 8080 --share
 
-Every flag has an environment variable (see ``--help``); a Hugging Face Space runs this file as is. The app's code
-is the ``webapp`` package beside this file; Gradio is configured through its public arguments only (``main``).
+Every flag has an environment variable (see ``--help``); a Hugging Face Space runs this file as is. The code is in
+``webapp/``; Gradio is configured through its public arguments only (``main``).
 """
 
 from __future__ import annotations
@@ -24,11 +24,11 @@ os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
 from webapp import VARIANTS, WEIGHTS_DIR  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent
 ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_Z4_KL_WO_E, …
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
 QUEUE_SIZE = 64  # requests waiting at most; beyond, a client is told the queue is full
 MAX_STORED = 1024 * 2**20  # bytes the app's folder may hold (uploads)
+ESTIMATORS = {"sgvb": "SGVB", "kl_wo_e": "KL w/o E"}  # a model's regularizer, as the page names it
 
 log = logging.getLogger("vae_hub.app")
 
@@ -71,24 +71,19 @@ def model_sources(overrides: list[str]) -> dict[str, str]:
 def title(variant: str, source: str, latent_dim: int) -> str:
     """What a person reads for a model: its latent size and KL estimator (from its ``training_args.json``), and,
     for weights other than the bundled ones, where they come from (a repo id or a folder's name, never a path)."""
-    from webapp.handlers import ESTIMATORS
-
-    bundled = source == str(WEIGHTS_DIR / variant)
-    regularizer = None
+    folder = Path(source)
     try:
-        if Path(source).is_dir():
-            args = json.loads((Path(source) / "training_args.json").read_text())
-        else:
+        if not folder.is_dir():
             from huggingface_hub import hf_hub_download
 
-            args = json.loads(Path(hf_hub_download(source, "training_args.json")).read_text())
-        regularizer = args.get("regularizer")
+            folder = Path(hf_hub_download(source, "training_args.json")).parent
+        regularizer = json.loads((folder / "training_args.json").read_text()).get("regularizer")
     except Exception:  # a model saved without its training settings: say so instead of guessing
-        pass
+        regularizer = None
     text = f"{latent_dim}-D · {ESTIMATORS.get(regularizer, 'estimator unknown')}"
     name = Path(source).name if Path(source).is_dir() else source
     name = "".join(ch for ch in name if ch.isalnum() or ch in "-_./")
-    return text if bundled else f"{text} · custom: {name[:40]}"
+    return text if source == str(WEIGHTS_DIR / variant) else f"{text} · custom: {name[:40]}"
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -101,66 +96,60 @@ def main(argv: list[str] | None = None) -> None:
     from webapp import gate
 
     # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
-    # pruned while the app runs and removed when it stops.
-    folder, before = gate.private_folder(args.tmp), os.environ.get("GRADIO_TEMP_DIR")
+    # pruned while the app runs and removed when it stops. Set before Gradio is imported: it reads it then, too.
+    folder = gate.private_folder(args.tmp)
     os.environ["GRADIO_TEMP_DIR"] = str(folder)
-    on_term = signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # stopping runs the clean-up below
     try:
-        serve(args, folder, start)
+        import torch
+        from starlette.middleware import Middleware
+
+        from vae_hub import WeightsError
+        from vae_hub.preprocess import MAX_FILE_BYTES
+        from webapp import latent_map, ui
+        from webapp.handlers import Handlers, load_models
+        from webapp.static import live
+
+        torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
+        sources = model_sources(args.model)
+        try:
+            models = load_models(sources)
+        except WeightsError as e:
+            raise SystemExit(f"cannot load the weights: {e}") from None
+        titles = {name: title(name, sources[name], m.latent_dim) for name, m in models.items()}
+        uploads = gate.Uploads(folder, args.keep_files)
+        maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
+        handlers = Handlers(models, titles, uploads)
+        demo, endpoints = ui.build(handlers, live.manifest(models), {name: m.source for name, m in maps.items()})
+        gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
+        demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
+        guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16,
+                           files=live.files(models, sources, maps))  # what the page's decoder fetches, and only that
+        log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
+        demo.launch(
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            quiet=True,
+            css=ui.CSS,
+            head=f"<script>{ui.JS}</script>",
+            run_history=False,  # on by default in Gradio 6: it would store runs with the owner's Hub token
+            enable_monitoring=False,
+            mcp_server=False,
+            pwa=False,
+            ssr_mode=False,
+            footer_links=["api"],
+            show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
+            max_file_size=MAX_FILE_BYTES,
+            state_session_capacity=args.sessions,
+            max_threads=args.concurrency + 4,
+            app_kwargs={"middleware": [guard]},
+            prevent_thread_lock=True,
+        )
+        log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")
+        demo.block_thread()
     finally:
         shutil.rmtree(folder, ignore_errors=True)
-        signal.signal(signal.SIGTERM, on_term)
-        os.environ.pop("GRADIO_TEMP_DIR") if before is None else os.environ.update(GRADIO_TEMP_DIR=before)
-
-
-def serve(args: argparse.Namespace, folder: Path, start: float) -> None:
-    import torch
-    from starlette.middleware import Middleware
-
-    from vae_hub import WeightsError
-    from vae_hub.preprocess import MAX_FILE_BYTES
-    from webapp import gate, latent_map, ui
-    from webapp.handlers import Handlers, load_models
-    from webapp.static import live
-
-    torch.set_num_threads(1)  # tiny models: one thread per request, requests side by side, is fastest
-    sources = model_sources(args.model)
-    try:
-        models = load_models(sources)
-    except WeightsError as e:
-        raise SystemExit(f"cannot load the weights: {e}") from None
-    titles = {name: title(name, sources[name], m.latent_dim) for name, m in models.items()}
-    uploads = gate.Uploads(folder, args.keep_files)
-    maps = {name: latent_map.load_or_build(m) for name, m in models.items()}
-    sources_of_maps = {name: lmap.source for name, lmap in maps.items()}
-    demo, endpoints = ui.build(Handlers(models, titles, uploads), live.manifest(models), sources_of_maps)
-    gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
-    demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
-    guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16,
-                       files=live.files(models, sources, maps))  # what the page's decoder fetches, and only that
-    log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
-    demo.launch(
-        server_name=args.host,
-        server_port=args.port,
-        share=args.share,
-        quiet=True,
-        css=ui.CSS,
-        head=f"<script>{ui.JS}</script>",
-        run_history=False,  # on by default in Gradio 6: it would store runs with the owner's Hub token
-        enable_monitoring=False,
-        mcp_server=False,
-        pwa=False,
-        ssr_mode=False,
-        footer_links=["api"],
-        show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
-        max_file_size=MAX_FILE_BYTES,
-        state_session_capacity=args.sessions,
-        max_threads=args.concurrency + 4,
-        app_kwargs={"middleware": [guard]},
-        prevent_thread_lock=True,
-    )
-    log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")
-    demo.block_thread()
 
 
 if __name__ == "__main__":

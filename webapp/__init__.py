@@ -1,12 +1,7 @@
-"""The vae-hub demo app (Gradio): everything that is app code, next to ``app.py`` and outside the library.
-
-- :mod:`webapp.handlers`: the work behind each endpoint, plain functions of images and numbers (no Gradio);
-- :mod:`webapp.latent_map`: the latent map's cache (shipped for the bundled weights, a user cache for others);
-- :mod:`webapp.gate`: the server's front door: routes, endpoints, bodies, uploads, the app's private folder, and the
-  files of the page's decoder;
-- :mod:`webapp.ui`: the Gradio page, wired to the handlers;
-- :mod:`webapp.static`: the decoder, latent map and grid that run in the page (``vaehub.js``), and what they fetch;
-- :mod:`webapp.space`: deploy the app as a Hugging Face Space.
+"""The vae-hub demo app (Gradio), next to ``app.py`` and outside the library: :mod:`~webapp.handlers` (the work
+behind each endpoint, no Gradio), :mod:`~webapp.latent_map` (the map's caches), :mod:`~webapp.gate` (the server's
+front door), :mod:`~webapp.ui` (the page), :mod:`~webapp.static` (what runs in the page) and :mod:`~webapp.space`
+(deploy as a Hugging Face Space).
 """
 
 from pathlib import Path

@@ -1,13 +1,11 @@
-"""The server's front door and its files: an ASGI middleware in front of Gradio, upload references, and the app's
-private folder with its pruner. No Gradio here: Gradio is configured through its public arguments (``app.py``);
-this decides which requests reach it, and serves the page's decoder files itself.
+"""The server's front door: an ASGI middleware in front of Gradio (:class:`Gate`), upload references, and the app's
+private folder with its pruner. No Gradio here: Gradio is configured through its public arguments (``app.py``).
 
-:class:`Gate` lets through the routes the page and the documented API use and nothing else; for a call, only the
-app's named endpoints (by name or by index) with one plain JSON value per field. Bodies must state their length and
-are capped before they are read, and must arrive before a deadline; requests and event streams in flight are
-capped; an upload is answered with an opaque reference instead of its server path (:class:`Uploads`). The files
-the page's decoder fetches (``files``: URL path → a file or bytes) are served at their own short URLs, with HTTP
-Range, and only those: a URL names no server path.
+The gate lets through the routes the page and the documented API use and nothing else; for a call, only the app's
+named endpoints (by name or by index) with one plain JSON value per field. Bodies must state their length, are capped
+before they are read and must arrive before a deadline; requests and event streams in flight are capped; an upload
+is answered with an opaque reference instead of its server path. The page decoder's files are served at their own
+short URLs, with HTTP Range, and only those: a URL names no server path.
 """
 
 from __future__ import annotations
@@ -26,6 +24,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from starlette.requests import ClientDisconnect
 from starlette.responses import FileResponse, Response
 
 UPLOAD_PREFIX = "upload:"
@@ -38,11 +37,10 @@ STREAMS = re.compile(r"/gradio_api/(heartbeat/|queue/data|upload_progress|call/)
 
 
 class Endpoint(NamedTuple):
-    """A named endpoint: its input fields in order, and those an API call sends (no session state)."""
+    """A named endpoint and its input fields, in order."""
 
     name: str
     fields: tuple[str, ...]
-    api_fields: tuple[str, ...]
 
 
 def private_folder(parent: str | os.PathLike | None = None) -> Path:
@@ -176,10 +174,9 @@ class Gate:
         """One of :attr:`files` (a file with Range, as Starlette serves it; bytes whole); revalidated on each load,
         so a page never runs a stale script against new weights."""
         kind = {".js": "text/javascript", ".json": "application/json"}.get(os.path.splitext(scope["path"])[1])
-        kind, headers = kind or "application/octet-stream", {"Cache-Control": "no-cache"}
-        if isinstance(item, bytes):
-            return await Response(item, headers=headers, media_type=kind)(scope, receive, send)
-        await FileResponse(item, headers=headers, media_type=kind)(scope, receive, send)
+        make = Response if isinstance(item, bytes) else FileResponse
+        response = make(item, headers={"Cache-Control": "no-cache"}, media_type=kind or "application/octet-stream")
+        await response(scope, receive, send)
 
     def length(self, scope: dict, limit: int) -> int | None:
         """The body's stated length, if stated and at most ``limit``."""
@@ -191,10 +188,9 @@ class Gate:
         end = time.monotonic() + seconds
 
         async def timed() -> dict:
-            try:
+            with suppress(TimeoutError):
                 return await asyncio.wait_for(receive(), max(0.0, end - time.monotonic()))
-            except TimeoutError:
-                return {"type": "http.disconnect"}
+            return {"type": "http.disconnect"}
 
         return timed
 
@@ -204,28 +200,22 @@ class Gate:
         if size is None:
             return await answer(send, 413, f"A call's body must state its Content-Length and be at most "
                                 f"{self.max_body // 2**10} KB.")  # fmt: skip
-        raw, timed = b"", self.deadline(receive, self.body_s)
-        while len(raw) < size:
+        raw, more, timed = b"", True, self.deadline(receive, self.body_s)
+        while more and len(raw) < size:
             message = await timed()
             if message["type"] == "http.disconnect":
                 return await answer(send, 408, "The request body did not arrive in time: send it again.")
-            raw += message.get("body", b"")
-            if not message.get("more_body"):
-                break
+            raw, more = raw + message.get("body", b""), message.get("more_body", False)
         try:
             problem = self.check(json.loads(raw), name, scope["path"].endswith("/cancel"))
         except (ValueError, RecursionError):
             problem = 'The request body must be JSON: {"data": [one value per field]}.'
         if problem:
             return await answer(send, 404 if problem.startswith("There is no") else 422, problem)
-        replayed = False
+        body = iter([{"type": "http.request", "body": raw, "more_body": False}])
 
-        async def replay() -> dict:
-            nonlocal replayed
-            if replayed:
-                return await receive()
-            replayed = True
-            return {"type": "http.request", "body": raw, "more_body": False}
+        async def replay() -> dict:  # the body read here, then the client's messages (a disconnect)
+            return next(body, None) or await receive()
 
         await self.app(scope, replay, send)
 
@@ -238,16 +228,14 @@ class Gate:
         if endpoint is None:
             which = f"/{name[:60]}" if name is not None else f"with index {shown(index)}"
             return f"There is no endpoint {which}: {self.menu}."
-        data = body.get("data")
+        data, fields = body.get("data"), endpoint.fields
         if cancel:
             return None
-        counts = {len(endpoint.fields)} | ({len(endpoint.api_fields)} if name is not None else set())
-        if not isinstance(data, list) or len(data) not in counts:
+        if not isinstance(data, list) or len(data) != len(fields):
             got = f"{len(data)} values" if isinstance(data, list) else shown(data)
-            fields = ", ".join(endpoint.api_fields)
-            return (f'/{endpoint.name} takes {len(endpoint.api_fields)} values in "data" ({fields}); got {got}: '
+            return (f'/{endpoint.name} takes {len(fields)} values in "data" ({", ".join(fields)}); got {got}: '
                     "send one value per field, in this order.")  # fmt: skip
-        for field, value in zip(endpoint.fields if len(data) == len(endpoint.fields) else endpoint.api_fields, data):
+        for field, value in zip(fields, data):
             if not plain(value):
                 return f"{field} must be a string or a number, not {type(value).__name__}: send a plain JSON value."
         return None
@@ -267,9 +255,7 @@ class Gate:
 
         try:
             await self.app(scope, self.deadline(receive, self.upload_s), capture)
-        except Exception as e:  # the client left, or missed the deadline, mid-upload: nothing to answer or log
-            if type(e).__name__ != "ClientDisconnect":
-                raise
+        except ClientDisconnect:  # the client left, or missed the deadline, mid-upload: nothing to answer or log
             return None
         if start.get("status") != 200:
             refusal = f"The upload was refused: {body.decode(errors='replace')[:200]}"

@@ -1,8 +1,6 @@
-"""The work behind each endpoint: plain functions of raw request values that return the HTML the page shows.
-
-No Gradio here. The page (:mod:`webapp.ui`) wires these with ``preprocess=False``, so each handler receives the
-JSON values exactly as a client sent them and checks them itself: a bad value gets an :class:`InputError` whose
-message names the field and the fix. Images come back inline (PNG data URLs), so a request writes no file.
+"""The work behind each endpoint: plain functions of raw request values (JSON, as a client sent them; no Gradio)
+that return the HTML the page shows. A bad value gets an :class:`InputError` whose message names the field and the
+fix. Images come back inline (PNG data URLs), so a request writes no file.
 """
 
 from __future__ import annotations
@@ -14,7 +12,8 @@ import io
 import json
 import os
 import re
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
+from contextlib import suppress
 from pathlib import Path
 from typing import Any
 
@@ -29,31 +28,23 @@ from vae_hub.viz import image_grid, interpolate
 
 from .gate import UPLOAD_PREFIX, shown
 
-ESTIMATORS = {"sgvb": "SGVB", "kl_wo_e": "KL w/o E"}
 SCORE_SAMPLES = 64  # reparameterized draws averaged for the reconstruction term shown to the user
 MAX_DATA_URL = 512 * 2**10  # characters: the 280×280 canvas's PNG is at most ~420 KB in base64; files are uploaded
 DATA_URL = re.compile(r"data:image/(png|jpeg|webp|gif|bmp);base64,")
 SEND_IMAGE = "send a data URL (data:image/png;base64,…) or the reference that POST /gradio_api/upload returned"
 
 
-def load_models(sources: Mapping[str, str | os.PathLike], local_files_only: bool = False) -> dict[str, VAE]:
+def load_models(sources: Mapping[str, str | os.PathLike]) -> dict[str, VAE]:
     """Each named model from a ``save_pretrained`` folder or a Hub repo id (raises :class:`vae_hub.WeightsError`)."""
-    return {name: VAE.from_pretrained(src, local_files_only=local_files_only) for name, src in sources.items()}
+    return {name: VAE.from_pretrained(src) for name, src in sources.items()}
 
 
 def integer(value: Any, field: str, lo: int, hi: int, example: int) -> int:
     """``value`` as an int in [lo, hi] (a float with no fraction is accepted: sliders send 15.0)."""
     whole = int(value) if isinstance(value, float) and value.is_integer() else value
     if isinstance(whole, bool) or not isinstance(whole, int) or not lo <= whole <= hi:
-        got = shown(value)
-        raise InputError(f"{field} must be a whole number from {lo} to {hi} (got {got}); send e.g. {example}.")
+        raise InputError(f"{field} must be a whole number from {lo} to {hi} (got {shown(value)}); send e.g. {example}.")
     return whole
-
-
-def choice(value: Any, field: str, options: Sequence[str]) -> str:
-    if not isinstance(value, str) or value not in options:
-        raise InputError(f"{field} must be one of {', '.join(map(repr, options))} (got {shown(value)}).")
-    return value
 
 
 def image_source(value: Any, field: str, uploads: Callable[[str], Path | None]) -> bytes:
@@ -63,43 +54,31 @@ def image_source(value: Any, field: str, uploads: Callable[[str], Path | None]) 
     if not isinstance(value, str):
         raise InputError(f"{field} must be a string: {SEND_IMAGE}.")
     if value.startswith(UPLOAD_PREFIX):
-        path = uploads(value)
-        try:
-            if path is None:
-                raise FileNotFoundError
-            with open(path, "rb") as f:
+        if (path := uploads(value)) is not None:
+            with suppress(OSError), open(path, "rb") as f:
                 return f.read(MAX_FILE_BYTES + 1)  # to_mnist names the limit when this is over it
-        except OSError:
-            # One message whether the reference never existed or has expired: no oracle, no path.
-            raise InputError(f"{field} names no current upload (they expire): upload the picture again.") from None
+        # One message whether the reference never existed or has expired: no oracle, no path.
+        raise InputError(f"{field} names no current upload (they expire): upload the picture again.")
     if not DATA_URL.match(value):
         raise InputError(f"{field} must be a PNG, JPEG, WebP, GIF or BMP image: {SEND_IMAGE}.")
     if len(value) > MAX_DATA_URL:
-        raise InputError(
-            f"{field} is {len(value) // 2**10} KB as a data URL; the limit is {MAX_DATA_URL // 2**10} KB: "
-            "upload a larger picture as a file."
-        )
+        raise InputError(f"{field} is {len(value) // 2**10} KB as a data URL; the limit is {MAX_DATA_URL // 2**10} KB: "
+                         "upload a larger picture as a file.")  # fmt: skip
     try:
         return base64.b64decode(value[value.index(",") + 1 :], validate=True)
     except (binascii.Error, ValueError):
         raise InputError(f"{field}'s data URL is not valid base64: encode the file's bytes with base64.") from None
 
 
-# --- HTML ---------------------------------------------------------------------------------------------------
-
-
-def png(image: Tensor | np.ndarray) -> str:
-    """A 2-D image in [0, 1] (or uint8, or RGB uint8) as a PNG data URL."""
-    a = image.detach().cpu().numpy() if isinstance(image, Tensor) else np.asarray(image)
-    a = np.squeeze(a)
-    if a.dtype != np.uint8:
-        a = (np.clip(a, 0, 1) * 255 + 0.5).astype(np.uint8)
+def png(image: Tensor) -> str:
+    """An image in [0, 1] (H×W, or 1×H×W) as a PNG data URL."""
+    a = (np.clip(np.squeeze(image.detach().cpu().numpy()), 0, 1) * 255 + 0.5).astype(np.uint8)
     buf = io.BytesIO()
     Image.fromarray(a).save(buf, "PNG")
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def figure(image: Tensor | np.ndarray, caption: str, cls: str = "digit", model: str = "",
+def figure(image: Tensor, caption: str, cls: str = "digit", model: str = "",
            mu: Tensor | None = None) -> str:  # fmt: skip
     """One image with its caption above it (never over it), crisp pixels at any size; a reconstruction carries its
     model's name and the digit's code μ, for the page's latent map and grid."""
@@ -109,16 +88,6 @@ def figure(image: Tensor | np.ndarray, caption: str, cls: str = "digit", model: 
         f'<figure class="{cls}"{attr}><figcaption>{html.escape(caption)}</figcaption>'
         f'<img src="{png(image)}" alt="{html.escape(caption)}"></figure>'
     )
-
-
-def signed(v: float) -> str:
-    return f"{v:+.2f}".replace("-", "−")
-
-
-def grid_html(images: Tensor, n: int, caption: str) -> str:
-    """An n×n grid of digits (one image, white separators), its caption above."""
-    img = f'<img class="grid" src="{png(image_grid(images, nrow=n))}" alt="{html.escape(caption)}">'
-    return f'<div class="gridbox"><p class="caption">{html.escape(caption)}</p>{img}</div>'
 
 
 @torch.no_grad()
@@ -131,27 +100,13 @@ def score(model: VAE, x: Tensor, samples: int = SCORE_SAMPLES, seed: int = 0) ->
     return rec + kl, rec, kl, model.encode(x)[0][0]
 
 
-# --- the handlers -------------------------------------------------------------------------------------------
-
-
 class Handlers:
-    """The endpoints over named models (any latent sizes) and their titles.
+    """The endpoints over named models (any latent sizes) and their titles; ``uploads`` turns an upload reference
+    into its file, None when unknown or expired (:class:`webapp.gate.Uploads`)."""
 
-    ``uploads`` turns an upload reference into its file (None when unknown or expired): :class:`webapp.gate.Uploads`.
-    """
-
-    def __init__(
-        self,
-        models: Mapping[str, VAE],
-        titles: Mapping[str, str],
-        uploads: Callable[[str], Path | None] = lambda ref: None,
-    ) -> None:
+    def __init__(self, models: Mapping[str, VAE], titles: Mapping[str, str],
+                 uploads: Callable[[str], Path | None] = lambda ref: None) -> None:  # fmt: skip
         self.models, self.titles, self.uploads = dict(models), dict(titles), uploads
-        self.max_latent_dim = max(m.latent_dim for m in self.models.values())
-
-    def _model(self, value: Any) -> tuple[str, VAE]:
-        name = choice(value, "Model", list(self.models))
-        return name, self.models[name]
 
     def digit(self, value: Any, field: str = "Image") -> Tensor:
         """The 28×28 digit (1, 28, 28) of an image value (see :func:`image_source`)."""
@@ -159,35 +114,31 @@ class Handlers:
         try:
             return to_mnist(data)
         except InputError as e:
-            message = str(e)
-            raise InputError(f"{field}: {message[:1].lower()}{message[1:]}") from None
+            raise InputError(f"{field}: {str(e)[:1].lower()}{str(e)[1:]}") from None
 
     def reconstruct(self, image: Any) -> str:
         """An image → the input as the models see it, each model's reconstruction (with μ), the scores."""
         x = self.digit(image)
         figures = [figure(x[0], "Input, 28×28")]
-        rows = []
+        rows = ["<tr><th>model</th><th>nELBO</th><th>reconstruction</th><th>KL</th></tr>"]
         for name, model in self.models.items():
             nelbo, rec, kl, mu = score(model, x)
             figures.append(figure(model.reconstruct(x)[0, 0], self.titles[name], "digit rec", name, mu))
-            rows.append(
-                f"<tr><td>{html.escape(self.titles[name])}</td><td>{nelbo:.2f}</td><td>{rec:.2f}</td><td>{kl:.2f}</td>"
-                f'</tr><tr><td class="mu" colspan="4">μ = ({", ".join(signed(float(v)) for v in mu)})</td></tr>'
-            )
-        table = (
-            '<table class="scores"><tr><th>model</th><th>nELBO</th><th>reconstruction</th><th>KL</th></tr>'
-            f"{''.join(rows)}</table>"
-        )
-        return f'<div class="digits">{"".join(figures)}</div>{table}'
+            code = ", ".join(f"{v:+.2f}".replace("-", "−") for v in mu.tolist())
+            rows.append(f"<tr><td>{html.escape(self.titles[name])}</td><td>{nelbo:.2f}</td><td>{rec:.2f}</td>"
+                        f'<td>{kl:.2f}</td></tr><tr><td class="mu" colspan="4">μ = ({code})</td></tr>')  # fmt: skip
+        return f'<div class="digits">{"".join(figures)}</div><table class="scores">{"".join(rows)}</table>'
 
     def samples(self, model: Any, n: Any, seed: Any) -> str:
         """n×n draws from the prior, decoded, for a reproducible seed."""
-        name, vae = self._model(model)
-        n = integer(n, "Grid size", 5, 25, 15)
-        seed = integer(seed, "Seed", 0, 2**32 - 1, 0)
-        images = vae.sample(n * n, torch.Generator().manual_seed(seed))
-        caption = f"Random samples: {n}×{n} draws from the prior N(0, I), decoded by {self.titles[name]} (seed {seed})"
-        return grid_html(images, n, caption)
+        if not isinstance(model, str) or model not in self.models:
+            raise InputError(f"Model must be one of {', '.join(map(repr, self.models))} (got {shown(model)}).")
+        n, seed = integer(n, "Grid size", 5, 25, 15), integer(seed, "Seed", 0, 2**32 - 1, 0)
+        grid = png(image_grid(self.models[model].sample(n * n, torch.Generator().manual_seed(seed)), nrow=n))
+        caption = html.escape(f"Random samples: {n}×{n} draws from the prior N(0, I), decoded by {self.titles[model]} "
+                              f"(seed {seed})")  # fmt: skip
+        img = f'<img class="grid" src="{grid}" alt="{caption}">'
+        return f'<div class="gridbox"><p class="caption">{caption}</p>{img}</div>'
 
     def interpolate(self, a: Any, b: Any, steps: Any) -> str:
         """Two images → their 28×28 digits and, per model, the decoded straight path between their codes."""

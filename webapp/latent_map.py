@@ -1,10 +1,9 @@
 """The latent map: the posterior means μ of MNIST test digits, cached per set of weights (the page draws it).
 
-A deployed app (a Space) may have no MNIST, so the means are cached in a small safetensors file named after a
-sha256 of the weights. The caches of the bundled weights ship in ``assets/latent_map`` (read only; refresh them
-with ``python -m webapp.latent_map``); those of any other weights go to the user cache
-(``vae_hub.data.cache_dir()/latent_map``), never into the checkout. Without either and without MNIST, the map
-shows the example digits shipped with the app.
+The cache is a small safetensors file named after a sha256 of the weights, so a deployed app (a Space) needs no
+MNIST. The bundled weights' caches ship in ``assets/latent_map`` (refresh them with ``python -m webapp.latent_map``);
+any other weights' go to the user cache, never into the checkout. Without either and without MNIST, the map shows
+the example digits shipped with the app.
 """
 
 from __future__ import annotations
@@ -12,6 +11,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,10 +36,6 @@ class LatentMap:
     mu: Tensor  # (N, D) float32 posterior means
     labels: Tensor  # (N,) int64 classes
     source: str  # where the digits came from, said under the plot
-
-
-def user_cache_dir() -> Path:
-    return cache_dir() / "latent_map"
 
 
 def cache_path(model: VAE, folder: str | os.PathLike) -> Path:
@@ -70,46 +66,35 @@ def write(lmap: LatentMap, path: str | os.PathLike) -> Path:
     return path
 
 
-def from_mnist(model: VAE, data_root: str | os.PathLike | None = None, size: int = MAP_SIZE) -> LatentMap:
-    """The map of the first ``size`` MNIST test digits (raises :class:`vae_hub.DataError` without MNIST)."""
+def from_mnist(model: VAE, data_root: str | os.PathLike | None = None) -> LatentMap:
+    """The map of the first :data:`MAP_SIZE` MNIST test digits (raises :class:`vae_hub.DataError` without MNIST)."""
     images, labels = load_mnist("test", data_root, download=False)
-    return compute(model, images[:size], labels[:size], f"{min(size, len(labels))} MNIST test digits")
+    return compute(model, images[:MAP_SIZE], labels[:MAP_SIZE], f"{len(labels[:MAP_SIZE])} MNIST test digits")
 
 
-def load_or_build(
-    model: VAE,
-    data_root: str | os.PathLike | None = None,
-    size: int = MAP_SIZE,
-    shipped_dir: str | os.PathLike = SHIPPED_DIR,
-    user_dir: str | os.PathLike | None = None,
-) -> LatentMap:
-    """The map for ``model``: the shipped cache, else the user cache, else built from MNIST test (and written to the
-    user cache), else the example digits."""
-    user_dir = Path(user_dir) if user_dir is not None else user_cache_dir()
-    for folder in (shipped_dir, user_dir):
-        try:
+def load_or_build(model: VAE, user_dir: str | os.PathLike | None = None) -> LatentMap:
+    """The map for ``model``: the shipped cache, else the user cache (``user_dir``, by default
+    ``vae_hub.data.cache_dir()/latent_map``), else built from MNIST test and written there, else the example digits."""
+    user_dir = Path(user_dir) if user_dir is not None else cache_dir() / "latent_map"
+    for folder in (SHIPPED_DIR, user_dir):
+        with suppress(SafetensorError, OSError, KeyError):  # missing or damaged: the next source
             t = load_file(cache_path(model, folder))
             return LatentMap(t["mu"].float(), t["labels"].long(), f"{len(t['labels'])} MNIST test digits")
-        except (SafetensorError, OSError, KeyError):
-            pass  # missing or damaged: the next source
     try:
-        lmap = from_mnist(model, data_root, size)
+        lmap = from_mnist(model)
     except DataError:
         files = sorted(EXAMPLES_DIR.glob("*.png"))
         images = torch.from_numpy(np.stack([np.asarray(Image.open(f).convert("L")) for f in files]))
         labels = torch.tensor([int(f.name.split("_")[0]) for f in files])
         return compute(model, images, labels, f"the {len(files)} example digits (MNIST was not available)")
-    try:
+    with suppress(OSError):  # a read-only deployment recomputes at the next start
         write(lmap, cache_path(model, user_dir))
-    except OSError:
-        pass  # a read-only deployment recomputes at the next start
     return lmap
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(
-        prog="python -m webapp.latent_map", description="Refresh the shipped latent-map caches of the bundled models."
-    )
+    p = argparse.ArgumentParser(prog="python -m webapp.latent_map",
+                                description="Refresh the shipped latent-map caches of the bundled models.")  # fmt: skip
     p.add_argument("--data", default=None, help="MNIST root (default $VAE_HUB_DATA, else ./data)")
     args = p.parse_args(argv)
     written = []

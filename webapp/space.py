@@ -1,15 +1,12 @@
 """Deploy the demo as a Hugging Face Space: ``python -m webapp.space USER/NAME``.
 
-Stages what the Space runs, and nothing else: ``app.py``, the packages it imports (:data:`PACKAGES`), every
-``save_pretrained`` folder under ``weights/`` (``config.json`` and ``model.safetensors``), the example digits,
-``assets/`` (the latent-map caches, so the Space needs no MNIST), ``LICENSE``, a ``requirements.txt`` and a
-``README.md`` whose YAML front matter configures the Space (``sdk: gradio`` at the version ``requirements.txt``
-pins). Only regular files inside the checkout are taken: a symlink (to ``/proc/self/environ``, say, or to a file
-elsewhere), a device or a fifo is refused by name. Then it creates the Space if needed (private with
-``--private``) and commits the staged folder as its whole content (files of an earlier deploy are deleted).
-
-Token, ``--dry-run``, ``HF_ENDPOINT`` and exit codes work as for ``python -m training.push``: 0 done, 1 the Hub
-refused or could not be reached, 2 bad input.
+Stages what the Space runs and nothing else: ``app.py`` and the packages it imports (:data:`PACKAGES`), the
+bundled weights, the example digits, ``assets/`` (the latent-map caches: the Space needs no MNIST), ``LICENSE``, a
+``requirements.txt`` and a ``README.md`` whose front matter configures the Space (``sdk: gradio`` at the version
+``requirements.txt`` pins). Only regular files inside the checkout are taken: anything else (a symlink, a device, a
+fifo) is refused by name. Then it creates the Space if needed and commits the staged folder as its whole content.
+Token, ``--dry-run``, ``HF_ENDPOINT`` and exit codes (0 done, 1 the Hub refused, 2 bad input) are as for
+``python -m training.push``.
 """
 
 from __future__ import annotations
@@ -58,13 +55,11 @@ def tree(root: Path, folder: str) -> dict[str, Path]:
     """The files under ``root/folder`` that may ship, by their path in the Space; anything under it that is not a
     regular file or a folder (a symlink, a device, a fifo) is refused by name. Nothing is followed."""
     files = {}
-    for dirpath, dirnames, filenames in os.walk(root / folder, followlinks=False):
-        dirnames[:] = [d for d in dirnames if not any(fnmatch.fnmatch(d, x) for x in EXCLUDE)]
-        for name in [*filenames, *(d for d in dirnames if os.path.islink(os.path.join(dirpath, d)))]:
-            path = Path(dirpath) / name
-            rel = path.relative_to(root)
-            if not any(fnmatch.fnmatch(part, x) for part in rel.parts for x in EXCLUDE):
-                files.update({rel.as_posix(): p for p in regular_files(path.parent, [name]).values()})
+    for top, dirs, names in os.walk(root / folder):  # a link to a folder is listed below, not entered
+        dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, x) for x in EXCLUDE)]
+        for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(top, d)))]:
+            if not any(fnmatch.fnmatch(name, x) for x in EXCLUDE):
+                files.update({p.relative_to(root).as_posix(): p for p in regular_files(Path(top), [name]).values()})
     return files
 
 
@@ -82,12 +77,9 @@ def source_files(root: Path) -> dict[str, Path]:
         raise PushError(f"no weights under {root / 'weights'}: train them (make train) before deploying")
     for folder in folders:
         check_folder(folder)  # loads strictly, and takes regular files only
-        weights = regular_files(folder, WEIGHT_FILES)
-        files.update({(folder / n).relative_to(root).as_posix(): p for n, p in weights.items()})
+        files.update({p.relative_to(root).as_posix(): p for p in regular_files(folder, WEIGHT_FILES).values()})
     files.update({k: v for k, v in tree(root, "examples").items() if k.endswith(".png")})
-    if (root / "assets").is_dir():
-        files.update(tree(root, "assets"))
-    return files
+    return files | tree(root, "assets")
 
 
 def requirements(root: Path) -> tuple[list[str], str]:
@@ -136,9 +128,7 @@ def readme(repo_id: str, models: Sequence[str], title: str, sdk_version: str, we
     ])  # fmt: skip
 
 
-def stage(
-    out: Path, repo_id: str, models: Sequence[str] = (), title: str = DEFAULT_TITLE, root: Path = ROOT
-) -> list[Path]:
+def stage(out: Path, repo_id: str, models: Sequence[str], title: str, root: Path) -> list[Path]:
     """Write the Space's exact content into ``out`` (new or empty) and return its files, sorted."""
     files = source_files(root)
     reqs, sdk_version = requirements(root)

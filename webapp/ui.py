@@ -1,10 +1,8 @@
 """The Gradio page: four tabs wired to :class:`webapp.handlers.Handlers`.
 
-Every listener that runs on the server is one of the named endpoints (the API), wired with
-``preprocess=False`` (the handlers check the raw values themselves) in one concurrency group. Everything else the
-page does (clearing, picking an example, showing and hiding controls, keeping two axes apart) runs in the browser,
-and so do the latent map and grid: the page decodes them itself (``webapp/static/vaehub.js``). One widget takes
-digits everywhere: a canvas to draw on that also uploads a file or takes a picked example.
+Every listener that runs on the server is a named endpoint (the API), with ``preprocess=False`` (the handlers check
+the raw values) and in one concurrency group. Everything else runs in the browser, the latent map and grid included
+(``webapp/static/vaehub.js``). One widget takes digits everywhere: a canvas that also uploads or takes an example.
 """
 
 from __future__ import annotations
@@ -30,15 +28,7 @@ QUEUE = "vae-hub"  # every endpoint in one concurrency group: --concurrency requ
 INTERNAL = "The server could not process this request (an internal error, logged on the server); please try again."
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 UPLOADABLE = "image/png,image/jpeg,image/webp,image/gif,image/bmp"
-
-PAD_HTML = """<div class="pad" data-receiver tabindex="0">
-  <div class="bar">NAME<label class="btn">Upload<input type="file" accept="ACCEPT" hidden></label>
-    <span class="note">draw, upload or pick</span><button type="button" class="btn clear">Clear</button></div>
-  <div class="surface"><canvas width="280" height="280" aria-label="LABEL: draw a digit (mouse, pen or finger)">
-  </canvas><img alt="LABEL" hidden></div>
-</div>"""
-HERE = Path(__file__).resolve().parent
-CSS, JS = (HERE / "page.css").read_text(), (HERE / "page.js").read_text()
+CSS, JS = (Path(__file__).with_name(name).read_text() for name in ("page.css", "page.js"))
 
 
 def endpoint(fn: Callable) -> Callable:
@@ -64,8 +54,13 @@ def data_url(path: Path) -> str:
 
 def digit_pad(elem_id: str, label: str, value: str | None = None, name: str = "") -> gr.HTML:
     """The one widget for digits: its value is a PNG data URL (drawn, picked) or an upload reference."""
-    template = PAD_HTML.replace("ACCEPT", UPLOADABLE).replace("LABEL", html.escape(label))
-    template = template.replace("NAME", f'<span class="name">{html.escape(name)}</span>' if name else "")
+    text, name = html.escape(label), f'<span class="name">{html.escape(name)}</span>' if name else ""
+    template = f"""<div class="pad" data-receiver tabindex="0">
+  <div class="bar">{name}<label class="btn">Upload<input type="file" accept="{UPLOADABLE}" hidden></label>
+    <span class="note">draw, upload or pick</span><button type="button" class="btn clear">Clear</button></div>
+  <div class="surface"><canvas width="280" height="280" aria-label="{text}: draw a digit (mouse, pen or finger)">
+  </canvas><img alt="{text}" hidden></div>
+</div>"""
     js = "vaeHubPage.pad(element, props, trigger, upload);"
     return gr.HTML(value, label=label, html_template=template, js_on_load=js, elem_id=elem_id)
 
@@ -96,7 +91,7 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
     files for the page's decoder (:func:`webapp.static.live.manifest`); ``map_sources``: where each map's digits
     come from, said under it."""
     choices = [(handlers.titles[v], v) for v in handlers.models]
-    first, most = choices[0][1], handlers.max_latent_dim
+    first, most = choices[0][1], max(m.latent_dim for m in handlers.models.values())
     many = handlers.models[first].latent_dim > 2  # the first model's axes and sliders are shown
     dims = [(f"z{i}", i) for i in range(most)]
     sizes = {v: m.latent_dim for v, m in handlers.models.items()}
@@ -108,15 +103,17 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
             triggers, endpoint(fn), inputs, outputs, api_name=name, preprocess=False, concurrency_id=QUEUE,
             trigger_mode="always_last", show_progress="hidden",
         )  # fmt: skip
-        endpoints[dep["id"]] = Endpoint(name, *[tuple(c.label for c in inputs)] * 2)
+        endpoints[dep["id"]] = Endpoint(name, tuple(c.label for c in inputs))
         return dep
 
     def clears(trigger: Any, output: Any) -> None:
         trigger(None, None, [output], js="() => ['']")
 
-    def layout(model: gr.Radio, x: gr.Dropdown, y: gr.Dropdown, sliders: list, button: gr.Button) -> None:
+    def layout(tab: str, model: gr.Radio, x: gr.Dropdown, y: gr.Dropdown, sliders: list, button: gr.Button) -> None:
+        """A tab's controls that apply to its model, shown; the button sets the sliders to the digit's code."""
         js = f"(m, x, y) => vaeHubPage.layout({json.dumps(sizes)}, {len(sliders)}, m, x, y)"
         gr.on([model.change, x.change, y.change], None, [model, x, y], [x, y, *sliders, button], js=js)
+        browser([button.click], [model, *sliders], sliders, f"(m, ...z) => vaeHubPage.myCode('{tab}', m, z)")
 
     def browser(triggers: list, inputs: list, outputs: list, js: str) -> None:
         """A listener that runs in the page only: no request, and no index the gate lets through."""
@@ -154,11 +151,8 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                         g_span = gr.Radio(spans, value="quantile", label="Range")
                         g_k = gr.Slider(0.5, 4, value=2, step=0.1, label="k (for ± k σ)")
                         g_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
-                        g_z = [
-                            gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many,
-                                      elem_id=f"grid_z{i}")
-                            for i in range(most)
-                        ]
+                        g_z = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many,
+                                         elem_id=f"grid_z{i}") for i in range(most)]  # fmt: skip
                         g_code = gr.Button("Start from my digit's code", visible=many)
                         with gr.Row():
                             g_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
@@ -166,8 +160,7 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                 controls = [g_model, g_x, g_y, g_span, g_k, g_n, *g_z]
                 triggers = [grid_tab.select, *(c.change for c in controls)]
                 browser(triggers, controls, [g_out], "(...v) => vaeHubPage.showGrid(...v)")  # and clears samples
-                layout(g_model, g_x, g_y, g_z, g_code)
-                browser([g_code.click], [g_model, *g_z], g_z, "(m, ...z) => vaeHubPage.myCode('grid', m, z)")
+                layout("grid", g_model, g_x, g_y, g_z, g_code)
                 serve("samples", [g_sample.click, g_seed.submit], handlers.samples, [g_model, g_n, g_seed], g_out)
 
             with gr.Tab("Interpolate", id="interpolate") as i_tab:
@@ -204,6 +197,5 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                 controls = [m_model, m_x, m_y, *m_z]
                 triggers = [m_tab.select, *(c.change for c in controls)]
                 browser(triggers, controls, [], "(...v) => { vaeHubPage.showMap(...v); }")
-                layout(m_model, m_x, m_y, m_z, m_code)
-                browser([m_code.click], [m_model, *m_z], m_z, "(m, ...z) => vaeHubPage.myCode('map', m, z)")
+                layout("map", m_model, m_x, m_y, m_z, m_code)
     return demo, endpoints

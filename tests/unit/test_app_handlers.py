@@ -154,7 +154,7 @@ def test_interpolate_shows_its_ends_and_one_strip_per_model(handlers: Handlers) 
 
 
 def test_the_gate_checks_what_a_call_sends() -> None:
-    ep = gate.Endpoint("samples", ("Model", "Grid size", "Seed"), ("Model", "Grid size", "Seed"))
+    ep = gate.Endpoint("samples", ("Model", "Grid size", "Seed"))
     g = gate.Gate(lambda *a: None, {3: ep}, gate.Uploads(Path("."), 1), max_upload=1)
     assert g.check({"fn_index": 3, "data": ["sgvb", 5, 0]}, None, False) is None
     assert g.check({"data": ["sgvb", 5, 0]}, "samples", False) is None
