@@ -1,10 +1,9 @@
 """Any accepted image input as a small float array, with bounded work: uploads, arrays and PIL images.
 
-An upload (PNG, JPEG, WebP, GIF or BMP, recognised from its bytes, never a name) is walked up to its first frame, at
-most :data:`MAX_CHUNKS` chunks, blocks or segments; its decoder's cost (pixels, memory, a JPEG's scans) is estimated
-from its header and refused over budget; and Pillow is handed a minimal copy: the first frame and what it needs, and no
-metadata beyond the EXIF orientation. So any upload up to :data:`MAX_FILE_BYTES` decodes in bounded time and memory
-(``docs/robustness.md``). Messages speak of "the upload", never of a path.
+An upload (PNG, JPEG, WebP, GIF or BMP, known by its bytes, never by a name) is walked to its first frame, at most
+:data:`MAX_CHUNKS` steps; refused if its header promises too much work (pixels, memory, a JPEG's scans); and decoded
+from a minimal copy: the first frame, what it needs, its EXIF orientation (``docs/robustness.md``). Messages speak of
+"the upload", never of a path.
 """
 
 from __future__ import annotations
@@ -13,6 +12,7 @@ import io
 import os
 import re
 import struct
+from collections.abc import Iterator
 from typing import Any
 
 import numpy as np
@@ -29,11 +29,13 @@ EXIF_BYTES = 65535  # an EXIF block kept for the orientation (a JPEG segment's m
 MIN_SIDE = 8  # below this an image cannot hold a recognisable digit
 MAX_ASPECT = 20
 WORK_SIDE = 280  # images are reduced towards this size (10× the output) before any float conversion
+BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
 ACCEPTED = "PNG, JPEG, WebP, GIF or BMP"
 TOO_MANY = f"The upload holds too many blocks of data (over {MAX_CHUNKS}); save it again and retry."
-# Each accepted format's first bytes, the group named as Pillow names the format.
 _SIGNATURES = re.compile(rb"(?P<PNG>\x89PNG\r\n\x1a\n)|(?P<JPEG>\xff\xd8\xff)|(?P<GIF>GIF8[79]a)|(?P<BMP>BM)"
                          rb"|(?P<WEBP>RIFF....WEBP)", re.DOTALL)  # fmt: skip
+# Modes to convert before PIL's box reduction and numpy, beyond those they read (L, LA, RGB, RGBA, I, F).
+_CONVERT = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I"}
 _FILL = re.compile(rb"\xff*(?=\xff)|")  # a JPEG marker's fill bytes: up to the last 0xFF before the marker
 
 
@@ -60,24 +62,26 @@ def check_size(w: int, h: int, fmt: str = "", bytes_per_pixel: float = 0) -> Non
         raise InputError(f"{size} ({w * h / 1e6:.0f} megapixels); the limit for this {fmt} is {limit:.0f}. {shrink}")
 
 
+def _steps() -> Iterator[int]:
+    """A walk's steps: one more than :data:`MAX_CHUNKS` refuses the upload."""
+    yield from range(MAX_CHUNKS)
+    raise InputError(TOO_MANY)
+
+
 def _png(data: bytes) -> bytes:
     """The first IHDR, the palette and transparency, the EXIF orientation and the image data: no text, no frames."""
     if data[12:16] != b"IHDR":
         raise corrupt("no IHDR chunk")
     w, h, depth, colour = struct.unpack_from(">IIBB", data, 16)
     check_size(w, h, "PNG", {0: 2 if depth == 16 else 1, 3: 1}.get(colour, 4))  # Pillow's bytes per pixel
-    pos, kept = 8, [data[:8]]
-    for _ in range(MAX_CHUNKS):
-        if pos + 8 > len(data):
+    pos, kept, kind = 8, [data[:8]], b""
+    for _ in _steps():
+        if pos + 8 > len(data) or kind == b"IEND":
             break
         length, kind = struct.unpack_from(">I4s", data, pos)
         if pos == 8 or kind in (b"PLTE", b"tRNS", b"IDAT", b"IEND") or (kind == b"eXIf" and length <= EXIF_BYTES):
             kept.append(memoryview(data)[pos : pos + 12 + length])
-        if kind == b"IEND":
-            break
         pos += 12 + length
-    else:
-        raise InputError(TOO_MANY)
     return b"".join(kept)
 
 
@@ -85,31 +89,27 @@ def _gif(data: bytes) -> bytes:
     """The screen and colour table, the first frame's graphic control (its transparency), the first frame on."""
     w, h, flags = struct.unpack_from("<HHB", data, 6)
     pos = 13 + (3 << ((flags & 7) + 1) if flags & 0x80 else 0)
-    head, control, steps = data[:pos], b"", 0
-    while steps < MAX_CHUNKS:
-        kind = data[pos]
-        if kind == 0x2C:  # the first image
-            x, y, fw, fh = struct.unpack_from("<HHHH", data, pos + 1)
-            check_size(max(w, x + fw), max(h, y + fh), "GIF", 1)  # Pillow grows the canvas to hold the frame
-            return head + control + data[pos:]
-        if kind != 0x21:
-            raise corrupt("no image in the GIF")
+    head, control, steps = data[:pos], b"", _steps()
+    while data[pos] == 0x21:  # an extension before the first image: it and each of its sub-blocks is a step
+        next(steps)
         start, pos = pos, pos + 2
-        while data[pos] and steps < MAX_CHUNKS:  # the extension's sub-blocks
+        while data[pos]:
             pos += data[pos] + 1
-            steps += 1
+            next(steps)
         pos += 1
-        steps += 1
-        if data[start + 1] == 0xF9:
-            control = data[start:pos]
-    raise InputError(TOO_MANY)
+        control = data[start:pos] if data[start + 1] == 0xF9 else control  # the graphic control: transparency
+    if data[pos] != 0x2C:
+        raise corrupt("no image in the GIF")
+    x, y, fw, fh = struct.unpack_from("<HHHH", data, pos + 1)
+    check_size(max(w, x + fw), max(h, y + fh), "GIF", 1)  # Pillow grows the canvas to hold the frame
+    return head + control + data[pos:]
 
 
 def _jpeg(data: bytes) -> bytes:
     """The tables, the frame header, the Adobe marker (colour transform) and the first EXIF block; then every scan.
     Refuses lossless, hierarchical and arithmetic-coded frames, and more scans × blocks than a second's work."""
     pos, kept, sof, exif = 2, [data[:2]], None, False
-    for _ in range(MAX_CHUNKS):
+    for _ in _steps():
         pos = _FILL.match(data, pos).end()
         if data[pos] != 0xFF:
             raise corrupt("bad marker")
@@ -117,18 +117,16 @@ def _jpeg(data: bytes) -> bytes:
         if marker == 0xDA:
             break
         end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
-        segment = data[pos:end]
+        seg = data[pos:end]
         if 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
             raise InputError("The upload is a lossless, hierarchical or arithmetic-coded JPEG: save it as a "
                              "standard JPEG or a PNG.")  # fmt: skip
-        first_exif = marker == 0xE1 and segment[4:10] == b"Exif\0\0" and not exif
+        first_exif = marker == 0xE1 and seg[4:10] == b"Exif\0\0" and not exif
         if marker in (0xC0, 0xC1, 0xC2, 0xC4, 0xDB, 0xDD, 0xEE) or first_exif:  # 0xEE: Adobe's colour transform
-            kept.append(segment)
+            kept.append(seg)
             exif = exif or first_exif
-        sof = segment if 0xC0 <= marker <= 0xC2 else sof  # a frame Pillow decodes with scaling
+        sof = seg if 0xC0 <= marker <= 0xC2 else sof  # a frame Pillow decodes with scaling
         pos = end
-    else:
-        raise InputError(TOO_MANY)
     if sof is None:
         raise corrupt("no frame header")
     h, w, n = struct.unpack_from(">HHB", sof, 5)
@@ -163,7 +161,7 @@ def _webp(data: bytes) -> bytes:
         raise corrupt("no WebP header")
     check_size(w, h, "WebP", 4 * WEBP_COPIES)
     pos, kept, frame = 12, [], False
-    for _ in range(MAX_CHUNKS):
+    for _ in _steps():
         if pos + 8 > len(data):
             break
         kind, size = data[pos : pos + 4], int.from_bytes(data[pos + 4 : pos + 8], "little")
@@ -175,8 +173,6 @@ def _webp(data: bytes) -> bytes:
             kept.append(data[pos:end])
             frame = frame or first_frame
         pos = end
-    else:
-        raise InputError(TOO_MANY)
     return b"RIFF" + struct.pack("<I", 4 + sum(map(len, kept))) + b"WEBP" + b"".join(kept)
 
 
@@ -205,9 +201,9 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
         raise InputError(f"The upload is empty (0 bytes): upload a {ACCEPTED} image.")
     if len(data) > MAX_FILE_BYTES:
         raise InputError(f"The upload is larger than {MAX_FILE_BYTES // 2**20} MB, the limit: shrink it first.")
-    if not (signature := _SIGNATURES.match(data)):
+    if not (signature := _SIGNATURES.match(data[:12])):  # a match keeps its string alive: not the upload
         raise InputError(f"The upload is not an image in an accepted format: upload a {ACCEPTED} file.")
-    fmt = signature.lastgroup
+    fmt = signature.lastgroup  # the format's name in Pillow
     try:
         data = {"PNG": _png, "GIF": _gif, "JPEG": _jpeg, "WEBP": _webp, "BMP": _bmp}[fmt](data)
     except (struct.error, IndexError):
@@ -215,30 +211,11 @@ def open_image(source: str | os.PathLike | bytes) -> Image.Image:
     try:
         im = Image.open(io.BytesIO(data), formats=[fmt])  # our caps are below Pillow's decompression-bomb warning
         if fmt == "JPEG":  # the decoder scales down by 2, 4 or 8 while decoding (no smaller than the working size)
-            s = WORK_SIDE / max(im.size)
-            im.draft(im.mode, (int(im.width * s) + 1, int(im.height * s) + 1))
+            im.draft(im.mode, tuple(int(side * (WORK_SIDE / max(im.size))) + 1 for side in im.size))
         im.load()
     except (OSError, SyntaxError, ValueError, EOFError, struct.error, Image.DecompressionBombError) as e:
         raise corrupt(e) from None
     return im
-
-
-# Modes to convert before PIL's box reduction and numpy, beyond those they read (L, LA, RGB, RGBA, I, F).
-_CONVERT = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I"}
-BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
-
-
-def _value_range(a: np.ndarray) -> tuple[float, float]:
-    """(offset, half the span) that map the array's values to [0, 1], found without full-size temporaries."""
-    if a.dtype.kind == "b" or a.dtype in (np.uint8, np.uint16):  # the type's range, whatever the values
-        return 0.0, 0.5 if a.dtype.kind == "b" else np.iinfo(a.dtype).max / 2
-    lo, hi = float(a.min()), float(a.max())  # NaN anywhere makes these NaN; inf makes them infinite
-    if not (np.isfinite(lo) and np.isfinite(hi)):
-        raise InputError("The image array contains NaN or infinite values.")
-    for top in (1, 255, 65535):
-        if lo >= 0 and hi <= top and (top < 65535 or a.dtype.kind in "ui"):
-            return 0.0, top / 2
-    return lo, (hi * 0.5 - lo * 0.5 if hi > lo else 1.0)  # an unusual range (signed, huge): stretch it to [0, 1]
 
 
 def _array_to_float(a: np.ndarray) -> np.ndarray:
@@ -249,7 +226,14 @@ def _array_to_float(a: np.ndarray) -> np.ndarray:
     if a.ndim != 3 or not 1 <= a.shape[2] <= 4:
         raise InputError(f"Expected an image array of shape H×W, H×W×3 or H×W×4, got shape {tuple(a.shape)}.")
     check_size(a.shape[1], a.shape[0])
-    lo, scale = _value_range(a)
+    if a.dtype.kind == "b" or a.dtype in (np.uint8, np.uint16):  # the type's range, whatever the values
+        lo, scale = 0.0, 0.5 if a.dtype.kind == "b" else np.iinfo(a.dtype).max / 2
+    else:  # 0…1, 0…255 or (integers) 0…65535 as they are; an unusual range (signed, huge) stretched to [0, 1]
+        lo, hi = float(a.min()), float(a.max())  # NaN anywhere makes these NaN; inf makes them infinite
+        if not (np.isfinite(lo) and np.isfinite(hi)):
+            raise InputError("The image array contains NaN or infinite values.")
+        top = next((t for t in (1, 255, 65535) if lo >= 0 and hi <= t and (t < 65535 or a.dtype.kind in "ui")), 0)
+        lo, scale = (0.0, top / 2) if top else (lo, hi * 0.5 - lo * 0.5 if hi > lo else 1.0)
 
     def unit(x: np.ndarray) -> np.ndarray:
         if x.dtype.kind in "bu" and x.itemsize <= 2:
@@ -278,18 +262,14 @@ def _array_to_float(a: np.ndarray) -> np.ndarray:
 
 def as_rgba(a: np.ndarray) -> np.ndarray:
     """A float H×W×C image (C = 1…4) as RGBA: grey is repeated, a missing alpha is opaque."""
-    c = a.shape[2]
-    rgb = a[..., :1].repeat(3, 2) if c <= 2 else a[..., :3]
-    alpha = a[..., -1:] if c in (2, 4) else np.ones_like(a[..., :1])
+    rgb = a[..., :1].repeat(3, 2) if a.shape[2] <= 2 else a[..., :3]
+    alpha = a[..., -1:] if a.shape[2] in (2, 4) else np.ones_like(a[..., :1])
     return np.concatenate([rgb, alpha], axis=-1)
 
 
 def to_float_array(image: Any) -> np.ndarray:
     """Decode any accepted input to a float32 H×W×C array in [0, 1] (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA),
-    box-reduced towards :data:`WORK_SIDE` when large. Raises :class:`InputError` for anything unusable.
-
-    A PIL image is reduced band by band, so that no full-size RGBA or float copy is made (a 49-megapixel 1-bit PNG
-    is a 12 KB file), and turned upright by its EXIF orientation once reduced."""
+    box-reduced towards :data:`WORK_SIDE` when large. Raises :class:`InputError` for anything unusable."""
     if image is None:
         raise InputError("No image: upload a picture or draw a digit first.")
     if isinstance(image, Tensor):
@@ -308,11 +288,12 @@ def to_float_array(image: Any) -> np.ndarray:
     k = max(1, max(im.size) // WORK_SIDE)
     out = Image.new(mode, (-(-im.width // k), -(-im.height // k)))
     rows = k * max(1, BAND_BYTES // (4 * im.width * k))
-    try:  # box-averaging before any float conversion keeps the ink's mass, and memory small
+    # Box-averaged (it keeps the ink's mass) band by band: no full-size RGBA or float copy of a 49-MP, 12 KB PNG.
+    try:
         for y in range(0, im.height, rows):
             out.paste(im.crop((0, y, im.width, min(y + rows, im.height))).convert(mode).reduce(k), (0, y // k))
     except (ValueError, OSError) as e:
         raise InputError(f"Images in colour mode {im.mode!r} are not supported ({e}); save it as RGB.") from None
-    out.getexif()[0x0112] = im.getexif().get(0x0112, 1)  # the reduced copy takes the orientation, then is upright
+    out.getexif()[0x0112] = im.getexif().get(0x0112, 1)  # the orientation, for ImageOps
     a = np.asarray(ImageOps.exif_transpose(out))
     return _array_to_float(a.astype(np.uint16) if im.mode.startswith("I;16") else a)
