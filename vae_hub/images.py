@@ -1,9 +1,8 @@
 """Any accepted image input as a small float array, with bounded work: uploads, arrays and PIL images.
 
-An upload (PNG, JPEG, WebP, GIF or BMP, known by its bytes, never by a name) is walked to its first frame, at most
-:data:`MAX_CHUNKS` steps; refused if its header promises too much work (pixels, memory, a JPEG's scans); and decoded
-from a minimal copy: the first frame, what it needs, its EXIF orientation (``docs/robustness.md``). Messages speak of
-"the upload", never of a path.
+An upload (PNG, JPEG, WebP, GIF or BMP, known by its bytes) is walked to its first frame in at most :data:`MAX_CHUNKS`
+steps, refused if its header promises too much work (pixels, memory, a JPEG's scans), and decoded from a minimal copy:
+the first frame, what it needs, its EXIF orientation. Messages say "the upload", never a path. See docs/robustness.md.
 """
 
 from __future__ import annotations
@@ -291,7 +290,8 @@ def to_float_array(image: Any) -> np.ndarray:
     # Box-averaged (it keeps the ink's mass) band by band: no full-size RGBA or float copy of a 49-MP, 12 KB PNG.
     try:
         for y in range(0, im.height, rows):
-            out.paste(im.crop((0, y, im.width, min(y + rows, im.height))).convert(mode).reduce(k), (0, y // k))
+            band = im.crop((0, y, im.width, min(y + rows, im.height)))
+            out.paste((band if band.mode == mode else band.convert(mode)).reduce(k), (0, y // k))
     except (ValueError, OSError) as e:
         raise InputError(f"Images in colour mode {im.mode!r} are not supported ({e}); save it as RGB.") from None
     out.getexif()[0x0112] = im.getexif().get(0x0112, 1)  # the orientation, for ImageOps
