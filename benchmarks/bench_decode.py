@@ -99,6 +99,12 @@ def png(w: int, h: int, colour: int = 0, depth: int = 8, row: bytes | None = Non
     return sig + png_chunk(b"IHDR", ihdr) + plte + chunks + png_chunk(b"IDAT", data) + png_chunk(b"IEND", b"")
 
 
+def png_second_ihdr(side: int, colour: int = 6) -> bytes:
+    """A side×side PNG bomb whose first IHDR declares 100×100: Pillow alone would take the second, larger one."""
+    big = png(side, side, colour)
+    return big[:8] + png_chunk(b"IHDR", struct.pack(">IIBBBBB", 100, 100, 8, colour, 0, 0, 0)) + big[8:]
+
+
 def png_many_idat(n: int) -> bytes:
     """A real 200×200 digit whose image data is split into ``n`` IDAT chunks."""
     raw = encode(digit_image(), "PNG")
@@ -169,6 +175,14 @@ def jpeg_large(side: int, progressive: bool, subsampling: int = 2, noise: bool =
     rng = np.random.default_rng(0)
     a = rng.integers(0, 256, (side, side, 3), np.uint8) if noise else np.asarray(digit_image(side).convert("RGB"))
     return encode(Image.fromarray(a), "JPEG", progressive=progressive, subsampling=subsampling, quality=quality)
+
+
+def jpeg_frame_byte(offset: int, value: int) -> bytes:
+    """The digit as a JPEG whose frame header has ``value`` at ``offset`` (9: its components, 11: the first one's
+    sampling factors)."""
+    data = bytearray(encode(digit_image(64), "JPEG"))
+    data[data.index(b"\xff\xc0") + offset] = value
+    return bytes(data)
 
 
 def jpeg_comments(n: int, where: str = "head") -> bytes:
@@ -246,6 +260,7 @@ CASES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "png_idat_90k": ("PNG split into 90,000 IDAT chunks", lambda: png_many_idat(90_000)),
     "png_apng_2000": ("APNG, 2000 frames", lambda: apng(2000)),
     "png_50mb": ("PNG of RGB noise, 50 MB (17 MP)", lambda: png_noise(49.5)),
+    "png_second_ihdr": ("PNG bomb, 11000×11000 RGBA behind a 100×100 IHDR", lambda: png_second_ihdr(11_000)),
     "jpeg_declared_huge": ("JPEG declaring 65000×65000", lambda: jpeg_declared(65_000, 65_000)),
     "jpeg_repeated_scan_1mb": ("progressive JPEG, a scan repeated 30,000×, 1 MB", lambda: jpeg_scans(2000, 30_000)),
     "jpeg_scans_under_cap": ("progressive JPEG 2000×2000, 350 scans", lambda: jpeg_scans(2000, 340)),
@@ -255,6 +270,9 @@ CASES: dict[str, tuple[str, Callable[[], bytes]]] = {
     "jpeg_comments_head": ("JPEG with 200,000 comments before its frame", lambda: jpeg_comments(200_000)),
     "jpeg_comments_scans": ("JPEG with 2,000,000 comments between scans", lambda: jpeg_comments(2_000_000, "scans")),
     "jpeg_50mb": ("JPEG of noise at quality 100, 50 MB", lambda: jpeg_large(3550, False, 0, True, 100)),
+    "jpeg_fill_50mb": ("JPEG of 50 MB of fill bytes (0xFF)", lambda: b"\xff\xd8" + b"\xff" * (50 * MB - 3)),
+    "jpeg_no_components": ("JPEG whose frame header has no components", lambda: jpeg_frame_byte(9, 0)),
+    "jpeg_zero_sampling": ("JPEG whose first component has 0×0 sampling", lambda: jpeg_frame_byte(11, 0)),
     "webp_declared_50mp": ("WebP declaring 16383×3052, 2 KB", lambda: webp_declared(16383, 3052)),
     "webp_declared_12mp": ("WebP declaring 3500×3500, 2 KB (accepted)", lambda: webp_declared(3500, 3500)),
     "webp_noise_12mp": ("lossless WebP of noise, 3500×3500", lambda: webp_noise(3500)),

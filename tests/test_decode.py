@@ -11,7 +11,7 @@ import pytest
 from PIL import EpsImagePlugin
 
 from benchmarks import bench_decode as files
-from vae_hub.images import ACCEPTED, DECODE_BYTES, WEBP_COPIES, InputError
+from vae_hub.images import ACCEPTED, DECODE_BYTES, WEBP_COPIES, InputError, open_image
 from vae_hub.preprocess import to_mnist
 
 QUICK = 1.0  # seconds: a refusal comes from the header, a stuffed file's walk is linear
@@ -101,6 +101,18 @@ def test_animations_give_their_first_frame(build) -> None:
     start = time.perf_counter()
     reads_the_digit(build(300))
     assert time.perf_counter() - start < QUICK
+
+
+def test_only_the_checked_png_header_reaches_pillow() -> None:
+    """Pillow takes the last IHDR it meets: a 121-megapixel bomb behind a 100×100 header decodes at 100×100."""
+    assert open_image(files.png_second_ihdr(11_000, colour=0)).size == (100, 100)
+
+
+def test_malformed_jpeg_headers_are_refused_quickly(tmp_path: Path) -> None:
+    """50 MB of fill bytes are skipped at C speed; a frame with no components or zero sampling factors is corrupt."""
+    refused(files.CASES["jpeg_fill_50mb"][1](), "truncated or corrupt", tmp_path)
+    refused(files.jpeg_frame_byte(9, 0), "truncated or corrupt (bad frame header)", tmp_path)
+    refused(files.jpeg_frame_byte(11, 0), "truncated or corrupt (bad frame header)", tmp_path)
 
 
 def test_run_length_encoded_bmps_are_refused(tmp_path: Path) -> None:
