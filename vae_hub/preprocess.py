@@ -1,13 +1,11 @@
 """Turn people's digits (photos, scans, drawings, uploads of any size) into MNIST-style 28×28 inputs.
 
 MNIST digits are light on black, cropped to their ink, fitted into 20×20 keeping the aspect ratio and placed in
-28×28 with the centre of mass at the centre. :func:`to_mnist` finds the ink first (the alpha channel of a
-drawing on a transparent canvas; otherwise the luminance, inverted when the paper is light, relative to a smooth
-surface fitted to the paper, so that grey, noisy or unevenly lit backgrounds drop out), then applies that recipe.
-Soft edges (blur, a small scan enlarged) are kept, not cut, so strokes keep MNIST's ink; strokes far thinner or
-thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Decoding is :mod:`vae_hub.images`.
-Anything it cannot use raises :class:`InputError` with a message meant for the person who sent it.
-``benchmarks/bench_robustness.py`` measures all this on MNIST's test digits and on real low-resolution scans.
+28×28 with the centre of mass at the centre. :func:`to_mnist` finds the ink (a transparent canvas's alpha, or the
+luminance against a smooth surface fitted to the paper, so that grey, noisy or unevenly lit backgrounds drop out),
+then applies that recipe. Soft edges (blur, a small scan enlarged) are kept, so strokes keep MNIST's ink; strokes
+far thinner or thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Anything unusable raises
+:class:`InputError` with a message for the person who sent it. ``benchmarks/bench_robustness.py`` measures all this.
 """
 
 from __future__ import annotations
@@ -16,14 +14,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limits
-from .images import MAX_PIXELS as MAX_PIXELS
+from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limit
 from .images import WORK_SIDE, InputError, to_float_array
-from .images import as_rgba as as_rgba  # re-exported for webapp.editor
-from .images import open_image as open_image
 
 BLANK_CONTRAST = 0.08  # ink must differ from the paper by 8% of the full range
 NOISE_SIGMAS = 4  # ink must stand out from the paper by more than 4 standard deviations of its noise
@@ -36,11 +32,9 @@ SOFT_EDGE = 2.0  # edges wider than this many pixels (see edge_width) are blurre
 FINE, RAMP = 3, 0.3  # strokes are redrawn at 3× the output's scale, with edges soft over 0.3 of the ink's range
 STRAY, FRINGE = 0.01, 0.002  # left out of the crop: specks beyond a gap (1% of the ink), a halo (0.2%)
 BOX, CANVAS = 20, 28
-# A sheet inside the picture (see _sheet): nearly a rectangle (its pixels over those of the smallest rectangle around
-# it), as a note or a window's canvas is and a digit's outline with its loops filled is not (docs/robustness.md);
-# holding strokes, not a blob (their width over the extent of what it holds: a 0's inside, which a light 0 would
-# hold, is about half) that span a fifth of its width; and ink along at least half of a side of the picture around
-# it. Its edge (EDGE coarse pixels, blurred into the desk) is left out.
+# A sheet inside the picture (see _find_sheet, docs/robustness.md): nearly a rectangle; holding strokes, not a blob
+# (a 0's inside, which a light 0 would hold, is about half as wide as long), that span a fifth of its width; ink
+# along half a side of the picture around it. Its edge (EDGE coarse pixels, blurred into the desk) is left out.
 RECTANGLE, STROKE_EXTENT, HELD_EXTENT, FRAME, EDGE = 0.9, 0.3, 0.2, 0.5, 6
 SHEET_SIDE = 140  # sheets and clutter are looked for on a copy at most this large
 NEAR = 0.25  # ink farther than this many times the digit's extent from it is clutter (if it holds less ink)
@@ -90,16 +84,6 @@ def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarra
     return basis @ coef
 
 
-def _grain(v: np.ndarray) -> float:
-    """The standard deviation of pixel noise, from neighbours' differences: their lower quartile, so that edges
-    and the smooth slopes of blurred ink do not count even where they cover most of the picture (a small scan
-    enlarged, cropped to the digit)."""
-    if min(v.shape) < 2:
-        return 0.0
-    diffs = np.concatenate([np.abs(np.diff(v, axis=0)).ravel(), np.abs(np.diff(v, axis=1)).ravel()])
-    return float(np.percentile(diffs, 25)) / (0.3186 * np.sqrt(2))  # |N(0, 2σ²)|'s lower quartile: 0.3186 √2 σ
-
-
 def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     """A smooth estimate of the paper: a surface fitted to the pixels that are not ink.
 
@@ -109,7 +93,10 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     """
     g = max(1, int(np.ceil(max(v.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
     small = _resize(v, max(1, v.shape[0] // g), max(1, v.shape[1] // g))
-    grain = _grain(small)
+    # The noise's standard deviation from neighbours' differences: their lower quartile (|N(0, 2σ²)|'s is 0.3186 √2
+    # σ), so that edges and blurred ink's smooth slopes do not count even where they cover most of the picture.
+    diffs = [np.abs(np.diff(small, axis=i)).ravel() for i in (0, 1)]
+    grain = float(np.percentile(np.concatenate(diffs), 25)) / (0.3186 * np.sqrt(2)) if min(small.shape) > 1 else 0.0
     # Flipped so that the paper is the high side and ink lies below it. Light multiplies the paper's
     # brightness: fit its log.
     if light:
@@ -147,17 +134,11 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     return (np.exp(full) if light else -full).astype(np.float32)
 
 
-def _noise(r: np.ndarray) -> float:
-    """The standard deviation of the paper's noise in a residual map (ink > 0): ink never lies below the
-    paper, so the pixels below it are paper, and their median distance from it is 0.674 σ."""
-    below = -r[r < 0]
-    return 1.4826 * float(np.median(below)) if below.size else 0.0
-
-
-def _working(x: np.ndarray) -> np.ndarray:
-    """A 2-D map at the working size: at most WORK_SIDE pixels a side."""
+def _shrunk(x: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
+    """A 2-D map at most ``side`` pixels a side: the working size, or SHEET_SIDE for the shapes as large as a sheet
+    or a digit, whose search's time grows with the pixels."""
     h, w = x.shape
-    scale = min(1.0, WORK_SIDE / max(h, w))
+    scale = min(1.0, side / max(h, w))
     return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
 
 
@@ -170,7 +151,7 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     """
     c = a.shape[2]
     if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
-        return _working(_luminance(a)), False
+        return _shrunk(_luminance(a)), False
     alpha = a[..., -1]
     seen = alpha > 0.5
     rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
@@ -179,8 +160,8 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
     if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # a picture with ink of its own
         a, alpha = a[box], alpha[box]
-        return _working(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
-    return _working(alpha), True
+        return _shrunk(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
+    return _shrunk(alpha), True
 
 
 def _light_paper(v: np.ndarray) -> bool:
@@ -217,22 +198,18 @@ def _pooled_max(d: np.ndarray) -> float:
 
 
 def find_ink(a: np.ndarray) -> np.ndarray:
-    """Float H×W×C image in [0, 1] → ink map (at most ``WORK_SIDE`` pixels a side) in [0, 1], ink = 1.
-
-    When the digit is on a sheet inside the picture (a note on a desk, a window's canvas inside its title bar and
-    toolbars), only the sheet is read: see :func:`_sheet`. Raises :class:`InputError` with :data:`BLANK_MESSAGE`
-    when there is no ink to speak of.
-    """
+    """Float H×W×C image in [0, 1] → ink map (at most ``WORK_SIDE`` pixels a side) in [0, 1], ink = 1: only the
+    sheet's when the digit is on one inside the picture (:func:`_find_sheet`), without clutter far from it."""
     v, is_ink = _visible(a)
     n = _ink_map(v, None if not is_ink else "alpha")
-    sheet = None if is_ink else _sheet(v, n)
+    sheet = None if is_ink else _find_sheet(_shrunk(v, SHEET_SIDE), _shrunk(n, SHEET_SIDE))
     if sheet is not None:
-        inside, paper = sheet
+        inside, paper = _fine(sheet[0], n.shape), sheet[1]
         # A light note read as ink on a dark desk is read alone, dark ink on light paper; ink around a sheet is
         # left out.
         n = n * inside if paper is None else _ink_map(np.where(inside, v, np.float32(paper)), True)
     n = _without_clutter(n)
-    if not is_ink and _framed(_coarse(n) > 0):
+    if not is_ink and _framed(_shrunk(n, SHEET_SIDE) > 0):
         raise InputError(CROP_MESSAGE)
     return n
 
@@ -241,17 +218,18 @@ def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
     """The ink map of a working-size picture: ``light`` says whether the paper is the lighter side ("alpha": ``v``
     is a canvas's alpha, already ink; None: decide from the picture)."""
     if light == "alpha":
-        d, diff, sigma = v, v, 0.0  # a canvas's alpha has no grain
+        d = diff = v  # a canvas's alpha has no grain: nothing lies below its paper
     elif light if light is not None else _light_paper(v):
         # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's
         # darkness relative to the paper around it, the same in a bright corner and a shadow.
         paper = _paper(v, light=True)
         diff = paper - v
         d = diff / np.maximum(paper, 1e-3)
-        sigma = _noise(d)
     else:  # light ink on dark ground, as in MNIST: subtract the ground
         diff = d = v - _paper(v, light=False)
-        sigma = _noise(d)
+    # The paper's noise: ink never lies below the paper, so what does is paper, at a median distance of 0.674 σ.
+    below = -d[d < 0]
+    sigma = 1.4826 * float(np.median(below)) if below.size else 0.0
     if _pooled_max(diff) < BLANK_CONTRAST:  # in the picture's own units: a dim photo's grain is no digit
         raise InputError(BLANK_MESSAGE)
     d = np.clip(d, 0.0, 1.0)
@@ -262,12 +240,9 @@ def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
     # ink near it fades out.
     n = np.clip(d / contrast, 0.0, 1.0) * np.clip(d / floor - 1, 0.0, 1.0)
     # Drop isolated specks (no inked neighbour, diagonals included: a 1-pixel diagonal stroke is ink) so that
-    # they do not stretch the bounding box.
-    m = n > 0
-    p = np.pad(m, 1)
-    h, w = m.shape
-    neighbours = [p[i : i + h, j : j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)]
-    n = n * (m & np.logical_or.reduce(neighbours))
+    # they do not stretch the bounding box: keep ink with another inked pixel in its 3×3 square.
+    inked = F.avg_pool2d(torch.from_numpy(n > 0).float()[None], 3, 1, 1)[0].numpy() * 9
+    n = n * ((n > 0) & (inked > 1.5))
     if float(n.max()) < BLANK_CONTRAST / 2:
         raise InputError(BLANK_MESSAGE)
     return (n / n.max()).astype(np.float32)
@@ -277,10 +252,8 @@ def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
 
 
 def _components(mask: np.ndarray) -> np.ndarray:
-    """Labels of the 4-connected components of ``mask`` (each pixel: the smallest index in its component; −1
-    outside): each run of pixels along a row, then along a column, takes its smallest label, until nothing changes.
-    A sweep crosses a whole run, so it takes about as many sweeps as a component has turns; capped, for bounded
-    time."""
+    """Labels of the 4-connected components of ``mask`` (the smallest index in each; −1 outside): each run of
+    pixels along a row, then along a column, takes its smallest label, until nothing changes (or MAX_SWEEPS)."""
     h, w = mask.shape
     labels = np.where(mask, np.arange(mask.size).reshape(h, w), -1).ravel()
     if not mask.any():
@@ -292,13 +265,10 @@ def _components(mask: np.ndarray) -> np.ndarray:
         starts = np.flatnonzero((np.diff(at, prepend=-2) > 1) | (at % line == 0))  # where a run begins
         sweeps.append((order[inside], starts, np.diff(np.r_[starts, at.size])))
     for _ in range(MAX_SWEEPS):
-        changed = False
+        before = labels.copy()
         for idx, starts, counts in sweeps:
-            before = labels[idx]
-            after = np.repeat(np.minimum.reduceat(before, starts), counts)
-            changed = changed or not np.array_equal(after, before)
-            labels[idx] = after
-        if not changed:
+            labels[idx] = np.repeat(np.minimum.reduceat(labels[idx], starts), counts)
+        if np.array_equal(labels, before):
             break
     return labels.reshape(h, w)
 
@@ -316,16 +286,10 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | ~np.isin(labels, border)
 
 
-def _width(mask: np.ndarray) -> float:
-    """The mean width of a region, in pixels: twice its area over the length of its edges."""
-    return 2 * float(mask.sum()) / _edge_length(mask.astype(np.float32))
-
-
 def _rectangularity(mask: np.ndarray) -> float:
-    """A region's pixels over those of the smallest rectangle, turned or not, around it: about 1 for a sheet (a
-    note, a window's canvas), π/4 for an ellipse (a 0 with its loop filled), less for other digits' shapes. The
-    rectangle is taken through the pixels' centres, so it holds its area plus half its perimeter plus one pixels
-    (Pick's theorem), at any scale."""
+    """A region's pixels over those of the smallest rectangle, turned or not, around it: about 1 for a sheet, π/4
+    for an ellipse (a 0 with its loop filled). The rectangle runs through the pixels' centres, so it holds its area
+    plus half its perimeter plus one pixels (Pick's theorem)."""
     rows = np.flatnonzero(mask.any(1))
     left = mask[rows].argmax(1)
     right = mask.shape[1] - 1 - mask[rows, ::-1].argmax(1)
@@ -333,12 +297,12 @@ def _rectangularity(mask: np.ndarray) -> float:
 
     def half(pts: list) -> list:  # Andrew's monotone chain: the convex hull, one half at a time
         out: list = []
-        for p in pts:
-            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (out[-1][1] - out[-2][1]) * (
-                p[0] - out[-2][0]
-            ) <= 0:
+        for x, y in pts:
+            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (y - out[-2][1]) <= (out[-1][1] - out[-2][1]) * (
+                x - out[-2][0]
+            ):
                 out.pop()
-            out.append(p)
+            out.append((x, y))
         return out[:-1]
 
     hull = np.array(half(points) + half(points[::-1]) or points, np.float64)
@@ -373,28 +337,16 @@ def _framed(ink: np.ndarray) -> bool:
     return not touches and bool((inner & ink).any())
 
 
-def _coarse(a: np.ndarray) -> np.ndarray:
-    """A copy at most SHEET_SIDE pixels a side: shapes as large as a sheet or a digit are looked for on it, as
-    the search's time grows with the pixels."""
-    f = max(1.0, max(a.shape) / SHEET_SIDE)
-    return _resize(a, max(1, round(a.shape[0] / f)), max(1, round(a.shape[1] / f)))
-
-
 def _fine(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """A coarse mask brought back to the picture's size."""
     return np.asarray(Image.fromarray(mask).resize(shape[::-1], Image.Resampling.NEAREST))
-
-
-def _sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
-    """:func:`_find_sheet` on coarse copies, the sheet's mask brought back to the picture's size."""
-    found = _find_sheet(_coarse(v), _coarse(n))
-    return None if found is None else (_fine(found[0], n.shape), found[1])
 
 
 def _without_clutter(n: np.ndarray) -> np.ndarray:
     """The ink map less what lies far from the digit: ink regions at least NEAR times the digit's extent away
     from the largest one and holding less than half its ink (a toolbar's icons, a title bar's buttons, a speck
     on the sheet). A digit's own pieces lie within or next to it."""
-    small = _coarse(n)
+    small = _shrunk(n, SHEET_SIDE)
     ink = _dilate(small, 1.0) > 0  # grown by a pixel, so that strokes touching only at corners are one region
     labels = _components(ink)
     ids, which = np.unique(labels[ink], return_inverse=True)
@@ -419,18 +371,11 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
 
 
 def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
-    """The sheet that holds the digit when it lies inside the picture, or None: (where the sheet is, and the level
-    of its paper when the ink map must be made again: a note that was read as ink).
-
-    A sheet is a rectangle with strokes on it, while a digit's outline with its loops filled never is: so a region
-    is taken for a sheet when it and everything it encloses make a rectangle (:func:`_is_sheet`). Two cases:
-
-    - the largest light region is such a sheet, and the ink map took it for ink: a light note on a dark desk, which
-      the polarity cues read as light ink (the note) on a dark ground, holding the real ink in its holes;
-    - the largest paper region is such a sheet, holding ink that spans at least :data:`HELD_EXTENT` of its width,
-      while other ink lines most of a side of the picture: a window's canvas and its title bar, toolbars and
-      borders, a note and the desk around it.
-    """
+    """The sheet that holds the digit inside the picture, or None: (where it is, and the level of its paper when the
+    ink map must be made again). A region is a sheet when it and all it encloses make a rectangle (:func:`_is_sheet`):
+    the largest light region, which the ink map took for ink (a light note on a dark desk, read as light ink on a
+    dark ground with the real ink in its holes), or the largest paper region, holding ink that spans HELD_EXTENT of
+    its width, with other ink along a side of the picture (a window's canvas inside its chrome, a note on a desk)."""
     if not (n > 0).any() or (n > 0).all():
         return None
     light = v > _otsu(v)  # a note is lighter than the desk and than its own ink, however unevenly lit
@@ -474,10 +419,10 @@ def _extent(mask: np.ndarray, side: Any = max) -> int:
 
 
 def _is_sheet(filled: np.ndarray, held: np.ndarray) -> bool:
-    """Whether a region with everything it encloses (``filled``) is a rectangle, turned or not, as a note or a
-    window's canvas is and a digit with its loops filled never is, and what it holds (``held``) are strokes, not a
-    blob (as a 0's inside is: about half as wide as long)."""
-    return _width(held) <= STROKE_EXTENT * _extent(held) and _rectangularity(filled) >= RECTANGLE
+    """Whether a region with all it encloses (``filled``) is a rectangle, as a note or a window's canvas is and a
+    digit with its loops filled never is, and what it holds (``held``) are strokes, not a blob."""
+    strokes = stroke_width(held.astype(np.float32)) <= STROKE_EXTENT * _extent(held)
+    return strokes and _rectangularity(filled) >= RECTANGLE
 
 
 # --- stroke width ------------------------------------------------------------------------------------------
@@ -491,17 +436,9 @@ def _edge_length(digit: np.ndarray) -> float:
 
 
 def stroke_width(digit: np.ndarray) -> float:
-    """The strokes' mean width in pixels: twice the ink's mass over the length of their edges.
-
-    On MNIST's 28×28 digits it is 2.4 pixels for half of them, and 1.8 to 3.3 for four in five.
-    """
+    """The strokes' mean width in pixels: twice the ink's mass over the length of their edges (on MNIST's 28×28
+    digits, 2.4 for half of them, 1.8 to 3.3 for four in five)."""
     return 2 * float(digit.sum()) / _edge_length(digit)
-
-
-def edge_width(digit: np.ndarray) -> float:
-    """How many pixels the strokes' edges take to rise from 10% to 90%: about 1 on MNIST, 2 or more when
-    blurred."""
-    return float(((digit > 0.1) & (digit < 0.9)).sum()) / (0.8 * _edge_length(digit))
 
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -516,51 +453,8 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _local_max(a: np.ndarray, r: int) -> np.ndarray:
-    """The maximum over the (2r+1)×(2r+1) square around each pixel."""
-    p = np.pad(a, r, mode="edge")
-    k = 2 * r + 1
-    p = np.lib.stride_tricks.sliding_window_view(p, k, axis=0).max(-1)
-    return np.lib.stride_tricks.sliding_window_view(p, k, axis=1).max(-1)
-
-
-def _fine_copy(crop: np.ndarray, target: float) -> np.ndarray:
-    """The crop at FINE times the output's scale, with a margin for strokes to grow into."""
-    f = FINE * BOX / max(crop.shape)  # fine pixels per working pixel
-    m = round(FINE * max(target, 1.0))
-    return np.pad(np.clip(_resize(crop, max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))), 0, 1), m)
-
-
-def _thin(crop: np.ndarray, width: float, target: float) -> np.ndarray:
-    """The digit with its strokes thinned to ``target`` output pixels wide (it has ``width``): a level of the
-    blurred, locally normalised ink, on a copy FINE times the output's scale. A higher level, thinner strokes.
-    """
-    fine = _fine_copy(crop, target)
-    # Blur by half the excess, so the level can shave it, but by at most one pixel: a marker is at most about two
-    # pixels too wide, and a larger measured excess means loops that the marker closed, whose faint remains a
-    # wider blur would erase (8s came out as blobs).
-    sigma = FINE * min(1.0, max(0.4, (width - target) / 2))
-    b = _blur(fine, sigma)
-    # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
-    b = b / np.maximum(_local_max(b, round(FINE * target + 2 * sigma)), 0.3 * float(b.max()))
-
-    def draw(t: float) -> tuple[np.ndarray | None, float]:
-        ramp = min(RAMP, 2 * t)  # a soft edge, as MNIST's, that never lifts the background above zero
-        out = _fit(np.clip((b - t) / ramp + 0.5, 0.0, 1.0))
-        return out, (stroke_width(out) if out is not None else 0.0)
-
-    # The width falls as the level rises, until only the darkest blob is left, which, fitted into the box,
-    # looks wide again: so take the first level on a grid that is thin enough, then refine by bisection.
-    lo, hi = 0.0, 1.0
-    for t in np.linspace(0.02, 0.98, 17):
-        if draw(t)[1] <= target:
-            hi = t
-            break
-        lo = t
-    for _ in range(5):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if draw(mid)[1] > target else (lo, mid)
-    out = draw(min(max(hi, 0.02), 0.98))[0]
-    return out if out is not None else _fit(fine)
+    """The maximum over the (2r+1)×(2r+1) square around each pixel (within the picture)."""
+    return F.max_pool2d(torch.from_numpy(a)[None], 2 * r + 1, 1, r)[0].numpy()
 
 
 def _dilate(a: np.ndarray, r: float) -> np.ndarray:
@@ -576,19 +470,51 @@ def _dilate(a: np.ndarray, r: float) -> np.ndarray:
     return out
 
 
-def _thicken(crop: np.ndarray, target: float) -> np.ndarray:
-    """The digit with its strokes widened to ``target`` output pixels: each stroke grows by the same amount on
-    either side (a dilation on a copy FINE times the output's scale), so strokes that nearly touch, such as a
-    4's open top or an 8's small loop, stay apart unless they are closer than the growth. (A blur and a level
-    would add up between them and close the gap.)"""
-    fine = _fine_copy(crop, target)
-    fine = fine / np.maximum(_local_max(fine, 2 * FINE), 0.3 * float(fine.max()))  # every stroke full ink
-    lo, hi = 0.0, FINE * target  # the radius, in fine pixels: the width grows with it
-    for _ in range(8):
+def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
+    """The digit with its strokes (``width`` output pixels wide) redrawn ``target`` wide, on a copy FINE times the
+    output's scale. Thinner strokes grow by the same amount on either side (a dilation), so strokes that nearly
+    touch, such as a 4's open top or an 8's small loop, stay apart (a blur and a level would add up between them);
+    wider ones are shaved by a level of the blurred, locally normalised ink (a higher level, thinner strokes)."""
+    f = FINE * BOX / max(crop.shape)  # fine pixels per working pixel, and a margin for strokes to grow into
+    size = max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))
+    fine = np.pad(np.clip(_resize(crop, *size), 0, 1), round(FINE * max(target, 1.0)))
+    if width < target:
+        fine = fine / np.maximum(_local_max(fine, 2 * FINE), 0.3 * float(fine.max()))  # every stroke full ink
+
+        def draw(r: float) -> np.ndarray | None:  # r: the radius in fine pixels; the width grows with it
+            return _fit(_dilate(fine, r))
+
+        lo, hi, grid, steps = 0.0, FINE * target, [], 8
+    else:
+        # Blur by half the excess, so the level can shave it, but by at most one pixel: a marker is at most about
+        # two pixels too wide, and a larger measured excess means loops that the marker closed, whose faint
+        # remains a wider blur would erase (8s came out as blobs).
+        sigma = FINE * min(1.0, max(0.4, (width - target) / 2))
+        b = _blur(fine, sigma)
+        # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
+        b = b / np.maximum(_local_max(b, round(FINE * target + 2 * sigma)), 0.3 * float(b.max()))
+
+        def draw(t: float) -> np.ndarray | None:
+            ramp = min(RAMP, 2 * t)  # a soft edge, as MNIST's, that never lifts the background above zero
+            return _fit(np.clip((b - t) / ramp + 0.5, 0.0, 1.0))
+
+        # The width falls as the level rises, until only the darkest blob is left, which, fitted into the box,
+        # looks wide again: so take the first level on a grid that is thin enough, then refine by bisection.
+        lo, hi, grid, steps = 0.0, 1.0, np.linspace(0.02, 0.98, 17), 5
+
+    def short(p: float) -> bool:  # short of the target: still too thin (widening) or too wide (thinning)
+        out = draw(p)
+        return out is not None and (stroke_width(out) - target) * (width - target) > 0
+
+    for p in grid:
+        if not short(p):
+            hi = p
+            break
+        lo = p
+    for _ in range(steps):
         mid = (lo + hi) / 2
-        out = _fit(_dilate(fine, mid))
-        lo, hi = (mid, hi) if out is not None and stroke_width(out) < target else (lo, mid)
-    out = _fit(_dilate(fine, hi))
+        lo, hi = (mid, hi) if short(mid) else (lo, mid)
+    out = draw(hi if width < target else min(max(hi, 0.02), 0.98))
     return out if out is not None else _fit(fine)
 
 
@@ -640,10 +566,8 @@ def _fit(ink: np.ndarray) -> np.ndarray | None:
 
 
 def mnist_recipe(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink, fit into 20×20 keeping the aspect ratio, centre the mass in 28×28, and redraw crisp
-    strokes much thinner or thicker than MNIST's (a fine pen, a marker) at a usual width. Returns float32
-    (28, 28).
-    """
+    """:func:`_fit`, with crisp strokes much thinner or thicker than MNIST's (a fine pen, a marker) redrawn at a
+    usual width. Returns float32 (28, 28)."""
     if not ink.any():
         raise InputError(BLANK_MESSAGE)
     (top, bottom), (left, right) = _span(ink.sum(1)), _span(ink.sum(0))
@@ -655,10 +579,11 @@ def mnist_recipe(ink: np.ndarray) -> np.ndarray:
     if width < THIN:
         # A fine pen: widened to PEN_WIDTH, wider than MNIST's median since a bare centre line lacks the ink
         # that ends and crossings hold.
-        return _thicken(crop, PEN_WIDTH)
-    if width > THICK and edge_width(out) < SOFT_EDGE:
+        return _redraw(crop, width, PEN_WIDTH)
+    # How many pixels the edges take to rise from 10% to 90%: about 1 on MNIST, 2 or more when blurred.
+    if width > THICK and ((out > 0.1) & (out < 0.9)).sum() / (0.8 * _edge_length(out)) < SOFT_EDGE:
         # A marker: thinned to a usual width. Wide strokes with soft edges are a blurred photo or an enlarged
         # small scan, and stay as they are: thinning them breaks their loops and thin parts, while the
         # classifier and the models read them well as they are, with about MNIST's ink.
-        return _thin(crop, width, MARKER_WIDTH)
+        return _redraw(crop, width, MARKER_WIDTH)
     return out
