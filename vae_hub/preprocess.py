@@ -28,7 +28,7 @@ MIN_FLOOR = 0.05  # and by 5% of the ink's contrast (JPEG ringing)
 THIN, THICK = 1.5, 3.4  # strokes outside this range (a fine pen, a marker) are redrawn (see mnist_recipe)
 PEN_WIDTH = 2.5  # 300 MNIST training digits reduced to 0.75-pixel centre lines and widened to it: 0.99× their ink
 MARKER_WIDTH = 2.6  # 1.1× MNIST's median
-SOFT_EDGE = 2.0  # edges wider than this many pixels (see edge_width) are blurred, not drawn with a marker
+SOFT_EDGE = 2.0  # edges wider than this many pixels are blurred, not drawn with a marker
 FINE, RAMP = 3, 0.3  # strokes are redrawn at 3× the output's scale, with edges soft over 0.3 of the ink's range
 STRAY, FRINGE = 0.01, 0.002  # left out of the crop: specks beyond a gap (1% of the ink), a halo (0.2%)
 BOX, CANVAS = 20, 28
@@ -67,6 +67,13 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR))
 
 
+def _shrunk(x: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
+    """A 2-D map at most ``side`` pixels a side (the working size, or SHEET_SIDE for slower searches)."""
+    h, w = x.shape
+    scale = min(1.0, side / max(h, w))
+    return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
+
+
 def _luminance(a: np.ndarray) -> np.ndarray:
     c = a.shape[2]
     return a[..., 0] if c <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
@@ -85,12 +92,9 @@ def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarra
 
 
 def _paper(v: np.ndarray, light: bool) -> np.ndarray:
-    """A smooth estimate of the paper: a surface fitted to the pixels that are not ink.
-
-    The surface is flat, a plane or a quadratic (light falling off across a sheet, vignetting); unlike levels
-    taken region by region, it does not sink into wide or blurred strokes. The first guess at the paper: the
-    brightest tenth of coarse cells, each the median of its neighbours.
-    """
+    """A smooth estimate of the paper: a flat, plane or quadratic surface (light falling off across a sheet,
+    vignetting) fitted to the pixels that are not ink, which unlike levels taken region by region does not sink
+    into wide or blurred strokes."""
     g = max(1, int(np.ceil(max(v.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
     small = _resize(v, max(1, v.shape[0] // g), max(1, v.shape[1] // g))
     # The noise's standard deviation from neighbours' differences: their lower quartile (|N(0, 2σ²)|'s is 0.3186 √2
@@ -104,6 +108,7 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
         small = np.log(np.maximum(small, 1e-3))
     else:
         small = -small
+    # The first guess at the paper: the brightest tenth of coarse cells, each the median of its neighbours.
     cells = max(1, min(8, min(small.shape) // 6))
     ch, cw = small.shape[0] // cells, small.shape[1] // cells
     blocks = small[: cells * ch, : cells * cw].reshape(cells, ch, cells, cw).transpose(0, 2, 1, 3)
@@ -117,12 +122,11 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     # Candidates, simplest first: flat at the brightest tenth (a tight crop, mostly ink), then flat, a plane
     # and a quadratic fitted to the paper. The paper is the bright side, so a surface that leaves many pixels
     # far above it has bent into the ink; of the rest, take the simplest that holds nearly the most paper.
-    zs = small.ravel()
-    margin = max(3 * grain, 0.02)
-    fits = [np.full_like(zs, np.percentile(zs, 90))]
-    fits += [_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6)]
     # Last, flat at the brightest hundredth: for a picture that is mostly ink (a small scan enlarged smoothly,
     # cropped to the digit), where every other surface leaves the paper above it.
+    zs = small.ravel()
+    margin = max(3 * grain, 0.02)
+    fits = [np.full_like(zs, np.percentile(zs, 90)), *(_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6))]
     fits += [np.full_like(zs, np.percentile(zs, 99))]
     held = np.array([np.mean(np.abs(zs - f) < margin) for f in fits])
     held[[np.mean(zs - f > margin) > 0.05 for f in fits]] = -1
@@ -134,21 +138,11 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     return (np.exp(full) if light else -full).astype(np.float32)
 
 
-def _shrunk(x: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
-    """A 2-D map at most ``side`` pixels a side: the working size, or SHEET_SIDE for the shapes as large as a sheet
-    or a digit, whose search's time grows with the pixels."""
-    h, w = x.shape
-    scale = min(1.0, side / max(h, w))
-    return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
-
-
 def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The working-size picture to look for ink in, and whether it is already an ink map (alpha = ink).
-
-    A drawing on a transparent canvas carries its ink in the alpha channel (its visible pixels all share the
-    brush's colour). A picture with a transparent margin (a window capture's shadow, a sticker) carries its own
-    ink: it is read as the picture, cropped to where it is visible, the rest filled with its paper.
-    """
+    """The working-size picture to look for ink in, and whether it is already an ink map: a drawing on a
+    transparent canvas, whose visible pixels all share the brush's colour, carries its ink in the alpha channel. A
+    picture with a transparent margin (a window capture's shadow, a sticker) carries its own ink: it is read as the
+    picture, cropped to where it is visible, the rest filled with its paper."""
     c = a.shape[2]
     if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
         return _shrunk(_luminance(a)), False
@@ -184,11 +178,8 @@ def _flat_ground(d: np.ndarray, contrast: float, sigma: float) -> float:
     faint = d[(d > max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast)) & (d < 0.5 * contrast)]  # above the grain
     if faint.size < 0.05 * d.size:
         return 0.0
-    level = float(np.median(faint))
-    width = 2 * sigma + 0.01 * contrast
-    if np.mean(np.abs(faint - level) < width) < 0.5:
-        return 0.0
-    return level + 2 * width
+    level, width = float(np.median(faint)), 2 * sigma + 0.01 * contrast
+    return level + 2 * width if np.mean(np.abs(faint - level) < width) >= 0.5 else 0.0
 
 
 def _pooled_max(d: np.ndarray) -> float:
@@ -201,10 +192,10 @@ def find_ink(a: np.ndarray) -> np.ndarray:
     """Float H×W×C image in [0, 1] → ink map (at most ``WORK_SIDE`` pixels a side) in [0, 1], ink = 1: only the
     sheet's when the digit is on one inside the picture (:func:`_find_sheet`), without clutter far from it."""
     v, is_ink = _visible(a)
-    n = _ink_map(v, None if not is_ink else "alpha")
+    n = _ink_map(v, "alpha" if is_ink else None)
     sheet = None if is_ink else _find_sheet(_shrunk(v, SHEET_SIDE), _shrunk(n, SHEET_SIDE))
     if sheet is not None:
-        inside, paper = _fine(sheet[0], n.shape), sheet[1]
+        inside, paper = np.asarray(Image.fromarray(sheet[0]).resize(n.shape[::-1], Image.Resampling.NEAREST)), sheet[1]
         # A light note read as ink on a dark desk is read alone, dark ink on light paper; ink around a sheet is
         # left out.
         n = n * inside if paper is None else _ink_map(np.where(inside, v, np.float32(paper)), True)
@@ -256,8 +247,6 @@ def _components(mask: np.ndarray) -> np.ndarray:
     pixels along a row, then along a column, takes its smallest label, until nothing changes (or MAX_SWEEPS)."""
     h, w = mask.shape
     labels = np.where(mask, np.arange(mask.size).reshape(h, w), -1).ravel()
-    if not mask.any():
-        return labels.reshape(h, w)
     sweeps = []
     for order, line in ((np.arange(mask.size), w), (np.arange(mask.size).reshape(h, w).T.ravel(), h)):
         inside = mask.ravel()[order]
@@ -318,7 +307,7 @@ def _rectangularity(mask: np.ndarray) -> float:
 
 
 def _erode(mask: np.ndarray, r: int) -> np.ndarray:
-    """``mask`` less every pixel within ``r`` pixels (a square) of its outside."""
+    """``mask`` less every pixel within ``r`` steps (up, down, left or right) of its outside."""
     for _ in range(r):
         p = np.pad(mask, 1)
         mask = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
@@ -332,14 +321,8 @@ def _framed(ink: np.ndarray) -> bool:
     if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
         return False
     paper = _largest(~ink)
-    inner = _fill_holes(paper)
     touches = paper[0].any() or paper[-1].any() or paper[:, 0].any() or paper[:, -1].any()
-    return not touches and bool((inner & ink).any())
-
-
-def _fine(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    """A coarse mask brought back to the picture's size."""
-    return np.asarray(Image.fromarray(mask).resize(shape[::-1], Image.Resampling.NEAREST))
+    return not touches and bool((_fill_holes(paper) & ink).any())
 
 
 def _without_clutter(n: np.ndarray) -> np.ndarray:
@@ -367,7 +350,7 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
     clutter = np.isin(labels, ids[far])
     p = np.pad(clutter, 1)  # one coarse pixel more, so that the finer pixels along its edge go too
     clutter = clutter | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
-    return n * ~_fine(clutter, n.shape)
+    return n * ~np.asarray(Image.fromarray(clutter).resize(n.shape[::-1], Image.Resampling.NEAREST))
 
 
 def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
@@ -376,7 +359,8 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None]
     the largest light region, which the ink map took for ink (a light note on a dark desk, read as light ink on a
     dark ground with the real ink in its holes), or the largest paper region, holding ink that spans HELD_EXTENT of
     its width, with other ink along a side of the picture (a window's canvas inside its chrome, a note on a desk)."""
-    if not (n > 0).any() or (n > 0).all():
+    ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
+    if not ink.any() or ink.all():
         return None
     light = v > _otsu(v)  # a note is lighter than the desk and than its own ink, however unevenly lit
     note = _largest(light)
@@ -391,11 +375,9 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None]
         and _is_sheet(filled, held)
     ):
         return _erode(filled, EDGE), float(np.median(v[note]))
-    ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
     if max(ink[0].mean(), ink[-1].mean(), ink[:, 0].mean(), ink[:, -1].mean()) < FRAME:
         return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
-    paper = _largest(~ink)
-    filled = _fill_holes(paper)
+    filled = _fill_holes(_largest(~ink))
     held = filled & ink
     if held.any() and _extent(held) >= HELD_EXTENT * _extent(filled, min) and _is_sheet(filled, held):
         return _erode(filled, EDGE), None
@@ -428,17 +410,11 @@ def _is_sheet(filled: np.ndarray, held: np.ndarray) -> bool:
 # --- stroke width ------------------------------------------------------------------------------------------
 
 
-def _edge_length(digit: np.ndarray) -> float:
-    """The total variation: for strokes that rise to full ink, the length of their edges in pixels."""
-    gy = np.diff(digit, axis=0, append=0)
-    gx = np.diff(digit, axis=1, append=0)
-    return max(float(np.hypot(gx, gy).sum()), 1e-6)
-
-
 def stroke_width(digit: np.ndarray) -> float:
-    """The strokes' mean width in pixels: twice the ink's mass over the length of their edges (on MNIST's 28×28
-    digits, 2.4 for half of them, 1.8 to 3.3 for four in five)."""
-    return 2 * float(digit.sum()) / _edge_length(digit)
+    """The strokes' mean width in pixels: twice the ink's mass over the length of their edges, the total variation
+    (on MNIST's 28×28 digits, 2.4 for half of them, 1.8 to 3.3 for four in five)."""
+    gy, gx = np.diff(digit, axis=0, append=0), np.diff(digit, axis=1, append=0)
+    return 2 * float(digit.sum()) / max(float(np.hypot(gx, gy).sum()), 1e-6)
 
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -554,12 +530,9 @@ def _fit(ink: np.ndarray) -> np.ndarray | None:
     if float(small.max()) <= 0:
         return None
     small = np.clip(small / float(small.max()), 0.0, 1.0)  # MNIST's strokes reach full intensity
-    mass = small.sum()
-    cy = float((small.sum(1) * np.arange(h)).sum() / mass)
-    cx = float((small.sum(0) * np.arange(w)).sum() / mass)
-    centre = CANVAS // 2  # MNIST's centres of mass sit at pixel (14, 14)
-    top = min(max(round(centre - cy), 0), CANVAS - h)
-    left = min(max(round(centre - cx), 0), CANVAS - w)
+    mass = [(small.sum(1 - axis) * np.arange(small.shape[axis])).sum() / small.sum() for axis in (0, 1)]
+    # MNIST's centres of mass sit at pixel (14, 14)
+    top, left = (min(max(round(CANVAS // 2 - c), 0), CANVAS - side) for c, side in zip(mass, (h, w)))
     out = np.zeros((CANVAS, CANVAS), np.float32)
     out[top : top + h, left : left + w] = small
     return out
@@ -580,8 +553,9 @@ def mnist_recipe(ink: np.ndarray) -> np.ndarray:
         # A fine pen: widened to PEN_WIDTH, wider than MNIST's median since a bare centre line lacks the ink
         # that ends and crossings hold.
         return _redraw(crop, width, PEN_WIDTH)
-    # How many pixels the edges take to rise from 10% to 90%: about 1 on MNIST, 2 or more when blurred.
-    if width > THICK and ((out > 0.1) & (out < 0.9)).sum() / (0.8 * _edge_length(out)) < SOFT_EDGE:
+    # How many pixels the edges take to rise from 10% to 90% (their area over their length): about 1 on MNIST, 2 or
+    # more when blurred.
+    if width > THICK and ((out > 0.1) & (out < 0.9)).sum() * width / (1.6 * float(out.sum())) < SOFT_EDGE:
         # A marker: thinned to a usual width. Wide strokes with soft edges are a blurred photo or an enlarged
         # small scan, and stay as they are: thinning them breaks their loops and thin parts, while the
         # classifier and the models read them well as they are, with about MNIST's ink.
