@@ -75,8 +75,7 @@ def _shrunk(x: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
 
 
 def _luminance(a: np.ndarray) -> np.ndarray:
-    c = a.shape[2]
-    return a[..., 0] if c <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+    return a[..., 0] if a.shape[2] <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
 
 
 def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -92,9 +91,8 @@ def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarra
 
 
 def _paper(v: np.ndarray, light: bool) -> np.ndarray:
-    """A smooth estimate of the paper: a flat, plane or quadratic surface (light falling off across a sheet,
-    vignetting) fitted to the pixels that are not ink, which unlike levels taken region by region does not sink
-    into wide or blurred strokes."""
+    """The paper: a flat, plane or quadratic surface (vignetting, light falling off across a sheet) fitted to what
+    is not ink, which unlike levels taken region by region does not sink into wide or blurred strokes."""
     g = max(1, int(np.ceil(max(v.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
     small = _resize(v, max(1, v.shape[0] // g), max(1, v.shape[1] // g))
     # The noise's standard deviation from neighbours' differences: their lower quartile (|N(0, 2σ²)|'s is 0.3186 √2
@@ -139,10 +137,9 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
 
 
 def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The working-size picture to look for ink in, and whether it is already an ink map: a drawing on a
-    transparent canvas, whose visible pixels all share the brush's colour, carries its ink in the alpha channel. A
-    picture with a transparent margin (a window capture's shadow, a sticker) carries its own ink: it is read as the
-    picture, cropped to where it is visible, the rest filled with its paper."""
+    """The working-size picture to look for ink in, and whether it is already an ink map: a transparent canvas's
+    alpha (its visible pixels share the brush's colour). A picture with a transparent margin (a window capture's
+    shadow) carries its own ink: it is cropped to where it is visible, the rest filled with its paper."""
     c = a.shape[2]
     if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
         return _shrunk(_luminance(a)), False
@@ -279,31 +276,13 @@ def _rectangularity(mask: np.ndarray) -> float:
     """A region's pixels over those of the smallest rectangle, turned or not, around it: about 1 for a sheet, π/4
     for an ellipse (a 0 with its loop filled). The rectangle runs through the pixels' centres, so it holds its area
     plus half its perimeter plus one pixels (Pick's theorem)."""
-    rows = np.flatnonzero(mask.any(1))
-    left = mask[rows].argmax(1)
-    right = mask.shape[1] - 1 - mask[rows, ::-1].argmax(1)
-    points = sorted({(int(x), int(y)) for y, a, b in zip(rows, left, right) for x in (a, b)})
-
-    def half(pts: list) -> list:  # Andrew's monotone chain: the convex hull, one half at a time
-        out: list = []
-        for x, y in pts:
-            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (y - out[-2][1]) <= (out[-1][1] - out[-2][1]) * (
-                x - out[-2][0]
-            ):
-                out.pop()
-            out.append((x, y))
-        return out[:-1]
-
-    hull = np.array(half(points) + half(points[::-1]) or points, np.float64)
-    edges = np.roll(hull, -1, axis=0) - hull
-    edges = edges[np.hypot(*edges.T) > 0]
-    if not len(edges):  # a single pixel
-        return 1.0
-    u = edges / np.hypot(*edges.T)[:, None]  # each hull edge's direction: the smallest rectangle has a side on one
-    along, across = hull @ u.T, hull @ np.stack([-u[:, 1], u[:, 0]], 1).T
-    w, h = np.ptp(along, axis=0), np.ptp(across, axis=0)
-    i = int((w * h).argmin())
-    return float(mask.sum()) / (w[i] * h[i] + w[i] + h[i] + 1)
+    rows = np.flatnonzero(mask.any(1))  # the outline: each row's first and last pixel
+    x = np.r_[mask[rows].argmax(1), mask.shape[1] - 1 - mask[rows, ::-1].argmax(1)]
+    y = np.r_[rows, rows]
+    turn = np.radians(np.arange(0, 90, 0.25))[:, None]  # the rectangle's turn, to within an eighth of a degree
+    w = np.ptp(x * np.cos(turn) + y * np.sin(turn), axis=1)
+    h = np.ptp(y * np.cos(turn) - x * np.sin(turn), axis=1)
+    return float(mask.sum()) / float((w * h + w + h + 1).min())
 
 
 def _erode(mask: np.ndarray, r: int) -> np.ndarray:
@@ -315,9 +294,9 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
 
 
 def _framed(ink: np.ndarray) -> bool:
-    """Whether ink lines three sides of the picture around paper that holds ink of its own: a frame (a desk, a
-    window) around the digit's sheet that was not told apart. (A digit cropped tight touches the sides too, but
-    its paper reaches them.)"""
+    """Whether ink lines three sides of the picture around paper holding ink of its own: a frame (a desk, a window)
+    around a sheet that was not told apart. (A digit cropped tight touches the sides too, but its paper reaches
+    them.)"""
     if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
         return False
     paper = _largest(~ink)
@@ -326,9 +305,8 @@ def _framed(ink: np.ndarray) -> bool:
 
 
 def _without_clutter(n: np.ndarray) -> np.ndarray:
-    """The ink map less what lies far from the digit: ink regions at least NEAR times the digit's extent away
-    from the largest one and holding less than half its ink (a toolbar's icons, a title bar's buttons, a speck
-    on the sheet). A digit's own pieces lie within or next to it."""
+    """The ink map less regions at least NEAR times the digit's extent away from the largest and holding less than
+    half its ink (a toolbar's icons, a speck on the sheet): a digit's own pieces lie within or next to it."""
     small = _shrunk(n, SHEET_SIDE)
     ink = _dilate(small, 1.0) > 0  # grown by a pixel, so that strokes touching only at corners are one region
     labels = _components(ink)
@@ -401,8 +379,7 @@ def _extent(mask: np.ndarray, side: Any = max) -> int:
 
 
 def _is_sheet(filled: np.ndarray, held: np.ndarray) -> bool:
-    """Whether a region with all it encloses (``filled``) is a rectangle, as a note or a window's canvas is and a
-    digit with its loops filled never is, and what it holds (``held``) are strokes, not a blob."""
+    """Whether a region with all it encloses (``filled``) is a rectangle, and what it holds are strokes, not a blob."""
     strokes = stroke_width(held.astype(np.float32)) <= STROKE_EXTENT * _extent(held)
     return strokes and _rectangularity(filled) >= RECTANGLE
 
@@ -447,10 +424,10 @@ def _dilate(a: np.ndarray, r: float) -> np.ndarray:
 
 
 def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
-    """The digit with its strokes (``width`` output pixels wide) redrawn ``target`` wide, on a copy FINE times the
-    output's scale. Thinner strokes grow by the same amount on either side (a dilation), so strokes that nearly
-    touch, such as a 4's open top or an 8's small loop, stay apart (a blur and a level would add up between them);
-    wider ones are shaved by a level of the blurred, locally normalised ink (a higher level, thinner strokes)."""
+    """The digit with its strokes (``width`` output pixels wide) redrawn ``target`` wide at FINE times the output's
+    scale: thinner strokes grow by the same amount on either side (a dilation), so strokes that nearly touch (a 4's
+    open top, an 8's small loop) stay apart, where a blur would join them; wider ones are shaved by a level of the
+    blurred, locally normalised ink."""
     f = FINE * BOX / max(crop.shape)  # fine pixels per working pixel, and a margin for strokes to grow into
     size = max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))
     fine = np.pad(np.clip(_resize(crop, *size), 0, 1), round(FINE * max(target, 1.0)))
@@ -505,14 +482,9 @@ def _span(profile: np.ndarray) -> tuple[int, int]:
     starts = np.flatnonzero(filled & ~np.r_[False, filled[:-1]])
     ends = np.flatnonzero(filled & ~np.r_[filled[1:], False])
     runs = np.array([profile[a : b + 1].sum() for a, b in zip(starts, ends)])
-    budget = STRAY * runs.sum()
-    first, last = 0, len(runs) - 1
-    while first < last and runs[first] <= budget:
-        budget -= runs[first]
-        first += 1
-    while last > first and runs[last] <= budget:
-        budget -= runs[last]
-        last -= 1
+    budget = STRAY * runs.sum()  # spent on runs from the start, then what is left on runs from the end
+    first = min(int(np.searchsorted(np.cumsum(runs), budget, side="right")), len(runs) - 1)
+    last = len(runs) - 1 - int(np.searchsorted(np.cumsum(runs[:first:-1]), budget - runs[:first].sum(), side="right"))
     c = np.cumsum(profile[starts[first] : ends[last] + 1], dtype=np.float64)
     top = int(np.searchsorted(c, FRINGE * c[-1], side="right"))
     return int(starts[first]) + top, int(starts[first]) + int(np.searchsorted(c, (1 - FRINGE) * c[-1]))
