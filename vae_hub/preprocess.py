@@ -1,11 +1,9 @@
 """Turn people's digits (photos, scans, drawings, uploads of any size) into MNIST-style 28×28 inputs.
 
-MNIST digits are light on black, cropped to their ink, fitted into 20×20 keeping the aspect ratio and placed in
-28×28 with the centre of mass at the centre. :func:`to_mnist` finds the ink (a transparent canvas's alpha, or the
-luminance against a smooth surface fitted to the paper, so that grey, noisy or unevenly lit backgrounds drop out),
-then applies that recipe. Soft edges (blur, a small scan enlarged) are kept, so strokes keep MNIST's ink; strokes
-far thinner or thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Anything unusable raises
-:class:`InputError` with a message for the person who sent it. ``benchmarks/bench_robustness.py`` measures all this.
+MNIST digits are light on black, cropped to their ink, fitted into 20×20 keeping the aspect ratio and centred by
+mass in 28×28. :func:`to_mnist` finds the ink (a canvas's alpha, or the luminance against a surface fitted to the
+paper, so that grey, noisy or unevenly lit paper drops out), keeps soft edges, redraws strokes far thinner or
+thicker than MNIST's at a usual width, and raises :class:`InputError` with a message for the person who sent it.
 """
 
 from __future__ import annotations
@@ -32,9 +30,8 @@ SOFT_EDGE = 2.0  # edges wider than this many pixels are blurred, not drawn with
 FINE, RAMP = 3, 0.3  # strokes are redrawn at 3× the output's scale, with edges soft over 0.3 of the ink's range
 STRAY, FRINGE = 0.01, 0.002  # left out of the crop: specks beyond a gap (1% of the ink), a halo (0.2%)
 BOX, CANVAS = 20, 28
-# A sheet inside the picture (see _find_sheet, docs/robustness.md): nearly a rectangle; holding strokes, not a blob
-# (a 0's inside, which a light 0 would hold, is about half as wide as long), that span a fifth of its width; ink
-# along half a side of the picture around it. Its edge (EDGE coarse pixels, blurred into the desk) is left out.
+# A sheet (_find_sheet, docs/robustness.md): nearly a rectangle, holding strokes, not a blob (a 0's inside is about half
+# as wide as long), that span a fifth of its width, ink along half a side of the picture; less its blurred EDGE.
 RECTANGLE, STROKE_EXTENT, HELD_EXTENT, FRAME, EDGE = 0.9, 0.3, 0.2, 0.5, 6
 SHEET_SIDE = 140  # sheets and clutter are looked for on a copy at most this large
 NEAR = 0.25  # ink farther than this many times the digit's extent from it is clutter (if it holds less ink)
@@ -46,16 +43,10 @@ BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a di
 
 
 def to_mnist(image: Any) -> Tensor:
-    """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black.
-
-    ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an
-    upload as a file path or bytes (PNG, JPEG, WebP, GIF or BMP, decoded with bounded work: :mod:`vae_hub.images`).
-    Raises :class:`InputError` for anything unusable (blank, unreadable, too large or too small).
-    """
+    """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black, from a PIL image, an array
+    or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an upload's path or bytes (PNG, JPEG, WebP, GIF or
+    BMP: :mod:`vae_hub.images`). Raises :class:`InputError` if unusable (blank, unreadable, too large or too small)."""
     return torch.from_numpy(mnist_recipe(find_ink(to_float_array(image)))).unsqueeze(0)
-
-
-# --- finding the ink ---------------------------------------------------------------------------------------
 
 
 def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -67,11 +58,10 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR))
 
 
-def _shrunk(x: np.ndarray, side: int = WORK_SIDE) -> np.ndarray:
-    """A 2-D map at most ``side`` pixels a side (the working size, or SHEET_SIDE for slower searches)."""
-    h, w = x.shape
-    scale = min(1.0, side / max(h, w))
-    return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
+def _sized(x: np.ndarray, side: int = WORK_SIDE, enlarge: bool = False) -> np.ndarray:
+    """A 2-D map resized to ``side`` pixels on its longer side (unless shorter and not ``enlarge``)."""
+    scale = side / max(x.shape) if enlarge else min(1.0, side / max(x.shape))
+    return _resize(x, *(max(1, round(n * scale)) for n in x.shape))
 
 
 def _luminance(a: np.ndarray) -> np.ndarray:
@@ -91,16 +81,12 @@ def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarra
 
 
 def _paper(v: np.ndarray, light: bool) -> np.ndarray:
-    """The paper: a flat, plane or quadratic surface (vignetting, light falling off across a sheet) fitted to what
-    is not ink, which unlike levels taken region by region does not sink into wide or blurred strokes."""
+    """The paper: a flat, plane or quadratic surface fitted to what is not ink (not sinking into bold strokes)."""
     g = max(1, int(np.ceil(max(v.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
     small = _resize(v, max(1, v.shape[0] // g), max(1, v.shape[1] // g))
-    # The noise's standard deviation from neighbours' differences: their lower quartile (|N(0, 2σ²)|'s is 0.3186 √2
-    # σ), so that edges and blurred ink's smooth slopes do not count even where they cover most of the picture.
-    diffs = [np.abs(np.diff(small, axis=i)).ravel() for i in (0, 1)]
+    diffs = [np.abs(np.diff(small, axis=i)).ravel() for i in (0, 1)]  # lower quartile, missing edges: 0.3186 √2 σ
     grain = float(np.percentile(np.concatenate(diffs), 25)) / (0.3186 * np.sqrt(2)) if min(small.shape) > 1 else 0.0
-    # Flipped so that the paper is the high side and ink lies below it. Light multiplies the paper's
-    # brightness: fit its log.
+    # Flipped so that the paper is the high side. Light multiplies the paper's brightness: fit its log.
     if light:
         grain /= max(float(np.percentile(small, 90)), 0.05)  # in the log's units, near the paper
         small = np.log(np.maximum(small, 1e-3))
@@ -117,11 +103,9 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     keep = (small >= first - 0.1 * np.abs(first) - 0.02).ravel()
     y, x = np.mgrid[-1 : 1 : complex(0, small.shape[0]), -1 : 1 : complex(0, small.shape[1])]
     terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6)
-    # Candidates, simplest first: flat at the brightest tenth (a tight crop, mostly ink), then flat, a plane
-    # and a quadratic fitted to the paper. The paper is the bright side, so a surface that leaves many pixels
+    # Candidates, simplest first: flat at the brightest tenth (a tight crop), flat, a plane and a quadratic fitted to
+    # the paper, flat at the brightest hundredth (mostly ink: a small scan enlarged). A surface leaving many pixels
     # far above it has bent into the ink; of the rest, take the simplest that holds nearly the most paper.
-    # Last, flat at the brightest hundredth: for a picture that is mostly ink (a small scan enlarged smoothly,
-    # cropped to the digit), where every other surface leaves the paper above it.
     zs = small.ravel()
     margin = max(3 * grain, 0.02)
     fits = [np.full_like(zs, np.percentile(zs, 90)), *(_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6))]
@@ -137,12 +121,9 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
 
 
 def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The working-size picture to look for ink in, and whether it is already an ink map: a transparent canvas's
-    alpha (its visible pixels share the brush's colour). A picture with a transparent margin (a window capture's
-    shadow) carries its own ink: it is cropped to where it is visible, the rest filled with its paper."""
-    c = a.shape[2]
-    if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
-        return _shrunk(_luminance(a)), False
+    """The working-size picture, and whether it is a canvas's alpha (ink), or else cropped to where it is opaque."""
+    if a.shape[2] not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
+        return _sized(_luminance(a)), False
     alpha = a[..., -1]
     seen = alpha > 0.5
     rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
@@ -150,33 +131,20 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     colours = _luminance(a[seen][None])[0]
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
     if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # a picture with ink of its own
-        a, alpha = a[box], alpha[box]
-        return _shrunk(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
-    return _shrunk(alpha), True
+        return _sized(_luminance(a[box]) * alpha[box] + float(np.median(colours)) * (1 - alpha[box])), False
+    return _sized(alpha), True
 
 
 def _light_paper(v: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper. Three cues: the border is mostly paper (or a desk), and lies
-    nearer the paper's end of the picture's range; the ink is the minority, a long tail of values on one side
-    of the most common ones (which survives uneven lighting); and paper is usually the lighter."""
+    """Whether the ink is darker than the paper: the border lies nearer the paper's end of the range; the ink is a
+    long tail on one side of the most common values (which survives uneven lighting); paper is usually lighter."""
     lo, hi = np.percentile(v, [0.1, 99.9])
     if hi - lo < 1e-6:  # uniform: nothing to tell them apart
         return float(v.mean()) > 0.5
     border = float(np.median(np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])))
     by_border = (border - (lo + hi) / 2) / (hi - lo)  # in [-0.5, 0.5]
-    mid = float(np.median(v))
-    by_tail = ((mid - lo) - (hi - mid)) / (hi - lo)  # in [-1, 1]
+    by_tail = (2 * float(np.median(v)) - lo - hi) / (hi - lo)  # in [-1, 1]
     return by_border + 0.5 * by_tail + 0.5 * (border - 0.5) > 0
-
-
-def _flat_ground(d: np.ndarray, contrast: float, sigma: float) -> float:
-    """The level below which lies a large, flat area a little darker than the paper (a table around a note, a
-    shadow): ink has edges and a blur's halo spreads over many levels, but such an area sits at one. 0 if none."""
-    faint = d[(d > max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast)) & (d < 0.5 * contrast)]  # above the grain
-    if faint.size < 0.05 * d.size:
-        return 0.0
-    level, width = float(np.median(faint)), 2 * sigma + 0.01 * contrast
-    return level + 2 * width if np.mean(np.abs(faint - level) < width) >= 0.5 else 0.0
 
 
 def _pooled_max(d: np.ndarray) -> float:
@@ -186,30 +154,27 @@ def _pooled_max(d: np.ndarray) -> float:
 
 
 def find_ink(a: np.ndarray) -> np.ndarray:
-    """Float H×W×C image in [0, 1] → ink map (at most ``WORK_SIDE`` pixels a side) in [0, 1], ink = 1: only the
-    sheet's when the digit is on one inside the picture (:func:`_find_sheet`), without clutter far from it."""
+    """Float H×W×C image in [0, 1] → ink map in [0, 1] at the working size: only a sheet's, without clutter."""
     v, is_ink = _visible(a)
     n = _ink_map(v, "alpha" if is_ink else None)
-    sheet = None if is_ink else _find_sheet(_shrunk(v, SHEET_SIDE), _shrunk(n, SHEET_SIDE))
+    sheet = None if is_ink else _find_sheet(_sized(v, SHEET_SIDE), _sized(n, SHEET_SIDE))
     if sheet is not None:
         inside, paper = np.asarray(Image.fromarray(sheet[0]).resize(n.shape[::-1], Image.Resampling.NEAREST)), sheet[1]
-        # A light note read as ink on a dark desk is read alone, dark ink on light paper; ink around a sheet is
-        # left out.
+        # A light note read as ink on a dark desk is read again as dark ink on light paper.
         n = n * inside if paper is None else _ink_map(np.where(inside, v, np.float32(paper)), True)
     n = _without_clutter(n)
-    if not is_ink and _framed(_shrunk(n, SHEET_SIDE) > 0):
+    if not is_ink and _framed(_sized(n, SHEET_SIDE) > 0):
         raise InputError(CROP_MESSAGE)
     return n
 
 
 def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
-    """The ink map of a working-size picture: ``light`` says whether the paper is the lighter side ("alpha": ``v``
-    is a canvas's alpha, already ink; None: decide from the picture)."""
+    """The ink map of a working-size picture whose paper is ``light`` (None: find out; "alpha": it is ink already)."""
     if light == "alpha":
         d = diff = v  # a canvas's alpha has no grain: nothing lies below its paper
     elif light if light is not None else _light_paper(v):
-        # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's
-        # darkness relative to the paper around it, the same in a bright corner and a shadow.
+        # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's darkness
+        # relative to the paper around it, the same in a bright corner and a shadow.
         paper = _paper(v, light=True)
         diff = paper - v
         d = diff / np.maximum(paper, 1e-3)
@@ -223,12 +188,16 @@ def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
     d = np.clip(d, 0.0, 1.0)
     contrast = _pooled_max(d)
     # Paper grain and JPEG ringing: drop what noise alone could explain, and a small fraction of the contrast.
-    floor = max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast, _flat_ground(d, contrast, sigma))
-    # A gate, not a subtraction: ink well above the floor keeps its full value (and the strokes their mass),
-    # ink near it fades out.
+    floor = max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast)
+    # And a large area at one faint level (a table around a note, a shadow): ink's edges and a halo spread over many.
+    faint = d[(d > floor) & (d < 0.5 * contrast)]
+    level, width = float(np.median(faint)) if faint.size else 0.0, 2 * sigma + 0.01 * contrast
+    if faint.size >= 0.05 * d.size and np.mean(np.abs(faint - level) < width) >= 0.5:
+        floor = max(floor, level + 2 * width)
+    # A gate, not a subtraction: ink well above the floor keeps its value (strokes their mass), ink near it fades.
     n = np.clip(d / contrast, 0.0, 1.0) * np.clip(d / floor - 1, 0.0, 1.0)
-    # Drop isolated specks (no inked neighbour, diagonals included: a 1-pixel diagonal stroke is ink) so that
-    # they do not stretch the bounding box: keep ink with another inked pixel in its 3×3 square.
+    # Drop specks without an inked neighbour (diagonals count: a 1-pixel diagonal stroke is ink): they would stretch
+    # the bounding box.
     inked = F.avg_pool2d(torch.from_numpy(n > 0).float()[None], 3, 1, 1)[0].numpy() * 9
     n = n * ((n > 0) & (inked > 1.5))
     if float(n.max()) < BLANK_CONTRAST / 2:
@@ -236,12 +205,8 @@ def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
     return (n / n.max()).astype(np.float32)
 
 
-# --- a sheet inside the picture ------------------------------------------------------------------------------
-
-
 def _components(mask: np.ndarray) -> np.ndarray:
-    """Labels of the 4-connected components of ``mask`` (the smallest index in each; −1 outside): each run of
-    pixels along a row, then along a column, takes its smallest label, until nothing changes (or MAX_SWEEPS)."""
+    """4-connected components' labels (−1 outside): runs along rows, then columns, take their smallest label."""
     h, w = mask.shape
     labels = np.where(mask, np.arange(mask.size).reshape(h, w), -1).ravel()
     sweeps = []
@@ -273,16 +238,14 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
 
 
 def _rectangularity(mask: np.ndarray) -> float:
-    """A region's pixels over those of the smallest rectangle, turned or not, around it: about 1 for a sheet, π/4
-    for an ellipse (a 0 with its loop filled). The rectangle runs through the pixels' centres, so it holds its area
-    plus half its perimeter plus one pixels (Pick's theorem)."""
+    """A region's pixels over those of the smallest turned rectangle around it: 1 for a sheet, π/4 for a filled 0."""
     rows = np.flatnonzero(mask.any(1))  # the outline: each row's first and last pixel
     x = np.r_[mask[rows].argmax(1), mask.shape[1] - 1 - mask[rows, ::-1].argmax(1)]
     y = np.r_[rows, rows]
     turn = np.radians(np.arange(0, 90, 0.25))[:, None]  # the rectangle's turn, to within an eighth of a degree
     w = np.ptp(x * np.cos(turn) + y * np.sin(turn), axis=1)
     h = np.ptp(y * np.cos(turn) - x * np.sin(turn), axis=1)
-    return float(mask.sum()) / float((w * h + w + h + 1).min())
+    return float(mask.sum()) / float((w * h + w + h + 1).min())  # through pixel centres: Pick's theorem
 
 
 def _erode(mask: np.ndarray, r: int) -> np.ndarray:
@@ -294,9 +257,7 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
 
 
 def _framed(ink: np.ndarray) -> bool:
-    """Whether ink lines three sides of the picture around paper holding ink of its own: a frame (a desk, a window)
-    around a sheet that was not told apart. (A digit cropped tight touches the sides too, but its paper reaches
-    them.)"""
+    """Whether ink lines three sides around paper that holds ink and, unlike a tight crop's, never reaches a side."""
     if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
         return False
     paper = _largest(~ink)
@@ -305,9 +266,8 @@ def _framed(ink: np.ndarray) -> bool:
 
 
 def _without_clutter(n: np.ndarray) -> np.ndarray:
-    """The ink map less regions at least NEAR times the digit's extent away from the largest and holding less than
-    half its ink (a toolbar's icons, a speck on the sheet): a digit's own pieces lie within or next to it."""
-    small = _shrunk(n, SHEET_SIDE)
+    """The ink map less regions far from the largest with less than half its ink (a toolbar's icons, specks)."""
+    small = _sized(n, SHEET_SIDE)
     ink = _dilate(small, 1.0) > 0  # grown by a pixel, so that strokes touching only at corners are one region
     labels = _components(ink)
     ids, which = np.unique(labels[ink], return_inverse=True)
@@ -325,18 +285,13 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
     far = (gap > NEAR * extent) & (mass < 0.5 * mass[main])
     if not far.any():
         return n
-    clutter = np.isin(labels, ids[far])
-    p = np.pad(clutter, 1)  # one coarse pixel more, so that the finer pixels along its edge go too
-    clutter = clutter | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
+    clutter = _dilate(np.isin(labels, ids[far]).astype(np.float32), 1.0) > 0  # a pixel more: its fine edge too
     return n * ~np.asarray(Image.fromarray(clutter).resize(n.shape[::-1], Image.Resampling.NEAREST))
 
 
 def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
-    """The sheet that holds the digit inside the picture, or None: (where it is, and the level of its paper when the
-    ink map must be made again). A region is a sheet when it and all it encloses make a rectangle (:func:`_is_sheet`):
-    the largest light region, which the ink map took for ink (a light note on a dark desk, read as light ink on a
-    dark ground with the real ink in its holes), or the largest paper region, holding ink that spans HELD_EXTENT of
-    its width, with other ink along a side of the picture (a window's canvas inside its chrome, a note on a desk)."""
+    """The sheet (:func:`_is_sheet`) holding the digit, or None: the largest light region, read as ink (a note on a
+    dark desk: then its paper's level too), or the largest paper region inside ink (a window's chrome, a desk)."""
     ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
     if not ink.any() or ink.all():
         return None
@@ -384,12 +339,8 @@ def _is_sheet(filled: np.ndarray, held: np.ndarray) -> bool:
     return strokes and _rectangularity(filled) >= RECTANGLE
 
 
-# --- stroke width ------------------------------------------------------------------------------------------
-
-
 def stroke_width(digit: np.ndarray) -> float:
-    """The strokes' mean width in pixels: twice the ink's mass over the length of their edges, the total variation
-    (on MNIST's 28×28 digits, 2.4 for half of them, 1.8 to 3.3 for four in five)."""
+    """The strokes' mean width in pixels: twice the ink's mass over their edges' length (its total variation)."""
     gy, gx = np.diff(digit, axis=0, append=0), np.diff(digit, axis=1, append=0)
     return 2 * float(digit.sum()) / max(float(np.hypot(gx, gy).sum()), 1e-6)
 
@@ -411,26 +362,21 @@ def _local_max(a: np.ndarray, r: int) -> np.ndarray:
 
 
 def _dilate(a: np.ndarray, r: float) -> np.ndarray:
-    """Grey dilation by a disc of radius ``r`` pixels whose rim fades over one pixel, so that strokes widen
-    smoothly with ``r``: each pixel takes the largest weighted value around it."""
+    """Grey dilation by a disc of radius ``r`` whose rim fades over one pixel, so that strokes widen smoothly."""
     k = int(np.ceil(r + 0.5))
-    p, (h, w), out = np.pad(a, k), a.shape, a.copy()
-    for dy in range(-k, k + 1):
-        for dx in range(-k, k + 1):
-            weight = min(1.0, r + 0.5 - float(np.hypot(dy, dx)))
-            if weight > 0 and (dy or dx):
-                np.maximum(out, weight * p[k + dy : k + dy + h, k + dx : k + dx + w], out=out)
-    return out
+    y, x = np.mgrid[-k : k + 1, -k : k + 1]
+    weight = torch.from_numpy(np.minimum(1.0, r + 0.5 - np.hypot(y, x)).astype(np.float32)).reshape(-1, 1)
+    weight[weight.shape[0] // 2] = 1.0  # the pixel itself
+    patches = F.unfold(torch.tensor(a)[None, None], 2 * k + 1, padding=k)[0]  # each pixel's square around it
+    return (patches * weight).amax(0).reshape(a.shape).numpy()
 
 
 def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
-    """The digit with its strokes (``width`` output pixels wide) redrawn ``target`` wide at FINE times the output's
-    scale: thinner strokes grow by the same amount on either side (a dilation), so strokes that nearly touch (a 4's
-    open top, an 8's small loop) stay apart, where a blur would join them; wider ones are shaved by a level of the
-    blurred, locally normalised ink."""
-    f = FINE * BOX / max(crop.shape)  # fine pixels per working pixel, and a margin for strokes to grow into
-    size = max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))
-    fine = np.pad(np.clip(_resize(crop, *size), 0, 1), round(FINE * max(target, 1.0)))
+    """The digit's strokes, ``width`` output pixels wide, redrawn ``target`` wide: thin ones grown alike on either side
+    (a dilation), so that strokes that nearly touch (a 4's open top) stay apart, as under a blur they would not; wide
+    ones shaved by a level of the blurred, locally normalised ink."""
+    # FINE times the output's size, with a margin for strokes to grow into
+    fine = np.pad(np.clip(_sized(crop, FINE * BOX, enlarge=True), 0, 1), round(FINE * max(target, 1.0)))
     if width < target:
         fine = fine / np.maximum(_local_max(fine, 2 * FINE), 0.3 * float(fine.max()))  # every stroke full ink
 
@@ -439,9 +385,8 @@ def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
 
         lo, hi, grid, steps = 0.0, FINE * target, [], 8
     else:
-        # Blur by half the excess, so the level can shave it, but by at most one pixel: a marker is at most about
-        # two pixels too wide, and a larger measured excess means loops that the marker closed, whose faint
-        # remains a wider blur would erase (8s came out as blobs).
+        # Blur by half the excess, for the level to shave, but at most a pixel: a larger excess means loops the marker
+        # closed, whose faint remains a wider blur would erase (8s came out as blobs).
         sigma = FINE * min(1.0, max(0.4, (width - target) / 2))
         b = _blur(fine, sigma)
         # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
@@ -451,8 +396,8 @@ def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
             ramp = min(RAMP, 2 * t)  # a soft edge, as MNIST's, that never lifts the background above zero
             return _fit(np.clip((b - t) / ramp + 0.5, 0.0, 1.0))
 
-        # The width falls as the level rises, until only the darkest blob is left, which, fitted into the box,
-        # looks wide again: so take the first level on a grid that is thin enough, then refine by bisection.
+        # The width falls as the level rises until the darkest blob alone, fitted into the box, looks wide again:
+        # take the first level on a grid that is thin enough, then bisect.
         lo, hi, grid, steps = 0.0, 1.0, np.linspace(0.02, 0.98, 17), 5
 
     def short(p: float) -> bool:  # short of the target: still too thin (widening) or too wide (thinning)
@@ -471,13 +416,8 @@ def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
     return out if out is not None else _fit(fine)
 
 
-# --- the MNIST recipe --------------------------------------------------------------------------------------
-
-
 def _span(profile: np.ndarray) -> tuple[int, int]:
-    """First and last index of a mass profile (the ink's rows or columns), leaving out stray ink: specks beyond
-    an empty gap that together hold at most ``STRAY`` of the mass, then the faintest ``FRINGE`` of the mass on
-    either side (a blur's halo, which would otherwise make the digit look smaller)."""
+    """The ink's first and last row (or column), less STRAY specks past a gap and a FRINGE of halo on either side."""
     filled = profile > 0
     starts = np.flatnonzero(filled & ~np.r_[False, filled[:-1]])
     ends = np.flatnonzero(filled & ~np.r_[filled[1:], False])
@@ -496,9 +436,8 @@ def _fit(ink: np.ndarray) -> np.ndarray | None:
     if len(rows) == 0:
         return None
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    s = BOX / max(crop.shape)
-    h, w = max(1, round(crop.shape[0] * s)), max(1, round(crop.shape[1] * s))
-    small = np.clip(_resize(crop, h, w), 0.0, None)
+    small = np.clip(_sized(crop, BOX, enlarge=True), 0.0, None)
+    h, w = small.shape
     if float(small.max()) <= 0:
         return None
     small = np.clip(small / float(small.max()), 0.0, 1.0)  # MNIST's strokes reach full intensity
@@ -511,8 +450,7 @@ def _fit(ink: np.ndarray) -> np.ndarray | None:
 
 
 def mnist_recipe(ink: np.ndarray) -> np.ndarray:
-    """:func:`_fit`, with crisp strokes much thinner or thicker than MNIST's (a fine pen, a marker) redrawn at a
-    usual width. Returns float32 (28, 28)."""
+    """:func:`_fit`, with crisp strokes far thinner or thicker than MNIST's redrawn at a usual width: float32 28×28."""
     if not ink.any():
         raise InputError(BLANK_MESSAGE)
     (top, bottom), (left, right) = _span(ink.sum(1)), _span(ink.sum(0))
@@ -522,14 +460,11 @@ def mnist_recipe(ink: np.ndarray) -> np.ndarray:
         raise InputError(BLANK_MESSAGE)
     width = stroke_width(out)
     if width < THIN:
-        # A fine pen: widened to PEN_WIDTH, wider than MNIST's median since a bare centre line lacks the ink
-        # that ends and crossings hold.
+        # A fine pen: widened beyond MNIST's median width, as a bare centre line lacks the ink of ends and crossings.
         return _redraw(crop, width, PEN_WIDTH)
-    # How many pixels the edges take to rise from 10% to 90% (their area over their length): about 1 on MNIST, 2 or
-    # more when blurred.
+    # Pixels the edges take to rise from 10% to 90% (their area over length): about 1 on MNIST, 2 or more blurred.
     if width > THICK and ((out > 0.1) & (out < 0.9)).sum() * width / (1.6 * float(out.sum())) < SOFT_EDGE:
-        # A marker: thinned to a usual width. Wide strokes with soft edges are a blurred photo or an enlarged
-        # small scan, and stay as they are: thinning them breaks their loops and thin parts, while the
-        # classifier and the models read them well as they are, with about MNIST's ink.
+        # A marker. Wide strokes with soft edges (a blurred photo, a small scan enlarged) stay: thinning them breaks
+        # their loops and thin parts, and they are read well as they are, with about MNIST's ink.
         return _redraw(crop, width, MARKER_WIDTH)
     return out
