@@ -121,7 +121,7 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
 
 
 def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The working-size picture, and whether it is a canvas's alpha (ink), or else cropped to where it is opaque."""
+    """The working-size picture, and whether it is a canvas's alpha (ink); a transparent margin is cropped off."""
     if a.shape[2] not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
         return _sized(_luminance(a)), False
     alpha = a[..., -1]
