@@ -1,13 +1,9 @@
 """Turn people's digits (photos, scans, drawings, uploads of any size) into MNIST-style 28×28 inputs.
 
-MNIST digits are light on black, cropped to their ink, fitted into 20×20 keeping the aspect ratio and placed in
-28×28 with the centre of mass at the centre. :func:`to_mnist` finds the ink first (the alpha channel of a
-drawing on a transparent canvas; otherwise the luminance, inverted when the paper is light, relative to a smooth
-surface fitted to the paper, so that grey, noisy or unevenly lit backgrounds drop out), then applies that recipe.
-Soft edges (blur, a small scan enlarged) are kept, not cut, so strokes keep MNIST's ink; strokes far thinner or
-thicker than MNIST's (a fine pen, a marker) are redrawn at a usual width. Decoding is :mod:`vae_hub.images`.
-Anything it cannot use raises :class:`InputError` with a message meant for the person who sent it.
-``benchmarks/bench_robustness.py`` measures all this on MNIST's test digits and on real low-resolution scans.
+MNIST digits are light on black, cropped to their ink, fitted into 20×20 keeping the aspect ratio and centred by
+mass in 28×28. :func:`to_mnist` finds the ink (a canvas's alpha, or the luminance against a surface fitted to the
+paper, so that grey, noisy or unevenly lit paper drops out), keeps soft edges, redraws strokes far thinner or
+thicker than MNIST's at a usual width, and raises :class:`InputError` with a message for the person who sent it.
 """
 
 from __future__ import annotations
@@ -16,14 +12,12 @@ from typing import Any
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from PIL import Image
 from torch import Tensor
 
-from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limits
-from .images import MAX_PIXELS as MAX_PIXELS
+from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limit
 from .images import WORK_SIDE, InputError, to_float_array
-from .images import as_rgba as as_rgba  # re-exported for webapp.editor
-from .images import open_image as open_image
 
 BLANK_CONTRAST = 0.08  # ink must differ from the paper by 8% of the full range
 NOISE_SIGMAS = 4  # ink must stand out from the paper by more than 4 standard deviations of its noise
@@ -32,15 +26,12 @@ MIN_FLOOR = 0.05  # and by 5% of the ink's contrast (JPEG ringing)
 THIN, THICK = 1.5, 3.4  # strokes outside this range (a fine pen, a marker) are redrawn (see mnist_recipe)
 PEN_WIDTH = 2.5  # 300 MNIST training digits reduced to 0.75-pixel centre lines and widened to it: 0.99× their ink
 MARKER_WIDTH = 2.6  # 1.1× MNIST's median
-SOFT_EDGE = 2.0  # edges wider than this many pixels (see edge_width) are blurred, not drawn with a marker
+SOFT_EDGE = 2.0  # edges wider than this many pixels are blurred, not drawn with a marker
 FINE, RAMP = 3, 0.3  # strokes are redrawn at 3× the output's scale, with edges soft over 0.3 of the ink's range
 STRAY, FRINGE = 0.01, 0.002  # left out of the crop: specks beyond a gap (1% of the ink), a halo (0.2%)
 BOX, CANVAS = 20, 28
-# A sheet inside the picture (see _sheet): nearly a rectangle (its pixels over those of the smallest rectangle around
-# it), as a note or a window's canvas is and a digit's outline with its loops filled is not (docs/robustness.md);
-# holding strokes, not a blob (their width over the extent of what it holds: a 0's inside, which a light 0 would
-# hold, is about half) that span a fifth of its width; and ink along at least half of a side of the picture around
-# it. Its edge (EDGE coarse pixels, blurred into the desk) is left out.
+# A sheet (_find_sheet, docs/robustness.md): nearly a rectangle, holding strokes, not a blob (a 0's inside is about half
+# as wide as long), that span a fifth of its width, ink along half a side of the picture; less its blurred EDGE.
 RECTANGLE, STROKE_EXTENT, HELD_EXTENT, FRAME, EDGE = 0.9, 0.3, 0.2, 0.5, 6
 SHEET_SIDE = 140  # sheets and clutter are looked for on a copy at most this large
 NEAR = 0.25  # ink farther than this many times the digit's extent from it is clutter (if it holds less ink)
@@ -52,16 +43,10 @@ BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a di
 
 
 def to_mnist(image: Any) -> Tensor:
-    """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black.
-
-    ``image`` is a PIL image, a numpy array or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an
-    upload as a file path or bytes (PNG, JPEG, WebP, GIF or BMP, decoded with bounded work: :mod:`vae_hub.images`).
-    Raises :class:`InputError` for anything unusable (blank, unreadable, too large or too small).
-    """
+    """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black, from a PIL image, an array
+    or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an upload's path or bytes (PNG, JPEG, WebP, GIF or
+    BMP: :mod:`vae_hub.images`). Raises :class:`InputError` if unusable (blank, unreadable, too large or too small)."""
     return torch.from_numpy(mnist_recipe(find_ink(to_float_array(image)))).unsqueeze(0)
-
-
-# --- finding the ink ---------------------------------------------------------------------------------------
 
 
 def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
@@ -73,9 +58,14 @@ def _resize(a: np.ndarray, h: int, w: int) -> np.ndarray:
     return np.asarray(im.resize((w, h), Image.Resampling.BOX if shrink else Image.Resampling.BILINEAR))
 
 
+def _sized(x: np.ndarray, side: int = WORK_SIDE, enlarge: bool = False) -> np.ndarray:
+    """A 2-D map resized to ``side`` pixels on its longer side (unless shorter and not ``enlarge``)."""
+    scale = side / max(x.shape) if enlarge else min(1.0, side / max(x.shape))
+    return _resize(x, *(max(1, round(n * scale)) for n in x.shape))
+
+
 def _luminance(a: np.ndarray) -> np.ndarray:
-    c = a.shape[2]
-    return a[..., 0] if c <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
+    return a[..., 0] if a.shape[2] <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
 
 
 def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
@@ -90,33 +80,19 @@ def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarra
     return basis @ coef
 
 
-def _grain(v: np.ndarray) -> float:
-    """The standard deviation of pixel noise, from neighbours' differences: their lower quartile, so that edges
-    and the smooth slopes of blurred ink do not count even where they cover most of the picture (a small scan
-    enlarged, cropped to the digit)."""
-    if min(v.shape) < 2:
-        return 0.0
-    diffs = np.concatenate([np.abs(np.diff(v, axis=0)).ravel(), np.abs(np.diff(v, axis=1)).ravel()])
-    return float(np.percentile(diffs, 25)) / (0.3186 * np.sqrt(2))  # |N(0, 2σ²)|'s lower quartile: 0.3186 √2 σ
-
-
 def _paper(v: np.ndarray, light: bool) -> np.ndarray:
-    """A smooth estimate of the paper: a surface fitted to the pixels that are not ink.
-
-    The surface is flat, a plane or a quadratic (light falling off across a sheet, vignetting); unlike levels
-    taken region by region, it does not sink into wide or blurred strokes. The first guess at the paper: the
-    brightest tenth of coarse cells, each the median of its neighbours.
-    """
+    """The paper: a flat, plane or quadratic surface fitted to what is not ink (not sinking into bold strokes)."""
     g = max(1, int(np.ceil(max(v.shape) / 64)))  # fit on at most 64×64 points: the paper is smooth
     small = _resize(v, max(1, v.shape[0] // g), max(1, v.shape[1] // g))
-    grain = _grain(small)
-    # Flipped so that the paper is the high side and ink lies below it. Light multiplies the paper's
-    # brightness: fit its log.
+    diffs = [np.abs(np.diff(small, axis=i)).ravel() for i in (0, 1)]  # lower quartile, missing edges: 0.3186 √2 σ
+    grain = float(np.percentile(np.concatenate(diffs), 25)) / (0.3186 * np.sqrt(2)) if min(small.shape) > 1 else 0.0
+    # Flipped so that the paper is the high side. Light multiplies the paper's brightness: fit its log.
     if light:
         grain /= max(float(np.percentile(small, 90)), 0.05)  # in the log's units, near the paper
         small = np.log(np.maximum(small, 1e-3))
     else:
         small = -small
+    # The first guess at the paper: the brightest tenth of coarse cells, each the median of its neighbours.
     cells = max(1, min(8, min(small.shape) // 6))
     ch, cw = small.shape[0] // cells, small.shape[1] // cells
     blocks = small[: cells * ch, : cells * cw].reshape(cells, ch, cells, cw).transpose(0, 2, 1, 3)
@@ -127,15 +103,12 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     keep = (small >= first - 0.1 * np.abs(first) - 0.02).ravel()
     y, x = np.mgrid[-1 : 1 : complex(0, small.shape[0]), -1 : 1 : complex(0, small.shape[1])]
     terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6)
-    # Candidates, simplest first: flat at the brightest tenth (a tight crop, mostly ink), then flat, a plane
-    # and a quadratic fitted to the paper. The paper is the bright side, so a surface that leaves many pixels
+    # Candidates, simplest first: flat at the brightest tenth (a tight crop), flat, a plane and a quadratic fitted to
+    # the paper, flat at the brightest hundredth (mostly ink: a small scan enlarged). A surface leaving many pixels
     # far above it has bent into the ink; of the rest, take the simplest that holds nearly the most paper.
     zs = small.ravel()
     margin = max(3 * grain, 0.02)
-    fits = [np.full_like(zs, np.percentile(zs, 90))]
-    fits += [_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6)]
-    # Last, flat at the brightest hundredth: for a picture that is mostly ink (a small scan enlarged smoothly,
-    # cropped to the digit), where every other surface leaves the paper above it.
+    fits = [np.full_like(zs, np.percentile(zs, 90)), *(_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6))]
     fits += [np.full_like(zs, np.percentile(zs, 99))]
     held = np.array([np.mean(np.abs(zs - f) < margin) for f in fits])
     held[[np.mean(zs - f > margin) > 0.05 for f in fits]] = -1
@@ -147,30 +120,10 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     return (np.exp(full) if light else -full).astype(np.float32)
 
 
-def _noise(r: np.ndarray) -> float:
-    """The standard deviation of the paper's noise in a residual map (ink > 0): ink never lies below the
-    paper, so the pixels below it are paper, and their median distance from it is 0.674 σ."""
-    below = -r[r < 0]
-    return 1.4826 * float(np.median(below)) if below.size else 0.0
-
-
-def _working(x: np.ndarray) -> np.ndarray:
-    """A 2-D map at the working size: at most WORK_SIDE pixels a side."""
-    h, w = x.shape
-    scale = min(1.0, WORK_SIDE / max(h, w))
-    return _resize(x, max(1, round(h * scale)), max(1, round(w * scale)))
-
-
 def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
-    """The working-size picture to look for ink in, and whether it is already an ink map (alpha = ink).
-
-    A drawing on a transparent canvas carries its ink in the alpha channel (its visible pixels all share the
-    brush's colour). A picture with a transparent margin (a window capture's shadow, a sticker) carries its own
-    ink: it is read as the picture, cropped to where it is visible, the rest filled with its paper.
-    """
-    c = a.shape[2]
-    if c not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
-        return _working(_luminance(a)), False
+    """The working-size picture, and whether it is a canvas's alpha (ink); a transparent margin is cropped off."""
+    if a.shape[2] not in (2, 4) or float(a[..., -1].max()) - float(a[..., -1].min()) <= 0.5:
+        return _sized(_luminance(a)), False
     alpha = a[..., -1]
     seen = alpha > 0.5
     rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
@@ -178,36 +131,20 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     colours = _luminance(a[seen][None])[0]
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
     if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # a picture with ink of its own
-        a, alpha = a[box], alpha[box]
-        return _working(_luminance(a) * alpha + float(np.median(colours)) * (1 - alpha)), False
-    return _working(alpha), True
+        return _sized(_luminance(a[box]) * alpha[box] + float(np.median(colours)) * (1 - alpha[box])), False
+    return _sized(alpha), True
 
 
 def _light_paper(v: np.ndarray) -> bool:
-    """Whether the ink is darker than the paper. Three cues: the border is mostly paper (or a desk), and lies
-    nearer the paper's end of the picture's range; the ink is the minority, a long tail of values on one side
-    of the most common ones (which survives uneven lighting); and paper is usually the lighter."""
+    """Whether the ink is darker than the paper: the border lies nearer the paper's end of the range; the ink is a
+    long tail on one side of the most common values (which survives uneven lighting); paper is usually lighter."""
     lo, hi = np.percentile(v, [0.1, 99.9])
     if hi - lo < 1e-6:  # uniform: nothing to tell them apart
         return float(v.mean()) > 0.5
     border = float(np.median(np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])))
     by_border = (border - (lo + hi) / 2) / (hi - lo)  # in [-0.5, 0.5]
-    mid = float(np.median(v))
-    by_tail = ((mid - lo) - (hi - mid)) / (hi - lo)  # in [-1, 1]
+    by_tail = (2 * float(np.median(v)) - lo - hi) / (hi - lo)  # in [-1, 1]
     return by_border + 0.5 * by_tail + 0.5 * (border - 0.5) > 0
-
-
-def _flat_ground(d: np.ndarray, contrast: float, sigma: float) -> float:
-    """The level below which lies a large, flat area a little darker than the paper (a table around a note, a
-    shadow): ink has edges and a blur's halo spreads over many levels, but such an area sits at one. 0 if none."""
-    faint = d[(d > max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast)) & (d < 0.5 * contrast)]  # above the grain
-    if faint.size < 0.05 * d.size:
-        return 0.0
-    level = float(np.median(faint))
-    width = 2 * sigma + 0.01 * contrast
-    if np.mean(np.abs(faint - level) < width) < 0.5:
-        return 0.0
-    return level + 2 * width
 
 
 def _pooled_max(d: np.ndarray) -> float:
@@ -217,74 +154,61 @@ def _pooled_max(d: np.ndarray) -> float:
 
 
 def find_ink(a: np.ndarray) -> np.ndarray:
-    """Float H×W×C image in [0, 1] → ink map (at most ``WORK_SIDE`` pixels a side) in [0, 1], ink = 1.
-
-    When the digit is on a sheet inside the picture (a note on a desk, a window's canvas inside its title bar and
-    toolbars), only the sheet is read: see :func:`_sheet`. Raises :class:`InputError` with :data:`BLANK_MESSAGE`
-    when there is no ink to speak of.
-    """
+    """Float H×W×C image in [0, 1] → ink map in [0, 1] at the working size: only a sheet's, without clutter."""
     v, is_ink = _visible(a)
-    n = _ink_map(v, None if not is_ink else "alpha")
-    sheet = None if is_ink else _sheet(v, n)
+    n = _ink_map(v, "alpha" if is_ink else None)
+    sheet = None if is_ink else _find_sheet(_sized(v, SHEET_SIDE), _sized(n, SHEET_SIDE))
     if sheet is not None:
-        inside, paper = sheet
-        # A light note read as ink on a dark desk is read alone, dark ink on light paper; ink around a sheet is
-        # left out.
+        inside, paper = np.asarray(Image.fromarray(sheet[0]).resize(n.shape[::-1], Image.Resampling.NEAREST)), sheet[1]
+        # A light note read as ink on a dark desk is read again as dark ink on light paper.
         n = n * inside if paper is None else _ink_map(np.where(inside, v, np.float32(paper)), True)
     n = _without_clutter(n)
-    if not is_ink and _framed(_coarse(n) > 0):
+    if not is_ink and _framed(_sized(n, SHEET_SIDE) > 0):
         raise InputError(CROP_MESSAGE)
     return n
 
 
 def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
-    """The ink map of a working-size picture: ``light`` says whether the paper is the lighter side ("alpha": ``v``
-    is a canvas's alpha, already ink; None: decide from the picture)."""
+    """The ink map of a working-size picture whose paper is ``light`` (None: find out; "alpha": it is ink already)."""
     if light == "alpha":
-        d, diff, sigma = v, v, 0.0  # a canvas's alpha has no grain
+        d = diff = v  # a canvas's alpha has no grain: nothing lies below its paper
     elif light if light is not None else _light_paper(v):
-        # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's
-        # darkness relative to the paper around it, the same in a bright corner and a shadow.
+        # Dark ink on light paper. Lighting multiplies, so divide by the paper (flat-fielding): the ink's darkness
+        # relative to the paper around it, the same in a bright corner and a shadow.
         paper = _paper(v, light=True)
         diff = paper - v
         d = diff / np.maximum(paper, 1e-3)
-        sigma = _noise(d)
     else:  # light ink on dark ground, as in MNIST: subtract the ground
         diff = d = v - _paper(v, light=False)
-        sigma = _noise(d)
+    # The paper's noise: ink never lies below the paper, so what does is paper, at a median distance of 0.674 σ.
+    below = -d[d < 0]
+    sigma = 1.4826 * float(np.median(below)) if below.size else 0.0
     if _pooled_max(diff) < BLANK_CONTRAST:  # in the picture's own units: a dim photo's grain is no digit
         raise InputError(BLANK_MESSAGE)
     d = np.clip(d, 0.0, 1.0)
     contrast = _pooled_max(d)
     # Paper grain and JPEG ringing: drop what noise alone could explain, and a small fraction of the contrast.
-    floor = max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast, _flat_ground(d, contrast, sigma))
-    # A gate, not a subtraction: ink well above the floor keeps its full value (and the strokes their mass),
-    # ink near it fades out.
+    floor = max(NOISE_SIGMAS * sigma, MIN_FLOOR * contrast)
+    # And a large area at one faint level (a table around a note, a shadow): ink's edges and a halo spread over many.
+    faint = d[(d > floor) & (d < 0.5 * contrast)]
+    level, width = float(np.median(faint)) if faint.size else 0.0, 2 * sigma + 0.01 * contrast
+    if faint.size >= 0.05 * d.size and np.mean(np.abs(faint - level) < width) >= 0.5:
+        floor = max(floor, level + 2 * width)
+    # A gate, not a subtraction: ink well above the floor keeps its value (strokes their mass), ink near it fades.
     n = np.clip(d / contrast, 0.0, 1.0) * np.clip(d / floor - 1, 0.0, 1.0)
-    # Drop isolated specks (no inked neighbour, diagonals included: a 1-pixel diagonal stroke is ink) so that
-    # they do not stretch the bounding box.
-    m = n > 0
-    p = np.pad(m, 1)
-    h, w = m.shape
-    neighbours = [p[i : i + h, j : j + w] for i in range(3) for j in range(3) if (i, j) != (1, 1)]
-    n = n * (m & np.logical_or.reduce(neighbours))
+    # Drop specks without an inked neighbour (diagonals count: a 1-pixel diagonal stroke is ink): they would stretch
+    # the bounding box.
+    inked = F.avg_pool2d(torch.from_numpy(n > 0).float()[None], 3, 1, 1)[0].numpy() * 9
+    n = n * ((n > 0) & (inked > 1.5))
     if float(n.max()) < BLANK_CONTRAST / 2:
         raise InputError(BLANK_MESSAGE)
     return (n / n.max()).astype(np.float32)
 
 
-# --- a sheet inside the picture ------------------------------------------------------------------------------
-
-
 def _components(mask: np.ndarray) -> np.ndarray:
-    """Labels of the 4-connected components of ``mask`` (each pixel: the smallest index in its component; −1
-    outside): each run of pixels along a row, then along a column, takes its smallest label, until nothing changes.
-    A sweep crosses a whole run, so it takes about as many sweeps as a component has turns; capped, for bounded
-    time."""
+    """4-connected components' labels (−1 outside): runs along rows, then columns, take their smallest label."""
     h, w = mask.shape
     labels = np.where(mask, np.arange(mask.size).reshape(h, w), -1).ravel()
-    if not mask.any():
-        return labels.reshape(h, w)
     sweeps = []
     for order, line in ((np.arange(mask.size), w), (np.arange(mask.size).reshape(h, w).T.ravel(), h)):
         inside = mask.ravel()[order]
@@ -292,13 +216,10 @@ def _components(mask: np.ndarray) -> np.ndarray:
         starts = np.flatnonzero((np.diff(at, prepend=-2) > 1) | (at % line == 0))  # where a run begins
         sweeps.append((order[inside], starts, np.diff(np.r_[starts, at.size])))
     for _ in range(MAX_SWEEPS):
-        changed = False
+        before = labels.copy()
         for idx, starts, counts in sweeps:
-            before = labels[idx]
-            after = np.repeat(np.minimum.reduceat(before, starts), counts)
-            changed = changed or not np.array_equal(after, before)
-            labels[idx] = after
-        if not changed:
+            labels[idx] = np.repeat(np.minimum.reduceat(labels[idx], starts), counts)
+        if np.array_equal(labels, before):
             break
     return labels.reshape(h, w)
 
@@ -316,45 +237,19 @@ def _fill_holes(mask: np.ndarray) -> np.ndarray:
     return mask | ~np.isin(labels, border)
 
 
-def _width(mask: np.ndarray) -> float:
-    """The mean width of a region, in pixels: twice its area over the length of its edges."""
-    return 2 * float(mask.sum()) / _edge_length(mask.astype(np.float32))
-
-
 def _rectangularity(mask: np.ndarray) -> float:
-    """A region's pixels over those of the smallest rectangle, turned or not, around it: about 1 for a sheet (a
-    note, a window's canvas), π/4 for an ellipse (a 0 with its loop filled), less for other digits' shapes. The
-    rectangle is taken through the pixels' centres, so it holds its area plus half its perimeter plus one pixels
-    (Pick's theorem), at any scale."""
-    rows = np.flatnonzero(mask.any(1))
-    left = mask[rows].argmax(1)
-    right = mask.shape[1] - 1 - mask[rows, ::-1].argmax(1)
-    points = sorted({(int(x), int(y)) for y, a, b in zip(rows, left, right) for x in (a, b)})
-
-    def half(pts: list) -> list:  # Andrew's monotone chain: the convex hull, one half at a time
-        out: list = []
-        for p in pts:
-            while len(out) >= 2 and (out[-1][0] - out[-2][0]) * (p[1] - out[-2][1]) - (out[-1][1] - out[-2][1]) * (
-                p[0] - out[-2][0]
-            ) <= 0:
-                out.pop()
-            out.append(p)
-        return out[:-1]
-
-    hull = np.array(half(points) + half(points[::-1]) or points, np.float64)
-    edges = np.roll(hull, -1, axis=0) - hull
-    edges = edges[np.hypot(*edges.T) > 0]
-    if not len(edges):  # a single pixel
-        return 1.0
-    u = edges / np.hypot(*edges.T)[:, None]  # each hull edge's direction: the smallest rectangle has a side on one
-    along, across = hull @ u.T, hull @ np.stack([-u[:, 1], u[:, 0]], 1).T
-    w, h = np.ptp(along, axis=0), np.ptp(across, axis=0)
-    i = int((w * h).argmin())
-    return float(mask.sum()) / (w[i] * h[i] + w[i] + h[i] + 1)
+    """A region's pixels over those of the smallest turned rectangle around it: 1 for a sheet, π/4 for a filled 0."""
+    rows = np.flatnonzero(mask.any(1))  # the outline: each row's first and last pixel
+    x = np.r_[mask[rows].argmax(1), mask.shape[1] - 1 - mask[rows, ::-1].argmax(1)]
+    y = np.r_[rows, rows]
+    turn = np.radians(np.arange(0, 90, 0.25))[:, None]  # the rectangle's turn, to within an eighth of a degree
+    w = np.ptp(x * np.cos(turn) + y * np.sin(turn), axis=1)
+    h = np.ptp(y * np.cos(turn) - x * np.sin(turn), axis=1)
+    return float(mask.sum()) / float((w * h + w + h + 1).min())  # through pixel centres: Pick's theorem
 
 
 def _erode(mask: np.ndarray, r: int) -> np.ndarray:
-    """``mask`` less every pixel within ``r`` pixels (a square) of its outside."""
+    """``mask`` less every pixel within ``r`` steps (up, down, left or right) of its outside."""
     for _ in range(r):
         p = np.pad(mask, 1)
         mask = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
@@ -362,39 +257,17 @@ def _erode(mask: np.ndarray, r: int) -> np.ndarray:
 
 
 def _framed(ink: np.ndarray) -> bool:
-    """Whether ink lines three sides of the picture around paper that holds ink of its own: a frame (a desk, a
-    window) around the digit's sheet that was not told apart. (A digit cropped tight touches the sides too, but
-    its paper reaches them.)"""
+    """Whether ink lines three sides around paper that holds ink and, unlike a tight crop's, never reaches a side."""
     if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
         return False
     paper = _largest(~ink)
-    inner = _fill_holes(paper)
     touches = paper[0].any() or paper[-1].any() or paper[:, 0].any() or paper[:, -1].any()
-    return not touches and bool((inner & ink).any())
-
-
-def _coarse(a: np.ndarray) -> np.ndarray:
-    """A copy at most SHEET_SIDE pixels a side: shapes as large as a sheet or a digit are looked for on it, as
-    the search's time grows with the pixels."""
-    f = max(1.0, max(a.shape) / SHEET_SIDE)
-    return _resize(a, max(1, round(a.shape[0] / f)), max(1, round(a.shape[1] / f)))
-
-
-def _fine(mask: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
-    return np.asarray(Image.fromarray(mask).resize(shape[::-1], Image.Resampling.NEAREST))
-
-
-def _sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
-    """:func:`_find_sheet` on coarse copies, the sheet's mask brought back to the picture's size."""
-    found = _find_sheet(_coarse(v), _coarse(n))
-    return None if found is None else (_fine(found[0], n.shape), found[1])
+    return not touches and bool((_fill_holes(paper) & ink).any())
 
 
 def _without_clutter(n: np.ndarray) -> np.ndarray:
-    """The ink map less what lies far from the digit: ink regions at least NEAR times the digit's extent away
-    from the largest one and holding less than half its ink (a toolbar's icons, a title bar's buttons, a speck
-    on the sheet). A digit's own pieces lie within or next to it."""
-    small = _coarse(n)
+    """The ink map less regions far from the largest with less than half its ink (a toolbar's icons, specks)."""
+    small = _sized(n, SHEET_SIDE)
     ink = _dilate(small, 1.0) > 0  # grown by a pixel, so that strokes touching only at corners are one region
     labels = _components(ink)
     ids, which = np.unique(labels[ink], return_inverse=True)
@@ -412,26 +285,15 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
     far = (gap > NEAR * extent) & (mass < 0.5 * mass[main])
     if not far.any():
         return n
-    clutter = np.isin(labels, ids[far])
-    p = np.pad(clutter, 1)  # one coarse pixel more, so that the finer pixels along its edge go too
-    clutter = clutter | p[:-2, 1:-1] | p[2:, 1:-1] | p[1:-1, :-2] | p[1:-1, 2:]
-    return n * ~_fine(clutter, n.shape)
+    clutter = _dilate(np.isin(labels, ids[far]).astype(np.float32), 1.0) > 0  # a pixel more: its fine edge too
+    return n * ~np.asarray(Image.fromarray(clutter).resize(n.shape[::-1], Image.Resampling.NEAREST))
 
 
 def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
-    """The sheet that holds the digit when it lies inside the picture, or None: (where the sheet is, and the level
-    of its paper when the ink map must be made again: a note that was read as ink).
-
-    A sheet is a rectangle with strokes on it, while a digit's outline with its loops filled never is: so a region
-    is taken for a sheet when it and everything it encloses make a rectangle (:func:`_is_sheet`). Two cases:
-
-    - the largest light region is such a sheet, and the ink map took it for ink: a light note on a dark desk, which
-      the polarity cues read as light ink (the note) on a dark ground, holding the real ink in its holes;
-    - the largest paper region is such a sheet, holding ink that spans at least :data:`HELD_EXTENT` of its width,
-      while other ink lines most of a side of the picture: a window's canvas and its title bar, toolbars and
-      borders, a note and the desk around it.
-    """
-    if not (n > 0).any() or (n > 0).all():
+    """The sheet (:func:`_is_sheet`) holding the digit, or None: the largest light region, read as ink (a note on a
+    dark desk: then its paper's level too), or the largest paper region inside ink (a window's chrome, a desk)."""
+    ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
+    if not ink.any() or ink.all():
         return None
     light = v > _otsu(v)  # a note is lighter than the desk and than its own ink, however unevenly lit
     note = _largest(light)
@@ -446,11 +308,9 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None]
         and _is_sheet(filled, held)
     ):
         return _erode(filled, EDGE), float(np.median(v[note]))
-    ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
     if max(ink[0].mean(), ink[-1].mean(), ink[:, 0].mean(), ink[:, -1].mean()) < FRAME:
         return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
-    paper = _largest(~ink)
-    filled = _fill_holes(paper)
+    filled = _fill_holes(_largest(~ink))
     held = filled & ink
     if held.any() and _extent(held) >= HELD_EXTENT * _extent(filled, min) and _is_sheet(filled, held):
         return _erode(filled, EDGE), None
@@ -474,34 +334,15 @@ def _extent(mask: np.ndarray, side: Any = max) -> int:
 
 
 def _is_sheet(filled: np.ndarray, held: np.ndarray) -> bool:
-    """Whether a region with everything it encloses (``filled``) is a rectangle, turned or not, as a note or a
-    window's canvas is and a digit with its loops filled never is, and what it holds (``held``) are strokes, not a
-    blob (as a 0's inside is: about half as wide as long)."""
-    return _width(held) <= STROKE_EXTENT * _extent(held) and _rectangularity(filled) >= RECTANGLE
-
-
-# --- stroke width ------------------------------------------------------------------------------------------
-
-
-def _edge_length(digit: np.ndarray) -> float:
-    """The total variation: for strokes that rise to full ink, the length of their edges in pixels."""
-    gy = np.diff(digit, axis=0, append=0)
-    gx = np.diff(digit, axis=1, append=0)
-    return max(float(np.hypot(gx, gy).sum()), 1e-6)
+    """Whether a region with all it encloses (``filled``) is a rectangle, and what it holds are strokes, not a blob."""
+    strokes = stroke_width(held.astype(np.float32)) <= STROKE_EXTENT * _extent(held)
+    return strokes and _rectangularity(filled) >= RECTANGLE
 
 
 def stroke_width(digit: np.ndarray) -> float:
-    """The strokes' mean width in pixels: twice the ink's mass over the length of their edges.
-
-    On MNIST's 28×28 digits it is 2.4 pixels for half of them, and 1.8 to 3.3 for four in five.
-    """
-    return 2 * float(digit.sum()) / _edge_length(digit)
-
-
-def edge_width(digit: np.ndarray) -> float:
-    """How many pixels the strokes' edges take to rise from 10% to 90%: about 1 on MNIST, 2 or more when
-    blurred."""
-    return float(((digit > 0.1) & (digit < 0.9)).sum()) / (0.8 * _edge_length(digit))
+    """The strokes' mean width in pixels: twice the ink's mass over their edges' length (its total variation)."""
+    gy, gx = np.diff(digit, axis=0, append=0), np.diff(digit, axis=1, append=0)
+    return 2 * float(digit.sum()) / max(float(np.hypot(gx, gy).sum()), 1e-6)
 
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
@@ -516,101 +357,74 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
 
 
 def _local_max(a: np.ndarray, r: int) -> np.ndarray:
-    """The maximum over the (2r+1)×(2r+1) square around each pixel."""
-    p = np.pad(a, r, mode="edge")
-    k = 2 * r + 1
-    p = np.lib.stride_tricks.sliding_window_view(p, k, axis=0).max(-1)
-    return np.lib.stride_tricks.sliding_window_view(p, k, axis=1).max(-1)
-
-
-def _fine_copy(crop: np.ndarray, target: float) -> np.ndarray:
-    """The crop at FINE times the output's scale, with a margin for strokes to grow into."""
-    f = FINE * BOX / max(crop.shape)  # fine pixels per working pixel
-    m = round(FINE * max(target, 1.0))
-    return np.pad(np.clip(_resize(crop, max(1, round(crop.shape[0] * f)), max(1, round(crop.shape[1] * f))), 0, 1), m)
-
-
-def _thin(crop: np.ndarray, width: float, target: float) -> np.ndarray:
-    """The digit with its strokes thinned to ``target`` output pixels wide (it has ``width``): a level of the
-    blurred, locally normalised ink, on a copy FINE times the output's scale. A higher level, thinner strokes.
-    """
-    fine = _fine_copy(crop, target)
-    # Blur by half the excess, so the level can shave it, but by at most one pixel: a marker is at most about two
-    # pixels too wide, and a larger measured excess means loops that the marker closed, whose faint remains a
-    # wider blur would erase (8s came out as blobs).
-    sigma = FINE * min(1.0, max(0.4, (width - target) / 2))
-    b = _blur(fine, sigma)
-    # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
-    b = b / np.maximum(_local_max(b, round(FINE * target + 2 * sigma)), 0.3 * float(b.max()))
-
-    def draw(t: float) -> tuple[np.ndarray | None, float]:
-        ramp = min(RAMP, 2 * t)  # a soft edge, as MNIST's, that never lifts the background above zero
-        out = _fit(np.clip((b - t) / ramp + 0.5, 0.0, 1.0))
-        return out, (stroke_width(out) if out is not None else 0.0)
-
-    # The width falls as the level rises, until only the darkest blob is left, which, fitted into the box,
-    # looks wide again: so take the first level on a grid that is thin enough, then refine by bisection.
-    lo, hi = 0.0, 1.0
-    for t in np.linspace(0.02, 0.98, 17):
-        if draw(t)[1] <= target:
-            hi = t
-            break
-        lo = t
-    for _ in range(5):
-        mid = (lo + hi) / 2
-        lo, hi = (mid, hi) if draw(mid)[1] > target else (lo, mid)
-    out = draw(min(max(hi, 0.02), 0.98))[0]
-    return out if out is not None else _fit(fine)
+    """The maximum over the (2r+1)×(2r+1) square around each pixel (within the picture)."""
+    return F.max_pool2d(torch.from_numpy(a)[None], 2 * r + 1, 1, r)[0].numpy()
 
 
 def _dilate(a: np.ndarray, r: float) -> np.ndarray:
-    """Grey dilation by a disc of radius ``r`` pixels whose rim fades over one pixel, so that strokes widen
-    smoothly with ``r``: each pixel takes the largest weighted value around it."""
+    """Grey dilation by a disc of radius ``r`` whose rim fades over one pixel, so that strokes widen smoothly."""
     k = int(np.ceil(r + 0.5))
-    p, (h, w), out = np.pad(a, k), a.shape, a.copy()
-    for dy in range(-k, k + 1):
-        for dx in range(-k, k + 1):
-            weight = min(1.0, r + 0.5 - float(np.hypot(dy, dx)))
-            if weight > 0 and (dy or dx):
-                np.maximum(out, weight * p[k + dy : k + dy + h, k + dx : k + dx + w], out=out)
-    return out
+    y, x = np.mgrid[-k : k + 1, -k : k + 1]
+    weight = torch.from_numpy(np.minimum(1.0, r + 0.5 - np.hypot(y, x)).astype(np.float32)).reshape(-1, 1)
+    weight[weight.shape[0] // 2] = 1.0  # the pixel itself
+    patches = F.unfold(torch.tensor(a)[None, None], 2 * k + 1, padding=k)[0]  # each pixel's square around it
+    return (patches * weight).amax(0).reshape(a.shape).numpy()
 
 
-def _thicken(crop: np.ndarray, target: float) -> np.ndarray:
-    """The digit with its strokes widened to ``target`` output pixels: each stroke grows by the same amount on
-    either side (a dilation on a copy FINE times the output's scale), so strokes that nearly touch, such as a
-    4's open top or an 8's small loop, stay apart unless they are closer than the growth. (A blur and a level
-    would add up between them and close the gap.)"""
-    fine = _fine_copy(crop, target)
-    fine = fine / np.maximum(_local_max(fine, 2 * FINE), 0.3 * float(fine.max()))  # every stroke full ink
-    lo, hi = 0.0, FINE * target  # the radius, in fine pixels: the width grows with it
-    for _ in range(8):
+def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
+    """The digit's strokes, ``width`` output pixels wide, redrawn ``target`` wide: thin ones grown alike on either side
+    (a dilation), so that strokes that nearly touch (a 4's open top) stay apart, as under a blur they would not; wide
+    ones shaved by a level of the blurred, locally normalised ink."""
+    # FINE times the output's size, with a margin for strokes to grow into
+    fine = np.pad(np.clip(_sized(crop, FINE * BOX, enlarge=True), 0, 1), round(FINE * max(target, 1.0)))
+    if width < target:
+        fine = fine / np.maximum(_local_max(fine, 2 * FINE), 0.3 * float(fine.max()))  # every stroke full ink
+
+        def draw(r: float) -> np.ndarray | None:  # r: the radius in fine pixels; the width grows with it
+            return _fit(_dilate(fine, r))
+
+        lo, hi, grid, steps = 0.0, FINE * target, [], 8
+    else:
+        # Blur by half the excess, for the level to shave, but at most a pixel: a larger excess means loops the marker
+        # closed, whose faint remains a wider blur would erase (8s came out as blobs).
+        sigma = FINE * min(1.0, max(0.4, (width - target) / 2))
+        b = _blur(fine, sigma)
+        # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
+        b = b / np.maximum(_local_max(b, round(FINE * target + 2 * sigma)), 0.3 * float(b.max()))
+
+        def draw(t: float) -> np.ndarray | None:
+            ramp = min(RAMP, 2 * t)  # a soft edge, as MNIST's, that never lifts the background above zero
+            return _fit(np.clip((b - t) / ramp + 0.5, 0.0, 1.0))
+
+        # The width falls as the level rises until the darkest blob alone, fitted into the box, looks wide again:
+        # take the first level on a grid that is thin enough, then bisect.
+        lo, hi, grid, steps = 0.0, 1.0, np.linspace(0.02, 0.98, 17), 5
+
+    def short(p: float) -> bool:  # short of the target: still too thin (widening) or too wide (thinning)
+        out = draw(p)
+        return out is not None and (stroke_width(out) - target) * (width - target) > 0
+
+    for p in grid:
+        if not short(p):
+            hi = p
+            break
+        lo = p
+    for _ in range(steps):
         mid = (lo + hi) / 2
-        out = _fit(_dilate(fine, mid))
-        lo, hi = (mid, hi) if out is not None and stroke_width(out) < target else (lo, mid)
-    out = _fit(_dilate(fine, hi))
+        lo, hi = (mid, hi) if short(mid) else (lo, mid)
+    out = draw(hi if width < target else min(max(hi, 0.02), 0.98))
     return out if out is not None else _fit(fine)
 
 
-# --- the MNIST recipe --------------------------------------------------------------------------------------
-
-
 def _span(profile: np.ndarray) -> tuple[int, int]:
-    """First and last index of a mass profile (the ink's rows or columns), leaving out stray ink: specks beyond
-    an empty gap that together hold at most ``STRAY`` of the mass, then the faintest ``FRINGE`` of the mass on
-    either side (a blur's halo, which would otherwise make the digit look smaller)."""
+    """The ink's first and last row (or column), less STRAY specks past a gap and a FRINGE of halo on either side."""
     filled = profile > 0
     starts = np.flatnonzero(filled & ~np.r_[False, filled[:-1]])
     ends = np.flatnonzero(filled & ~np.r_[filled[1:], False])
     runs = np.array([profile[a : b + 1].sum() for a, b in zip(starts, ends)])
-    budget = STRAY * runs.sum()
-    first, last = 0, len(runs) - 1
-    while first < last and runs[first] <= budget:
-        budget -= runs[first]
-        first += 1
-    while last > first and runs[last] <= budget:
-        budget -= runs[last]
-        last -= 1
+    budget = STRAY * runs.sum()  # spent on runs from the start, then what is left on runs from the end
+    first = min(int(np.searchsorted(np.cumsum(runs), budget, side="right")), len(runs) - 1)
+    last = len(runs) - 1 - int(np.searchsorted(np.cumsum(runs[:first:-1]), budget - runs[:first].sum(), side="right"))
     c = np.cumsum(profile[starts[first] : ends[last] + 1], dtype=np.float64)
     top = int(np.searchsorted(c, FRINGE * c[-1], side="right"))
     return int(starts[first]) + top, int(starts[first]) + int(np.searchsorted(c, (1 - FRINGE) * c[-1]))
@@ -622,28 +436,21 @@ def _fit(ink: np.ndarray) -> np.ndarray | None:
     if len(rows) == 0:
         return None
     crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
-    s = BOX / max(crop.shape)
-    h, w = max(1, round(crop.shape[0] * s)), max(1, round(crop.shape[1] * s))
-    small = np.clip(_resize(crop, h, w), 0.0, None)
+    small = np.clip(_sized(crop, BOX, enlarge=True), 0.0, None)
+    h, w = small.shape
     if float(small.max()) <= 0:
         return None
     small = np.clip(small / float(small.max()), 0.0, 1.0)  # MNIST's strokes reach full intensity
-    mass = small.sum()
-    cy = float((small.sum(1) * np.arange(h)).sum() / mass)
-    cx = float((small.sum(0) * np.arange(w)).sum() / mass)
-    centre = CANVAS // 2  # MNIST's centres of mass sit at pixel (14, 14)
-    top = min(max(round(centre - cy), 0), CANVAS - h)
-    left = min(max(round(centre - cx), 0), CANVAS - w)
+    mass = [(small.sum(1 - axis) * np.arange(small.shape[axis])).sum() / small.sum() for axis in (0, 1)]
+    # MNIST's centres of mass sit at pixel (14, 14)
+    top, left = (min(max(round(CANVAS // 2 - c), 0), CANVAS - side) for c, side in zip(mass, (h, w)))
     out = np.zeros((CANVAS, CANVAS), np.float32)
     out[top : top + h, left : left + w] = small
     return out
 
 
 def mnist_recipe(ink: np.ndarray) -> np.ndarray:
-    """Crop to the ink, fit into 20×20 keeping the aspect ratio, centre the mass in 28×28, and redraw crisp
-    strokes much thinner or thicker than MNIST's (a fine pen, a marker) at a usual width. Returns float32
-    (28, 28).
-    """
+    """:func:`_fit`, with crisp strokes far thinner or thicker than MNIST's redrawn at a usual width: float32 28×28."""
     if not ink.any():
         raise InputError(BLANK_MESSAGE)
     (top, bottom), (left, right) = _span(ink.sum(1)), _span(ink.sum(0))
@@ -653,12 +460,11 @@ def mnist_recipe(ink: np.ndarray) -> np.ndarray:
         raise InputError(BLANK_MESSAGE)
     width = stroke_width(out)
     if width < THIN:
-        # A fine pen: widened to PEN_WIDTH, wider than MNIST's median since a bare centre line lacks the ink
-        # that ends and crossings hold.
-        return _thicken(crop, PEN_WIDTH)
-    if width > THICK and edge_width(out) < SOFT_EDGE:
-        # A marker: thinned to a usual width. Wide strokes with soft edges are a blurred photo or an enlarged
-        # small scan, and stay as they are: thinning them breaks their loops and thin parts, while the
-        # classifier and the models read them well as they are, with about MNIST's ink.
-        return _thin(crop, width, MARKER_WIDTH)
+        # A fine pen: widened beyond MNIST's median width, as a bare centre line lacks the ink of ends and crossings.
+        return _redraw(crop, width, PEN_WIDTH)
+    # Pixels the edges take to rise from 10% to 90% (their area over length): about 1 on MNIST, 2 or more blurred.
+    if width > THICK and ((out > 0.1) & (out < 0.9)).sum() * width / (1.6 * float(out.sum())) < SOFT_EDGE:
+        # A marker. Wide strokes with soft edges (a blurred photo, a small scan enlarged) stay: thinning them breaks
+        # their loops and thin parts, and they are read well as they are, with about MNIST's ink.
+        return _redraw(crop, width, MARKER_WIDTH)
     return out
