@@ -91,21 +91,28 @@ def check_folder(folder: Path) -> dict[str, Path]:
     return files
 
 
+def write_folder(out: Path, files: dict[str, Path], root: Path, what: str, rest: Callable[[], None]) -> list[Path]:
+    """Copy ``files`` (by their path in ``out``) into ``out``, new or empty, then ``rest()``; return the files
+    of ``out``, sorted. A source replaced by a link since it was checked is refused by name, never followed."""
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise PushError(f"{out} exists and is not an empty folder; choose a new --out")
+    try:
+        for rel, src in files.items():
+            (out / rel).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(src, out / rel, follow_symlinks=False)
+            if not stat.S_ISREG(os.lstat(out / rel).st_mode):
+                raise PushError(f"{src} is not a regular file; only regular files inside {root} are published")
+        rest()
+    except (OSError, ValueError, KeyError, TypeError) as e:  # the card's and README's renderers raise the last three
+        raise PushError(f"cannot write the {what} {out}: {e}") from e
+    return sorted(p for p in out.rglob("*") if p.is_file())
+
+
 def stage(folder: Path, repo_id: str, out: Path) -> list[Path]:
     """Write the exact upload folder into ``out``: copies of the data files and a card for ``repo_id``."""
     from training.card import write_card
 
-    files = check_folder(folder)
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PushError(f"{out} exists and is not an empty folder; choose a new --out")
-    try:
-        out.mkdir(parents=True, exist_ok=True)
-        for name, src in files.items():
-            shutil.copyfile(src, out / name, follow_symlinks=False)
-        write_card(out, repo_id)
-    except (OSError, ValueError, KeyError, TypeError) as e:
-        raise PushError(f"cannot write the upload folder {out}: {e}") from e
-    return sorted(out.iterdir())
+    return write_folder(out, check_folder(folder), folder, "upload folder", lambda: write_card(out, repo_id))
 
 
 def endpoint() -> str:
@@ -163,31 +170,29 @@ def push(args: Any) -> int:
     if args.out is not None and not args.dry_run:
         raise PushError("--out only goes with --dry-run")
     where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
-    if args.dry_run:
-        out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-push-"))
-        print(f"dry run: would upload {out} to {where}:\n{listing(stage(args.folder, args.repo_id, out), out)}")
-        if token(args.token) is None:
-            print("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before pushing")
-        return 0
-    check_folder(args.folder)
     secret = token(args.token)
-    if secret is None:
-        raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
-
-    def upload(staged: Path) -> str:
-        api = HfApi(endpoint=endpoint(), token=secret)
-        api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
-        if args.revision != "main":
-            api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
-        message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
-        return api.upload_folder(
-            repo_id=args.repo_id, folder_path=staged, revision=args.revision, commit_message=message
-        ).commit_url
-
     with tempfile.TemporaryDirectory(prefix="vae-hub-push-") as tmp:
-        staged = Path(tmp) / "upload"
-        files = listing(stage(args.folder, args.repo_id, staged), staged)
-        url = send(lambda: upload(staged))
+        out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-push-") if args.dry_run else tmp)
+        files = listing(stage(args.folder, args.repo_id, out), out)  # checks the folder before the token
+        if args.dry_run:
+            print(f"dry run: would upload {out} to {where}:\n{files}")
+            if secret is None:
+                print("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before pushing")
+            return 0
+        if secret is None:
+            raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
+
+        def upload() -> str:
+            api = HfApi(endpoint=endpoint(), token=secret)
+            api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
+            if args.revision != "main":
+                api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+            message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
+            return api.upload_folder(
+                repo_id=args.repo_id, folder_path=out, revision=args.revision, commit_message=message
+            ).commit_url
+
+        url = send(upload)
     if url is None:
         return 1
     revision = "" if args.revision == "main" else f', revision="{args.revision}"'

@@ -14,15 +14,12 @@ from __future__ import annotations
 import argparse
 import fnmatch
 import os
-import shutil
-import stat
 import sys
 import tempfile
 from collections.abc import Sequence
 from pathlib import Path
 
-from training.push import PushError, check_folder, check_repo_id, endpoint, listing, regular_files, run, send
-from training.push import token as resolve_token
+from training import push
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("vae_hub", "webapp")  # what app.py imports from beside it
@@ -57,27 +54,27 @@ def tree(root: Path, folder: str) -> dict[str, Path]:
     files = {}
     for top, dirs, names in os.walk(root / folder):  # a link to a folder is listed below, not entered
         dirs[:] = [d for d in dirs if not any(fnmatch.fnmatch(d, x) for x in EXCLUDE)]
-        for name in [*names, *(d for d in dirs if os.path.islink(os.path.join(top, d)))]:
-            if not any(fnmatch.fnmatch(name, x) for x in EXCLUDE):
-                files.update({p.relative_to(root).as_posix(): p for p in regular_files(Path(top), [name]).values()})
+        names = [n for n in names if not any(fnmatch.fnmatch(n, x) for x in EXCLUDE)]
+        names += [d for d in dirs if os.path.islink(os.path.join(top, d))]
+        files.update({p.relative_to(root).as_posix(): p for p in push.regular_files(Path(top), names).values()})
     return files
 
 
 def source_files(root: Path) -> dict[str, Path]:
     """The files copied from the checkout, by their path in the Space (README.md and requirements.txt are written)."""
-    files = regular_files(root, ("app.py", "LICENSE"))
+    files = push.regular_files(root, ("app.py", "LICENSE"))
     if len(files) < 2:
-        raise PushError(f"{root} has no app.py or no LICENSE: run from (or pass --root) the vae-hub checkout")
+        raise push.PushError(f"{root} has no app.py or no LICENSE: run from (or pass --root) the vae-hub checkout")
     for pkg in PACKAGES:
         if not (root / pkg / "__init__.py").is_file():
-            raise PushError(f"{root} has no package {pkg}/, which app.py imports")
+            raise push.PushError(f"{root} has no package {pkg}/, which app.py imports")
         files.update(tree(root, pkg))
     folders = sorted({p.parent for rel, p in tree(root, "weights").items() if rel.endswith("/model.safetensors")})
     if not folders:
-        raise PushError(f"no weights under {root / 'weights'}: train them (make train) before deploying")
+        raise push.PushError(f"no weights under {root / 'weights'}: train them (make train) before deploying")
     for folder in folders:
-        check_folder(folder)  # loads strictly, and takes regular files only
-        files.update({p.relative_to(root).as_posix(): p for p in regular_files(folder, WEIGHT_FILES).values()})
+        push.check_folder(folder)  # loads strictly, and takes regular files only
+        files.update({p.relative_to(root).as_posix(): p for p in push.regular_files(folder, WEIGHT_FILES).values()})
     files.update({k: v for k, v in tree(root, "examples").items() if k.endswith(".png")})
     return files | tree(root, "assets")
 
@@ -96,12 +93,12 @@ def requirements(root: Path) -> tuple[list[str], str]:
                 if x and not x.startswith(("#", "-"))}  # fmt: skip
         project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     except (OSError, InvalidRequirement, tomllib.TOMLDecodeError, KeyError) as e:
-        raise PushError(f"cannot read requirements.txt or pyproject.toml in {root}: {e}") from e
+        raise push.PushError(f"cannot read requirements.txt or pyproject.toml in {root}: {e}") from e
     deps = [*project.get("dependencies", []), *project.get("optional-dependencies", {}).get("app", [])]
     out = [pins.get(canonicalize_name(Requirement(d).name), d) for d in deps]
     gradio = [s.version for s in Requirement(pins.get("gradio", "gradio")).specifier if s.operator == "=="]
     if len(gradio) != 1:
-        raise PushError("requirements.txt must pin gradio exactly (gradio==X.Y.Z): it is the Space's sdk_version")
+        raise push.PushError("requirements.txt must pin gradio exactly (gradio==X.Y.Z): it is the Space's sdk_version")
     return [r for r in out if canonicalize_name(Requirement(r).name) not in SDK_PACKAGES], gradio[0]
 
 
@@ -133,19 +130,12 @@ def stage(out: Path, repo_id: str, models: Sequence[str], title: str, root: Path
     files = source_files(root)
     reqs, sdk_version = requirements(root)
     weights = sorted(Path(p).parent.as_posix() for p in files if p.endswith("model.safetensors"))
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise PushError(f"{out} exists and is not an empty folder; choose a new --out")
-    try:
-        for rel, src in files.items():
-            (out / rel).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(src, out / rel, follow_symlinks=False)
-            if not stat.S_ISREG(os.lstat(out / rel).st_mode):  # replaced by a link since it was checked
-                raise PushError(f"{src} is not a regular file; only regular files inside {root} are deployed")
+
+    def write_rest() -> None:
         (out / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
         (out / "README.md").write_text(readme(repo_id, models, title, sdk_version, weights), encoding="utf-8")
-    except OSError as e:
-        raise PushError(f"cannot write the Space folder {out}: {e}") from e
-    return sorted(p for p in out.rglob("*") if p.is_file())
+
+    return push.write_folder(out, files, root, "Space folder", write_rest)
 
 
 def missing_map_caches(staged: Path) -> list[str]:
@@ -160,16 +150,16 @@ def missing_map_caches(staged: Path) -> list[str]:
 
 def deploy(args: argparse.Namespace) -> int:
     for repo_id in (args.repo_id, *args.models):
-        check_repo_id(repo_id)
+        push.check_repo_id(repo_id)
     if args.out is not None and not args.dry_run:
-        raise PushError("--out only goes with --dry-run")
-    where = f"{endpoint()}/spaces/{args.repo_id}{' (private)' if args.private else ''}"
-    token = resolve_token(args.token)
+        raise push.PushError("--out only goes with --dry-run")
+    where = f"{push.endpoint()}/spaces/{args.repo_id}{' (private)' if args.private else ''}"
+    token = push.token(args.token)
     if token is None and not args.dry_run:
-        raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
+        raise push.PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
     with tempfile.TemporaryDirectory(prefix="vae-hub-space-") as tmp:
         out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-space-") if args.dry_run else tmp)
-        files = listing(stage(out, args.repo_id, args.models, args.title, args.root), out)
+        files = push.listing(stage(out, args.repo_id, args.models, args.title, args.root), out)
         note = "without MNIST the Space maps only the example digits (run the app once with MNIST to build it)"
         notes = [f"note: no latent-map cache for {w} in {MAP_CACHE_DIR}; {note}" for w in missing_map_caches(out)]
         if args.dry_run:
@@ -181,22 +171,22 @@ def deploy(args: argparse.Namespace) -> int:
         def upload() -> str:
             from huggingface_hub import HfApi
 
-            api = HfApi(endpoint=endpoint(), token=token)
+            api = HfApi(endpoint=push.endpoint(), token=token)
             api.create_repo(args.repo_id, repo_type="space", space_sdk="gradio", private=args.private or None,
                             exist_ok=True)  # fmt: skip
             return api.upload_folder(repo_id=args.repo_id, repo_type="space", folder_path=out,
                                      commit_message=args.message, delete_patterns="*").commit_url  # fmt: skip
 
-        url = send(upload)
+        url = push.send(upload)
         if url is None:
             return 1
     print("\n".join([f"deployed to {where}:", files, *notes, f"commit: {url}"]))
-    print(f"the Space builds and starts on the Hub: {endpoint()}/spaces/{args.repo_id}")
+    print(f"the Space builds and starts on the Hub: {push.endpoint()}/spaces/{args.repo_id}")
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(deploy, build_parser(), argv)
+    return push.run(deploy, build_parser(), argv)
 
 
 if __name__ == "__main__":
