@@ -180,12 +180,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot resume from {path}: {first_line(e)}; delete it to start afresh") from e
 
 
-def compiled(net: torch.nn.Module, x: torch.Tensor, device: torch.device) -> torch.nn.Module:
-    """``torch.compile(net)``, compiled now on one batch (with its own noise: the run's is untouched); where no
+def compiled(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """``torch.compile(net)``, compiled now on the batch ``x`` (with its own noise: the run's is untouched); where no
     compiler works, ``net`` itself, with a warning."""
     candidate = torch.compile(net)
     try:
-        candidate(x.reshape(len(x), -1).to(device, torch.float32), generator=torch.Generator(device))
+        candidate(x, generator=torch.Generator(x.device))
     except Exception as e:  # inductor's errors vary with what is missing
         warnings.warn(f"torch.compile is not usable here ({first_line(e)}); training uncompiled", stacklevel=3)
         return net
@@ -343,16 +343,10 @@ class Trainer:
             shuffle.manual_seed(cfg.seed)  # after the pass above, which must not count
 
         ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
-        data = {
-            "train_images": len(getattr(train_loader, "x", ())),
-            "world_size": world,
-            "test_images": len(getattr(test_loader, "x", ())) if test_loader is not None else 0,
-        }
-        run = _Run(ckpt, cfg, data, model, optimizer, noise, shuffle, rank) if ckpt is not None else None
-        history: list[dict[str, Any]] = []
-        start = 0
-        if resume and run is not None and run.ckpt.is_file():
-            start, history = run.restore()
+        images = {"train_images": train_loader, "test_images": test_loader}  # a test_loader of None counts 0
+        data = {k: len(getattr(v, "x", ())) for k, v in images.items()} | {"world_size": world}
+        run = _Run(ckpt, cfg, data, model, optimizer, noise, shuffle, rank) if ckpt else None
+        start, history = run.restore() if resume and run and ckpt.is_file() else (0, [])
         net = model
         if world > 1:
             if int(all_reduce_sum(torch.tensor([start], device=device)).item()) != start * world:
@@ -363,7 +357,7 @@ class Trainer:
                 model, device_ids=[device.index] if device.type == "cuda" else None
             )
         if self.compile:
-            net = compiled(net, next(iter(train_loader))[0], device)
+            net = compiled(net, batch(next(iter(train_loader))[0], model))
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=regularizer, unit="epoch", disable=not progress or rank > 0)
         step = start * steps_per_epoch
@@ -391,15 +385,8 @@ class Trainer:
                     kl = terms.kl if regularizer == "kl_wo_e" else kl_wo_e(out.mu, out.logvar)
                     sums += torch.stack([terms.loss.sum(), terms.rec.sum(), kl.sum(), kl.new_tensor(len(x))]).double()
             objective, rec, kl_sum, n = all_reduce_sum(sums).tolist()
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "lr": lr,
-                "kl_weight": beta,
-                "train_objective": objective / n,
-                "train_nelbo": (rec + kl_sum) / n,
-                "train_rec": rec / n,
-                "train_kl": kl_sum / n,
-            }
+            record: dict[str, Any] = {"epoch": epoch, "lr": lr, "kl_weight": beta, "train_objective": objective / n}
+            record |= {"train_nelbo": (rec + kl_sum) / n, "train_rec": rec / n, "train_kl": kl_sum / n}
             if test_loader is not None:
                 record.update({f"test_{k}": v for k, v in nelbo_metrics(model, test_loader).items()})
                 record["active_dims"] = active_dimensions(model, test_loader)["active_dims"]
