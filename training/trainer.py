@@ -242,21 +242,17 @@ class _Run:
         """Everything the checkpoint holds, checked against this run before anything is loaded."""
         ckpt, model, optimizer = self.ckpt, self.model, self.optimizer
         state = load_checkpoint(ckpt)
-        mine = {**{k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "device"}, **self.data}
-        theirs = {k: v for p in ("config", "data") if isinstance(state.get(p), dict) for k, v in state[p].items()}
-        changes = [
-            f"{k}: {theirs.get(k)!r} in the checkpoint, {v!r} now" for k, v in mine.items() if theirs.get(k) != v
-        ]
-        if changes:
+        new = {**{k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "device"}, **self.data}
+        old = {k: v for p in ("config", "data") if isinstance(state.get(p), dict) for k, v in state[p].items()}
+        if changes := [f"{k}: {old.get(k)!r} in the checkpoint, {v!r} now" for k, v in new.items() if old.get(k) != v]:
             raise CheckpointError(
                 f"cannot resume from {ckpt}: it was made by another run ({'; '.join(changes)}). Use the same settings, "
                 "--limit, --test-limit and number of processes, or delete it to start afresh."
             )
         try:
-            mine = {k: v.shape for k, v in model.state_dict().items()}
-            theirs = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
-            if mine != theirs:
-                wrong = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs[k]]
+            new = {k: v.shape for k, v in model.state_dict().items()}
+            old = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
+            if wrong := sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k)):
                 raise ValueError(f"its weights do not fit this network (tensor {wrong[0]!r})")
             params = [p for group in optimizer.param_groups for p in group["params"]]
             moments = state["optimizer"]["state"]
@@ -265,8 +261,7 @@ class _Run:
             ):
                 raise ValueError("its optimizer state does not fit the model")
             for theirs, fresh in zip(state["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"]):
-                bad = [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]
-                if bad:
+                if bad := [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]:
                     raise ValueError(f"its optimizer settings hold an invalid {bad[0]!r}: {theirs.get(bad[0])!r}")
             tensors = [*state["model"].values(), *(t for m in moments.values() for t in m.values())]
             if not all(bool(t.isfinite().all()) for t in tensors):
