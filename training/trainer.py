@@ -222,15 +222,8 @@ class _Run:
         rng = {"torch": torch.get_rng_state(), "noise": [t.cpu() for t in noises]}
         if self.shuffle is not None:
             rng["shuffle"] = self.shuffle.get_state()
-        state = {
-            "epoch": epoch,
-            "config": dataclasses.asdict(self.cfg),
-            "data": self.data,
-            "history": history,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng,
-        }
+        state = {"epoch": epoch, "config": dataclasses.asdict(self.cfg), "data": self.data, "history": history}
+        state |= {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng}
         try:
             save_checkpoint(self.ckpt, state)
         except OSError as e:  # EFBIG, ENOSPC, EROFS: the previous checkpoint is still in place
@@ -342,15 +335,10 @@ class Trainer:
         data = {k: len(getattr(v, "x", ())) for k, v in images.items()} | {"world_size": world}
         run = _Run(ckpt, cfg, data, model, optimizer, noise, shuffle, rank) if ckpt else None
         start, history = run.restore() if resume and run and ckpt.is_file() else (0, [])
-        net = model
-        if world > 1:
-            if int(all_reduce_sum(torch.tensor([start], device=device)).item()) != start * world:
-                raise CheckpointError(
-                    f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk"
-                )
-            net = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
+        if world > 1 and all_reduce_sum(torch.tensor([start], device=device)).item() != start * world:
+            raise CheckpointError(f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk")
+        ddp = {"device_ids": [device.index]} if device.type == "cuda" else {}  # one GPU per process
+        net = torch.nn.parallel.DistributedDataParallel(model, **ddp) if world > 1 else model
         if self.compile:
             net = compiled(net, batch(next(iter(train_loader))[0], model))
 
