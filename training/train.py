@@ -127,8 +127,7 @@ def train_variant(config: Config, data: dict, args: Any) -> dict[str, Any] | Non
 
     from training.card import write_card, write_figures
     from training.trainer import Trainer, TrainingError, active_dimensions, distributed, resolve_device, weights_digest
-    from vae_hub import MNISTBatches
-    from vae_hub.data import binarize
+    from vae_hub.data import MNISTBatches, binarize
 
     device = resolve_device(config.device)
     rank, world = (dist.get_rank(), dist.get_world_size()) if distributed() else (0, 1)

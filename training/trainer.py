@@ -180,12 +180,12 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot resume from {path}: {first_line(e)}; delete it to start afresh") from e
 
 
-def compiled(net: torch.nn.Module, x: torch.Tensor, device: torch.device) -> torch.nn.Module:
-    """``torch.compile(net)``, compiled now on one batch (with its own noise: the run's is untouched); where no
+def compiled(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
+    """``torch.compile(net)``, compiled now on the batch ``x`` (with its own noise: the run's is untouched); where no
     compiler works, ``net`` itself, with a warning."""
     candidate = torch.compile(net)
     try:
-        candidate(x.reshape(len(x), -1).to(device, torch.float32), generator=torch.Generator(device))
+        candidate(x, generator=torch.Generator(x.device))
     except Exception as e:  # inductor's errors vary with what is missing
         warnings.warn(f"torch.compile is not usable here ({first_line(e)}); training uncompiled", stacklevel=3)
         return net
@@ -222,15 +222,8 @@ class _Run:
         rng = {"torch": torch.get_rng_state(), "noise": [t.cpu() for t in noises]}
         if self.shuffle is not None:
             rng["shuffle"] = self.shuffle.get_state()
-        state = {
-            "epoch": epoch,
-            "config": dataclasses.asdict(self.cfg),
-            "data": self.data,
-            "history": history,
-            "model": self.model.state_dict(),
-            "optimizer": self.optimizer.state_dict(),
-            "rng": rng,
-        }
+        state = {"epoch": epoch, "config": dataclasses.asdict(self.cfg), "data": self.data, "history": history}
+        state |= {"model": self.model.state_dict(), "optimizer": self.optimizer.state_dict(), "rng": rng}
         try:
             save_checkpoint(self.ckpt, state)
         except OSError as e:  # EFBIG, ENOSPC, EROFS: the previous checkpoint is still in place
@@ -242,21 +235,17 @@ class _Run:
         """Everything the checkpoint holds, checked against this run before anything is loaded."""
         ckpt, model, optimizer = self.ckpt, self.model, self.optimizer
         state = load_checkpoint(ckpt)
-        mine = {**{k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "device"}, **self.data}
-        theirs = {k: v for p in ("config", "data") if isinstance(state.get(p), dict) for k, v in state[p].items()}
-        changes = [
-            f"{k}: {theirs.get(k)!r} in the checkpoint, {v!r} now" for k, v in mine.items() if theirs.get(k) != v
-        ]
-        if changes:
+        new = {**{k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "device"}, **self.data}
+        old = {k: v for p in ("config", "data") if isinstance(state.get(p), dict) for k, v in state[p].items()}
+        if changes := [f"{k}: {old.get(k)!r} in the checkpoint, {v!r} now" for k, v in new.items() if old.get(k) != v]:
             raise CheckpointError(
                 f"cannot resume from {ckpt}: it was made by another run ({'; '.join(changes)}). Use the same settings, "
                 "--limit, --test-limit and number of processes, or delete it to start afresh."
             )
         try:
-            mine = {k: v.shape for k, v in model.state_dict().items()}
-            theirs = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
-            if mine != theirs:
-                wrong = sorted(set(mine) ^ set(theirs)) or [k for k in mine if mine[k] != theirs[k]]
+            new = {k: v.shape for k, v in model.state_dict().items()}
+            old = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
+            if wrong := sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k)):
                 raise ValueError(f"its weights do not fit this network (tensor {wrong[0]!r})")
             params = [p for group in optimizer.param_groups for p in group["params"]]
             moments = state["optimizer"]["state"]
@@ -265,8 +254,7 @@ class _Run:
             ):
                 raise ValueError("its optimizer state does not fit the model")
             for theirs, fresh in zip(state["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"]):
-                bad = [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]
-                if bad:
+                if bad := [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]:
                     raise ValueError(f"its optimizer settings hold an invalid {bad[0]!r}: {theirs.get(bad[0])!r}")
             tensors = [*state["model"].values(), *(t for m in moments.values() for t in m.values())]
             if not all(bool(t.isfinite().all()) for t in tensors):
@@ -343,27 +331,16 @@ class Trainer:
             shuffle.manual_seed(cfg.seed)  # after the pass above, which must not count
 
         ckpt = Path(ckpt_dir) / CKPT_NAME if ckpt_dir is not None else None
-        data = {
-            "train_images": len(getattr(train_loader, "x", ())),
-            "world_size": world,
-            "test_images": len(getattr(test_loader, "x", ())) if test_loader is not None else 0,
-        }
-        run = _Run(ckpt, cfg, data, model, optimizer, noise, shuffle, rank) if ckpt is not None else None
-        history: list[dict[str, Any]] = []
-        start = 0
-        if resume and run is not None and run.ckpt.is_file():
-            start, history = run.restore()
-        net = model
-        if world > 1:
-            if int(all_reduce_sum(torch.tensor([start], device=device)).item()) != start * world:
-                raise CheckpointError(
-                    f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk"
-                )
-            net = torch.nn.parallel.DistributedDataParallel(
-                model, device_ids=[device.index] if device.type == "cuda" else None
-            )
+        images = {"train_images": train_loader, "test_images": test_loader}  # a test_loader of None counts 0
+        data = {k: len(getattr(v, "x", ())) for k, v in images.items()} | {"world_size": world}
+        run = _Run(ckpt, cfg, data, model, optimizer, noise, shuffle, rank) if ckpt else None
+        start, history = run.restore() if resume and run and ckpt.is_file() else (0, [])
+        if world > 1 and all_reduce_sum(torch.tensor([start], device=device)).item() != start * world:
+            raise CheckpointError(f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk")
+        ddp = {"device_ids": [device.index]} if device.type == "cuda" else {}  # one GPU per process
+        net = torch.nn.parallel.DistributedDataParallel(model, **ddp) if world > 1 else model
         if self.compile:
-            net = compiled(net, next(iter(train_loader))[0], device)
+            net = compiled(net, batch(next(iter(train_loader))[0], model))
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=regularizer, unit="epoch", disable=not progress or rank > 0)
         step = start * steps_per_epoch
@@ -391,15 +368,8 @@ class Trainer:
                     kl = terms.kl if regularizer == "kl_wo_e" else kl_wo_e(out.mu, out.logvar)
                     sums += torch.stack([terms.loss.sum(), terms.rec.sum(), kl.sum(), kl.new_tensor(len(x))]).double()
             objective, rec, kl_sum, n = all_reduce_sum(sums).tolist()
-            record: dict[str, Any] = {
-                "epoch": epoch,
-                "lr": lr,
-                "kl_weight": beta,
-                "train_objective": objective / n,
-                "train_nelbo": (rec + kl_sum) / n,
-                "train_rec": rec / n,
-                "train_kl": kl_sum / n,
-            }
+            record: dict[str, Any] = {"epoch": epoch, "lr": lr, "kl_weight": beta, "train_objective": objective / n}
+            record |= {"train_nelbo": (rec + kl_sum) / n, "train_rec": rec / n, "train_kl": kl_sum / n}
             if test_loader is not None:
                 record.update({f"test_{k}": v for k, v in nelbo_metrics(model, test_loader).items()})
                 record["active_dims"] = active_dimensions(model, test_loader)["active_dims"]
