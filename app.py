@@ -22,7 +22,7 @@ from pathlib import Path
 # No network unless asked for: Gradio would otherwise send usage analytics from every start.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from webapp import VARIANTS, WEIGHTS_DIR  # noqa: E402
+from webapp import VARIANTS, WEIGHTS_DIR, gate  # noqa: E402
 
 ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_Z4_KL_WO_E, …
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
@@ -93,7 +93,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
     start = time.perf_counter()
-    from webapp import gate
 
     # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
     # pruned while the app runs and removed when it stops. Set before Gradio is imported: it reads it then, too.
