@@ -73,15 +73,14 @@ def title(variant: str, source: str, latent_dim: int) -> str:
     for weights other than the bundled ones, where they come from (a repo id or a folder's name, never a path)."""
     folder = Path(source)
     try:
-        if not folder.is_dir():
-            from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download
 
-            folder = Path(hf_hub_download(source, "training_args.json")).parent
-        regularizer = json.loads((folder / "training_args.json").read_text()).get("regularizer")
+        found = folder / "training_args.json" if folder.is_dir() else hf_hub_download(source, "training_args.json")
+        regularizer = json.loads(Path(found).read_text()).get("regularizer")
     except Exception:  # a model saved without its training settings: say so instead of guessing
         regularizer = None
     text = f"{latent_dim}-D · {ESTIMATORS.get(regularizer, 'estimator unknown')}"
-    name = Path(source).name if Path(source).is_dir() else source
+    name = folder.name if folder.is_dir() else source
     name = "".join(ch for ch in name if ch.isalnum() or ch in "-_./")
     return text if source == str(WEIGHTS_DIR / variant) else f"{text} · custom: {name[:40]}"
 

@@ -36,11 +36,9 @@ PAGES = re.compile(
 STREAMS = re.compile(r"/gradio_api/(heartbeat/|queue/data|upload_progress|call/)")  # answers that stay open
 
 
-class Endpoint(NamedTuple):
-    """A named endpoint and its input fields, in order."""
-
+class Endpoint(NamedTuple):  # one of the app's named endpoints
     name: str
-    fields: tuple[str, ...]
+    fields: tuple[str, ...]  # its inputs, in order
 
 
 def private_folder(parent: str | os.PathLike | None = None) -> Path:
