@@ -236,19 +236,16 @@ class Gate:
         if not self.stated(scope, self.max_upload):
             limit = self.max_upload // 2**20
             return await answer(send, 413, f"An upload must state its Content-Length and be at most {limit} MB.")
-        start, body = {}, bytearray()
+        sent: list[dict] = []  # Gradio's answer: its start, then its body
 
         async def capture(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            else:
-                body.extend(message.get("body", b""))
+            sent.append(message)
 
         try:
             await self.app(scope, self.deadline(receive, self.upload_s), capture)
         except ClientDisconnect:  # the client left, or missed the deadline, mid-upload: nothing to answer or log
             return None
-        if start.get("status") != 200:
-            refusal = f"The upload was refused: {body.decode(errors='replace')[:200]}"
-            return await answer(send, start.get("status", 500), refusal)
+        status, body = sent[0]["status"] if sent else 500, b"".join(m.get("body", b"") for m in sent[1:])
+        if status != 200:
+            return await answer(send, status, f"The upload was refused: {body.decode(errors='replace')[:200]}")
         await answer(send, 200, [self.uploads.add(p) for p in json.loads(body)])
