@@ -22,7 +22,7 @@ from pathlib import Path
 # No network unless asked for: Gradio would otherwise send usage analytics from every start.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
 
-from webapp import VARIANTS, WEIGHTS_DIR  # noqa: E402
+from webapp import VARIANTS, WEIGHTS_DIR, gate  # noqa: E402
 
 ENV_MODELS = {v: "VAE_HUB_" + v.upper().replace("/", "_") for v in VARIANTS}  # VAE_HUB_SGVB, VAE_HUB_Z4_KL_WO_E, …
 DEFAULT_CONCURRENCY = 2  # requests processed at once: one per CPU core of the target machine (see docs/app.md)
@@ -73,15 +73,14 @@ def title(variant: str, source: str, latent_dim: int) -> str:
     for weights other than the bundled ones, where they come from (a repo id or a folder's name, never a path)."""
     folder = Path(source)
     try:
-        if not folder.is_dir():
-            from huggingface_hub import hf_hub_download
+        from huggingface_hub import hf_hub_download
 
-            folder = Path(hf_hub_download(source, "training_args.json")).parent
-        regularizer = json.loads((folder / "training_args.json").read_text()).get("regularizer")
+        found = folder / "training_args.json" if folder.is_dir() else hf_hub_download(source, "training_args.json")
+        regularizer = json.loads(Path(found).read_text()).get("regularizer")
     except Exception:  # a model saved without its training settings: say so instead of guessing
         regularizer = None
     text = f"{latent_dim}-D · {ESTIMATORS.get(regularizer, 'estimator unknown')}"
-    name = Path(source).name if Path(source).is_dir() else source
+    name = folder.name if folder.is_dir() else source
     name = "".join(ch for ch in name if ch.isalnum() or ch in "-_./")
     return text if source == str(WEIGHTS_DIR / variant) else f"{text} · custom: {name[:40]}"
 
@@ -93,7 +92,6 @@ def main(argv: list[str] | None = None) -> None:
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     logging.getLogger("httpx").setLevel(logging.WARNING)  # one INFO line per internal request is noise
     start = time.perf_counter()
-    from webapp import gate
 
     # Everything the server writes (Gradio's uploads included) goes into a fresh folder only this user can enter,
     # pruned while the app runs and removed when it stops. Set before Gradio is imported: it reads it then, too.

@@ -24,7 +24,7 @@ from contextlib import suppress
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from starlette.requests import ClientDisconnect
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import FileResponse, Response
 
 UPLOAD_PREFIX = "upload:"
@@ -36,11 +36,9 @@ PAGES = re.compile(
 STREAMS = re.compile(r"/gradio_api/(heartbeat/|queue/data|upload_progress|call/)")  # answers that stay open
 
 
-class Endpoint(NamedTuple):
-    """A named endpoint and its input fields, in order."""
-
+class Endpoint(NamedTuple):  # one of the app's named endpoints
     name: str
-    fields: tuple[str, ...]
+    fields: tuple[str, ...]  # its inputs, in order
 
 
 def private_folder(parent: str | os.PathLike | None = None) -> Path:
@@ -158,8 +156,12 @@ class Gate:
         method, path = scope["method"], scope["path"].rstrip("/") or "/"
         if method in ("GET", "HEAD"):
             call = re.fullmatch(r"/gradio_api/call/([\w-]+)/[\w-]+", path)
-            if path in self.files:
-                return await self.serve_file(scope, receive, send, self.files[path])
+            if path in self.files:  # no-cache: revalidated on each load, so no page runs a stale script on new weights
+                item, ext = self.files[path], os.path.splitext(path)[1]
+                kind = {".js": "text/javascript", ".json": "application/json"}.get(ext, "application/octet-stream")
+                make = Response if isinstance(item, bytes) else FileResponse  # a file: with Range, as Starlette serves
+                response = make(item, headers={"Cache-Control": "no-cache"}, media_type=kind)
+                return await response(scope, receive, send)
             if path == "/" or PAGES.fullmatch(path) or (call and call[1] in self.by_name):
                 return await self.app(scope, receive, send)
         elif method == "POST" and path in ("/gradio_api/queue/join", "/gradio_api/cancel"):
@@ -170,18 +172,10 @@ class Gate:
             return await self.upload(scope, receive, send)
         return await answer(send, 404, f"Not found: this app serves no such route; {self.menu}.")
 
-    async def serve_file(self, scope: dict, receive: Any, send: Any, item: os.PathLike | bytes) -> None:
-        """One of :attr:`files` (a file with Range, as Starlette serves it; bytes whole); revalidated on each load,
-        so a page never runs a stale script against new weights."""
-        kind = {".js": "text/javascript", ".json": "application/json"}.get(os.path.splitext(scope["path"])[1])
-        make = Response if isinstance(item, bytes) else FileResponse
-        response = make(item, headers={"Cache-Control": "no-cache"}, media_type=kind or "application/octet-stream")
-        await response(scope, receive, send)
-
-    def length(self, scope: dict, limit: int) -> int | None:
-        """The body's stated length, if stated and at most ``limit``."""
+    def stated(self, scope: dict, limit: int) -> bool:
+        """Whether the body states its length, at most ``limit``."""
         sizes = [int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()]
-        return sizes[0] if sizes and sizes[0] <= limit else None
+        return bool(sizes) and sizes[0] <= limit
 
     def deadline(self, receive: Any, seconds: float) -> Any:
         """``receive``, ending the request as if the client had left once ``seconds`` have passed."""
@@ -196,16 +190,13 @@ class Gate:
 
     async def call(self, scope: dict, receive: Any, send: Any, name: str | None) -> None:
         """A call of a named endpoint (``/queue/join`` by index, ``/call/<name>`` by name), or a cancel."""
-        size = self.length(scope, self.max_body)
-        if size is None:
+        if not self.stated(scope, self.max_body):
             return await answer(send, 413, f"A call's body must state its Content-Length and be at most "
                                 f"{self.max_body // 2**10} KB.")  # fmt: skip
-        raw, more, timed = b"", True, self.deadline(receive, self.body_s)
-        while more and len(raw) < size:
-            message = await timed()
-            if message["type"] == "http.disconnect":
-                return await answer(send, 408, "The request body did not arrive in time: send it again.")
-            raw, more = raw + message.get("body", b""), message.get("more_body", False)
+        try:  # the server delivers no more than the stated length
+            raw = await Request(scope, self.deadline(receive, self.body_s)).body()
+        except ClientDisconnect:
+            return await answer(send, 408, "The request body did not arrive in time: send it again.")
         try:
             problem = self.check(json.loads(raw), name, scope["path"].endswith("/cancel"))
         except (ValueError, RecursionError):
@@ -242,22 +233,19 @@ class Gate:
 
     async def upload(self, scope: dict, receive: Any, send: Any) -> None:
         """Gradio's upload route, its body capped and timed, each server path in its answer replaced by a reference."""
-        if self.length(scope, self.max_upload) is None:
+        if not self.stated(scope, self.max_upload):
             limit = self.max_upload // 2**20
             return await answer(send, 413, f"An upload must state its Content-Length and be at most {limit} MB.")
-        start, body = {}, bytearray()
+        sent: list[dict] = []  # Gradio's answer: its start, then its body
 
         async def capture(message: dict) -> None:
-            if message["type"] == "http.response.start":
-                start.update(message)
-            else:
-                body.extend(message.get("body", b""))
+            sent.append(message)
 
         try:
             await self.app(scope, self.deadline(receive, self.upload_s), capture)
         except ClientDisconnect:  # the client left, or missed the deadline, mid-upload: nothing to answer or log
             return None
-        if start.get("status") != 200:
-            refusal = f"The upload was refused: {body.decode(errors='replace')[:200]}"
-            return await answer(send, start.get("status", 500), refusal)
+        status, body = sent[0]["status"] if sent else 500, b"".join(m.get("body", b"") for m in sent[1:])
+        if status != 200:
+            return await answer(send, status, f"The upload was refused: {body.decode(errors='replace')[:200]}")
         await answer(send, 200, [self.uploads.add(p) for p in json.loads(body)])
