@@ -376,10 +376,11 @@ def test_a_slow_request_holds_one_slot_only(app_url: App, own_app: App, tmp_path
         assert done["event"] == "complete", done
         return float(done["slow"]) - start, [q - start for q in quick]  # type: ignore[arg-type]
 
+    # The slow call's own clock stops when its client has read the answer, a little after the server freed the slot.
     slow, quick = race(app_url)
-    assert quick[0] < slow, (slow, quick)  # two slots: the first quick answer does not wait for the slow one
+    assert quick[0] < slow - 0.25, (slow, quick)  # two slots: the first quick answer does not wait for the slow one
     slow, quick = race(own_app)
-    assert quick[0] > slow, (slow, quick)  # one slot: it does (the instrument sees the difference)
+    assert quick[0] > slow - 0.25, (slow, quick)  # one slot: it does (the instrument sees the difference)
 
 
 # --- disk --------------------------------------------------------------------------------------------------------
