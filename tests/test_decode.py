@@ -11,7 +11,7 @@ import pytest
 from PIL import EpsImagePlugin
 
 from benchmarks import bench_decode as files
-from vae_hub.images import ACCEPTED, DECODE_BYTES, WEBP_COPIES, InputError, open_image
+from vae_hub.images import ACCEPTED, DECODE_BYTES, MAX_CHUNKS, WEBP_COPIES, InputError, open_image
 from vae_hub.preprocess import to_mnist
 
 QUICK = 1.0  # seconds: a refusal comes from the header, a stuffed file's walk is linear
@@ -93,6 +93,15 @@ def test_stuffing_within_bounds_still_reads_the_digit() -> None:
     digit = files.encode(files.digit_image(100), "GIF")
     table = 13 + (3 << ((digit[10] & 7) + 1) if digit[10] & 0x80 else 0)  # the header and global colour table
     reads_the_digit(digit[:table] + b"\x21\xfe\x03abc\x00" * 1000 + digit[table:])
+
+
+def test_the_block_cap_counts_every_png_chunk_iend_included(tmp_path: Path) -> None:
+    """Exactly MAX_CHUNKS chunks are read; one more is refused."""
+    raw, own, pos = files.png_stuffed(0), 0, 8
+    while pos < len(raw):  # the digit's own chunks: IHDR, IDAT…, IEND
+        own, pos = own + 1, pos + 12 + int.from_bytes(raw[pos : pos + 4], "big")
+    assert open_image(files.png_stuffed(MAX_CHUNKS - own)).size == (200, 200)
+    refused(files.png_stuffed(MAX_CHUNKS - own + 1), "too many blocks", tmp_path)
 
 
 @pytest.mark.parametrize("build", [files.apng, files.webp_animated, lambda n: files.gif_real(100, frames=n)],

@@ -73,14 +73,16 @@ def _png(data: bytes) -> bytes:
         raise corrupt("no IHDR chunk")
     w, h, depth, colour = struct.unpack_from(">IIBB", data, 16)
     check_size(w, h, "PNG", {0: 2 if depth == 16 else 1, 3: 1}.get(colour, 4))  # Pillow's bytes per pixel
-    pos, kept, kind = 8, [data[:8]], b""
+    pos, kept = 8, [data[:8]]
     for _ in _steps():
-        if pos + 8 > len(data) or kind == b"IEND":
+        if pos + 8 > len(data):
             break
         length, kind = struct.unpack_from(">I4s", data, pos)
         if pos == 8 or kind in (b"PLTE", b"tRNS", b"IDAT", b"IEND") or (kind == b"eXIf" and length <= EXIF_BYTES):
             kept.append(memoryview(data)[pos : pos + 12 + length])
         pos += 12 + length
+        if kind == b"IEND":  # the last chunk counts as one of the MAX_CHUNKS steps, and ends the walk
+            break
     return b"".join(kept)
 
 
