@@ -261,13 +261,6 @@ def _array_to_float(a: np.ndarray) -> np.ndarray:
     return out
 
 
-def as_rgba(a: np.ndarray) -> np.ndarray:
-    """A float H×W×C image (C = 1…4) as RGBA: grey is repeated, a missing alpha is opaque."""
-    rgb = a[..., :1].repeat(3, 2) if a.shape[2] <= 2 else a[..., :3]
-    alpha = a[..., -1:] if a.shape[2] in (2, 4) else np.ones_like(a[..., :1])
-    return np.concatenate([rgb, alpha], axis=-1)
-
-
 def to_float_array(image: Any) -> np.ndarray:
     """Decode any accepted input to a float32 H×W×C array in [0, 1] (C = 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA),
     box-reduced towards :data:`WORK_SIDE` when large. Raises :class:`InputError` for anything unusable."""
