@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from vae_hub import VAE, VAEConfig, fast, iwae_bound
+from vae_hub import VAE, VAEConfig, bernoulli_nll, fast, iwae_bound
 
 pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parent.parent
@@ -25,6 +25,23 @@ def test_the_compiled_bound_equals_the_plain_one() -> None:
     plain = iwae_bound(model, x, k=20, chunk=10, generator=torch.Generator().manual_seed(5))
     compiled = fast.iwae_bound(model, x, k=20, chunk=10, generator=torch.Generator().manual_seed(5))
     assert torch.allclose(compiled, plain, rtol=1e-5, atol=1e-4), (compiled - plain).abs().max()
+
+
+def test_the_compiled_reconstruction_term_and_training_equal_the_plain_ones() -> None:
+    from training import Trainer, recipe
+
+    logits, x = torch.randn(64, 784) * 4, (torch.rand(64, 784) > 0.7).float()
+    leaves = [logits.clone().requires_grad_() for _ in range(2)]
+    plain, compiled = bernoulli_nll(leaves[0], x), fast.bernoulli_nll(leaves[1], x)
+    (plain.sum() + compiled.sum()).backward()
+    assert torch.allclose(compiled, plain, rtol=1e-5, atol=1e-3), (compiled - plain).abs().max()
+    assert torch.allclose(leaves[1].grad, leaves[0].grad, atol=1e-6)
+    batches = [((torch.rand(32, 784, generator=torch.Generator().manual_seed(i)) > 0.6).float(), torch.zeros(32))
+               for i in range(4)]  # fmt: skip
+    config = recipe(hidden_dims=[32, 8, 4], epochs=2, kl_warmup_epochs=0)
+    runs = [Trainer(config, compile=c).fit("sgvb", batches, progress=False).history for c in (False, True)]
+    for key in ("train_nelbo", "train_rec", "train_kl"):
+        assert [r[key] for r in runs[1]] == pytest.approx([r[key] for r in runs[0]], rel=1e-4), key
 
 
 PROBE = """

@@ -57,7 +57,7 @@ def build_parser() -> Parser:
     )
     p.add_argument("--limit", type=at_least(1), help="train on the first N training images only")
     p.add_argument("--test-limit", type=at_least(1), help="evaluate on the first N test images only")
-    p.add_argument("--compile", action="store_true", help="torch.compile the model (pays on GPUs, not on CPUs)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the model and its loss (faster epochs)")
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     return p
 

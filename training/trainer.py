@@ -18,7 +18,7 @@ import os
 import tempfile
 import time
 import warnings
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -26,9 +26,9 @@ import torch
 import torch.distributed as dist
 from tqdm.auto import tqdm
 
-from vae_hub import VAE, Config
+from vae_hub import VAE, Config, fast
 from vae_hub.hub import first_line
-from vae_hub.objectives import elbo_terms, kl_wo_e
+from vae_hub.objectives import bernoulli_nll, elbo_terms, kl_wo_e
 
 CKPT_NAME = "checkpoint.pt"
 EVAL_SEED = 1234  # the noise of the per-epoch test metrics, fixed so that epochs compare
@@ -180,16 +180,16 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot resume from {path}: {first_line(e)}; delete it to start afresh") from e
 
 
-def compiled(net: torch.nn.Module, x: torch.Tensor) -> torch.nn.Module:
-    """``torch.compile(net)``, compiled now on the batch ``x`` (with its own noise: the run's is untouched); where no
-    compiler works, ``net`` itself, with a warning."""
+def compiled(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, Callable]:
+    """``torch.compile(net)`` and :func:`vae_hub.fast.bernoulli_nll`, compiled now on the batch ``x`` (with its own
+    noise: the run's is untouched); where no compiler works, ``net`` and the plain term, with a warning."""
     candidate = torch.compile(net)
     try:
-        candidate(x, generator=torch.Generator(x.device))
+        fast.bernoulli_nll(candidate(x, generator=torch.Generator(x.device)).logits, x)
     except Exception as e:  # inductor's errors vary with what is missing
         warnings.warn(f"torch.compile is not usable here ({first_line(e)}); training uncompiled", stacklevel=3)
-        return net
-    return candidate
+        return net, bernoulli_nll
+    return candidate, fast.bernoulli_nll
 
 
 def _kept(ckpt: Path | None) -> str:
@@ -275,7 +275,7 @@ class Trainer:
 
     def __init__(self, config: Config | None = None, *, compile: bool = False) -> None:
         self.config = config if config is not None else Config()
-        self.compile = compile  # torch.compile the model: it pays on GPUs, not for this small MLP on CPUs
+        self.compile = compile  # torch.compile the model and the reconstruction term (vae_hub.fast)
 
     # The original API: one call per estimator, each training a fresh model.
     def train_with_sgvb(self, loader: Iterable, test_loader: Iterable | None = None, **kwargs: Any) -> FitResult:
@@ -339,8 +339,9 @@ class Trainer:
             raise CheckpointError(f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk")
         ddp = {"device_ids": [device.index]} if device.type == "cuda" else {}  # one GPU per process
         net = torch.nn.parallel.DistributedDataParallel(model, **ddp) if world > 1 else model
+        nll = bernoulli_nll
         if self.compile:
-            net = compiled(net, batch(next(iter(train_loader))[0], model))
+            net, nll = compiled(net, batch(next(iter(train_loader))[0], model))
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=regularizer, unit="epoch", disable=not progress or rank > 0)
         step = start * steps_per_epoch
@@ -353,7 +354,7 @@ class Trainer:
                     group["lr"] = lr
                 x = batch(x, model)
                 out = net(x, generator=noise)
-                terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
+                terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer, nll)
                 loss = (terms.rec + beta * terms.kl).mean()  # β < 1 only during the KL warm-up
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

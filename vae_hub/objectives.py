@@ -64,13 +64,16 @@ class Terms(NamedTuple):
     kl: Tensor
 
 
-def elbo_terms(logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, z: Tensor, regularizer: str) -> Terms:
-    """The reconstruction term and the chosen KL estimate side by side; ``x`` holds pixel values in [0, 1]."""
+def elbo_terms(
+    logits: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, z: Tensor, regularizer: str, nll: Callable = bernoulli_nll
+) -> Terms:
+    """The reconstruction term and the chosen KL estimate side by side; ``x`` holds pixel values in [0, 1].
+    ``nll`` may be :func:`vae_hub.fast.bernoulli_nll`, the same term compiled."""
     if regularizer not in REGULARIZERS:
         raise ValueError(f"unknown regularizer {regularizer!r}; choose one of {list(REGULARIZERS)}")
     if x.dtype == torch.uint8:
         raise ValueError("x holds uint8 pixels: scale them to [0, 1] first (x / 255)")
-    rec = bernoulli_nll(logits, x)
+    rec = nll(logits, x)
     kl = REGULARIZERS[regularizer](mu, logvar, z)
     return Terms(rec + kl, rec, kl)
 

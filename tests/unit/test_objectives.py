@@ -81,6 +81,21 @@ def test_reconstruction_is_the_summed_bernoulli_nll() -> None:
     assert torch.isfinite(bernoulli_nll(extreme, torch.tensor([[0.0, 1.0, 0.5, 0.5]], dtype=torch.float64))).all()
 
 
+def test_the_fast_reconstruction_formula_is_the_plain_one_in_value_and_gradient() -> None:
+    from vae_hub import fast
+
+    logits = torch.cat([torch.randn(4, 780, dtype=torch.float64) * 5, torch.tensor([[1e4, -1e4, 88.0, -88.0]] * 4)], 1)
+    x = torch.cat([torch.rand(2, 784, dtype=torch.float64), (torch.rand(2, 784) > 0.5).double()])
+    grads = []
+    for nll in (bernoulli_nll, fast.bernoulli_nll.__wrapped__):  # the formula as written, uncompiled
+        leaf = logits.clone().requires_grad_()
+        value = nll(leaf, x)
+        value.sum().backward()
+        grads.append((value.detach(), leaf.grad))
+    assert torch.allclose(grads[0][0], grads[1][0], rtol=0, atol=1e-9) and torch.isfinite(grads[1][0]).all()
+    assert torch.allclose(grads[0][1], grads[1][1], rtol=0, atol=1e-9)
+
+
 def test_elbo_terms_add_up_and_refuse_what_they_cannot_score() -> None:
     model = VAE()
     x = torch.rand(5, 784)
