@@ -38,14 +38,14 @@ def compiled(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
     return run
 
 
-log_importance_weights = compiled(objectives.log_importance_weights)
-
-
-@compiled
-def bernoulli_nll(logits: Tensor, x: Tensor) -> Tensor:
+def nll_formula(logits: Tensor, x: Tensor) -> Tensor:
     """:func:`vae_hub.objectives.bernoulli_nll` as relu(l) − x·l + log(1 + e^−|l|), the same value to float rounding:
     the compiler fuses these into one vectorized loop, while ATen's log-sigmoid runs a scalar ``log1p``."""
     return (F.relu(logits) - x * logits + torch.log(1 + torch.exp(-logits.abs()))).sum(-1)
+
+
+bernoulli_nll = compiled(nll_formula)
+log_importance_weights = compiled(functools.partial(objectives.log_importance_weights, nll=nll_formula))
 
 
 def iwae_bound(model: torch.nn.Module, x: Tensor, k: int = 1000, chunk: int = 100, generator=None) -> Tensor:

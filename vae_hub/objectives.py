@@ -91,10 +91,12 @@ def score_function_surrogate(mu: Tensor, logvar: Tensor, z: Tensor) -> Tensor:
     return f + (f + 1.0) * (logq - logq.detach())
 
 
-def log_importance_weights(model: torch.nn.Module, z: Tensor, x: Tensor, mu: Tensor, logvar: Tensor) -> Tensor:
+def log_importance_weights(
+    model: torch.nn.Module, z: Tensor, x: Tensor, mu: Tensor, logvar: Tensor, nll: Callable = bernoulli_nll
+) -> Tensor:
     """log w = log p(x|z) + log p(z) − log q(z|x) for samples z of shape (K, N, D)."""
     logits = model.decoder(z)
-    return -bernoulli_nll(logits, x.expand_as(logits)) + log_standard_normal(z) - log_normal(z, mu, logvar)
+    return -nll(logits, x.expand_as(logits)) + log_standard_normal(z) - log_normal(z, mu, logvar)
 
 
 @torch.no_grad()
