@@ -99,19 +99,14 @@ def explain(source: str, error: BaseException, offline: bool = False) -> str:
         return f"{source}: config.json is not valid JSON ({first_line(error)})"
     if isinstance(error, AttributeError):  # the mixin calls config.items() on whatever the JSON holds
         return f"{source}: config must be a JSON object"
+    as_id = f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it"
     if isinstance(error, LocalEntryNotFoundError):
         why = "the Hub could not be reached" if offline else "local_files_only=True"
-        return (
-            f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it is not in the "
-            f"local cache ({why})"
-        )
+        return f"{as_id} is not in the local cache ({why})"
     if isinstance(error, HfHubHTTPError):
         status = error.response.status_code if error.response is not None else "?"
         if status in (401, 403, 404):
-            return (
-                f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it does not "
-                f"exist or is private (HTTP {status}; log in with `hf auth login` or pass token=)"
-            )
+            return f"{as_id} does not exist or is private (HTTP {status}; log in with `hf auth login` or pass token=)"
         return f"{source}: the Hub refused the request (HTTP {status}: {first_line(error)})"
     return f"{source}: {type(error).__name__}: {first_line(error)}"
 
@@ -150,17 +145,14 @@ def weights_file(
     raise WeightsError(f"{model_id}: no {WEIGHTS_NAME} found.{why}")
 
 
-def read_state(path: str, source: str) -> dict[str, torch.Tensor]:
+def load_state(path: str, expected: dict[str, torch.Size], source: str) -> dict[str, torch.Tensor]:
+    """The tensors at ``path``: every one the config implies, with its shape, finite floating point, nothing else."""
     from safetensors.torch import load_file
 
     try:
-        return load_file(path, device="cpu")
+        state = load_file(path, device="cpu")
     except Exception as e:  # SafetensorError, OSError, a header that is no JSON…
         raise WeightsError(f"{source}: {WEIGHTS_NAME} is corrupt or truncated ({first_line(e)})") from e
-
-
-def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Size], source: str) -> None:
-    """Every tensor the config implies, with its shape, finite floating point, and nothing else."""
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise WeightsError(
@@ -177,3 +169,4 @@ def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Size],
             raise WeightsError(f"{source}: tensor {name!r} is {tensor.dtype}, not a float32/16/64 or bfloat16")
         if not torch.isfinite(tensor).all():
             raise WeightsError(f"{source}: tensor {name!r} holds NaN or infinite values")
+    return state
