@@ -166,8 +166,6 @@ def mnist_batches(
 ) -> MNISTBatches:
     """Load a split (its first ``limit`` images) as :class:`MNISTBatches`; shuffled for training by default."""
     images, labels = load_mnist(split, root)
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
     shuffle = split == "train" if shuffle is None else shuffle
     gen = torch.Generator().manual_seed(seed)
-    return MNISTBatches(images, labels, batch_size, shuffle, gen, device, binarize)
+    return MNISTBatches(images[:limit], labels[:limit], batch_size, shuffle, gen, device, binarize)
