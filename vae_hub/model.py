@@ -47,8 +47,7 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
 
     ``forward`` is for training (it keeps the graph). ``encode``, ``decode``, ``reconstruct`` and ``sample`` are
     for use: no gradients, and they take images as tensors, numpy arrays or PIL images, (N, 784), (N, 28, 28),
-    (N, 1, 28, 28) or one (28, 28) image; uint8 pixels are scaled by 1/255.
-    """
+    (N, 1, 28, 28) or one (28, 28) image; uint8 pixels are scaled by 1/255."""
 
     def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__()
