@@ -102,8 +102,7 @@ def evaluate_model(
     """The original API's figure: the first n images of ``data`` (any accepted shape, uint8 in [0, 255] or float in
     [0, 1]) in the top row, above their reconstructions, which decode the posterior mean μ (deterministic)."""
     x = model.pixels(data[:n]).cpu().reshape(-1, 1, 28, 28)
-    rec = model.reconstruct(x).cpu()
-    grid = image_grid(torch.cat([x, rec]), nrow=len(x))
+    grid = image_grid(torch.cat([x, model.reconstruct(x).cpu()]), nrow=len(x))
     return _save(_figure_from_grid(grid, title or "originals (top) and reconstructions (bottom)", 1.0 * len(x)), path)
 
 
