@@ -1,9 +1,5 @@
-"""The two configurations, as plain dataclasses with the help text beside each field.
-
-``VAEConfig`` is the architecture: exactly what ``config.json`` holds and what ``model.config`` is after loading.
-``Config`` is the original design's single entry point for training (``Trainer(Config()).train_with_sgvb(loader)``):
-its fields and defaults, plus the training settings this project added; ``Config.architecture()`` is its network.
-
+"""The two configurations, plain dataclasses with the help text beside each field: ``VAEConfig``, the network, and
+``Config``, the original design's single entry point for training (``Trainer(Config()).train_with_sgvb(loader)``).
 This module imports no torch, so that the command-line tools answer ``--help`` at once.
 """
 
@@ -68,7 +64,8 @@ def check_architecture(input_dim: Any, hidden_dims: Any) -> None:
 
 @dataclass
 class VAEConfig:
-    """The network: an MLP encoder to (μ, log σ²) and its mirror image as the decoder."""
+    """The network: an MLP encoder to (μ, log σ²) and its mirror image as the decoder. Exactly what ``config.json``
+    holds and what ``model.config`` is after loading."""
 
     input_dim: int = _help("pixels per image: 28×28 MNIST", 784)
     hidden_dims: list[int] = _help(
@@ -80,8 +77,7 @@ class VAEConfig:
 
     def __post_init__(self) -> None:
         self.act_fun = activation_name(self.act_fun)
-        if isinstance(self.hidden_dims, tuple):
-            self.hidden_dims = list(self.hidden_dims)
+        self.hidden_dims = list(self.hidden_dims) if isinstance(self.hidden_dims, tuple) else self.hidden_dims
         check_architecture(self.input_dim, self.hidden_dims)
 
     @property
@@ -93,8 +89,7 @@ class VAEConfig:
         """Parse a ``config.json`` object strictly: known keys only, each of its JSON kind."""
         if not isinstance(data, dict):
             raise ValueError(f"config must be a JSON object, got {type(data).__name__}")
-        unknown = sorted(set(data) - {f.name for f in dataclasses.fields(cls)})
-        if unknown:
+        if unknown := sorted(set(data) - {f.name for f in dataclasses.fields(cls)}):
             raise ValueError(f"unknown keys {unknown[:5]}; config.json holds only input_dim, hidden_dims, act_fun")
         return cls(**data)
 
@@ -102,8 +97,8 @@ class VAEConfig:
 @dataclass
 class Config(VAEConfig):
     """The original design's configuration (architecture, batch size, epochs, learning rate, device), with the
-    training settings this project added. The defaults are the original plain loop; :func:`training.recipe`
-    gives the settings the bundled models were trained with."""
+    training settings this project added; ``architecture()`` is its network. The defaults are the original plain
+    loop; :func:`training.recipe` gives the settings the bundled models were trained with."""
 
     batch_size: int = _help("images per optimizer step (per process under torchrun)", 256)
     epochs: int = _help("passes over the training images", 50)
@@ -124,6 +119,7 @@ class Config(VAEConfig):
         for f in dataclasses.fields(self)[len(dataclasses.fields(VAEConfig)) :]:
             if not (f.name == "init_logvar" and self.init_logvar is None):
                 _kind(f.name, getattr(self, f.name), str(f.type).replace(" | None", ""))
+        lo, hi = LOGVAR_RANGE
         checks = {
             "batch_size": (self.batch_size >= 1, "at least 1"),
             "epochs": (self.epochs >= 1, "at least 1"),
@@ -134,10 +130,7 @@ class Config(VAEConfig):
             "lr_schedule": (self.lr_schedule in LR_SCHEDULES, f"one of {list(LR_SCHEDULES)}"),
             "warmup_epochs": (self.warmup_epochs >= 0, "≥ 0"),
             "kl_warmup_epochs": (self.kl_warmup_epochs >= 0, "≥ 0"),
-            "init_logvar": (
-                self.init_logvar is None or LOGVAR_RANGE[0] <= self.init_logvar <= LOGVAR_RANGE[1],
-                f"in {list(LOGVAR_RANGE)}",
-            ),
+            "init_logvar": (self.init_logvar is None or lo <= self.init_logvar <= hi, f"in {[lo, hi]}"),
         }
         for name, (ok, requirement) in checks.items():
             if not ok:

@@ -45,16 +45,14 @@ def prepare_root(root: str | os.PathLike | None = None, download: bool = True) -
     if _has(raw, ".gz"):
         # A folder marked read-only (a shared data set) stays untouched, even for root, who may write anywhere.
         target = root if os.access(raw, os.W_OK) and raw.stat().st_mode & 0o200 else cache_dir() / "data"
-        (target / "MNIST" / "raw").mkdir(parents=True, exist_ok=True)
+        out = target / "MNIST" / "raw"
+        out.mkdir(parents=True, exist_ok=True)
         for name in RAW_FILES:
-            dest = target / "MNIST" / "raw" / name
+            dest = out / name
             if dest.is_file():
                 continue
             try:  # into a temporary file renamed into place: a crash never leaves half a file
-                with (
-                    gzip.open(raw / f"{name}.gz") as fin,
-                    tempfile.NamedTemporaryFile(dir=dest.parent, delete=False) as f,
-                ):
+                with gzip.open(raw / f"{name}.gz") as fin, tempfile.NamedTemporaryFile(dir=out, delete=False) as f:
                     shutil.copyfileobj(fin, f)
                 os.replace(f.name, dest)
             except (OSError, EOFError) as e:
@@ -103,12 +101,11 @@ def binarize(images: Tensor, seed: int = BINARIZED_TEST_SEED) -> Tensor:
 class MNISTBatches:
     """Re-iterable ``(x, y)`` batches from in-memory images: x float (B, 784) in [0, 1], y int64 (B,).
 
-    ``generator`` (a CPU ``torch.Generator``) drives the shuffling, so an epoch's order is reproducible and
-    resumable from its state. ``binarize=True`` draws every image afresh from Bernoulli(x) at every epoch (dynamic
-    binarization), from a seed taken from ``generator`` (so resuming and every process under torchrun agree).
-    Under torchrun, ``rank``/``world_size`` keep this process's share: every rank draws the same permutation and
-    takes an equal block of it (the last ``n % world_size`` images sit the epoch out, so all take the same steps).
-    """
+    ``generator`` (a CPU ``torch.Generator``) drives the shuffling: an epoch's order is reproducible and resumable
+    from its state. ``binarize=True`` draws each image afresh from Bernoulli(x) every epoch (dynamic binarization),
+    from a seed taken from ``generator`` (so resuming and every torchrun process agree). Under torchrun,
+    ``rank``/``world_size`` keep this process's share: every rank draws the same permutation and takes an equal
+    block of it (the last ``n % world_size`` images sit the epoch out, so all take the same steps)."""
 
     def __init__(
         self,
@@ -166,8 +163,6 @@ def mnist_batches(
 ) -> MNISTBatches:
     """Load a split (its first ``limit`` images) as :class:`MNISTBatches`; shuffled for training by default."""
     images, labels = load_mnist(split, root)
-    if limit is not None:
-        images, labels = images[:limit], labels[:limit]
     shuffle = split == "train" if shuffle is None else shuffle
     gen = torch.Generator().manual_seed(seed)
-    return MNISTBatches(images, labels, batch_size, shuffle, gen, device, binarize)
+    return MNISTBatches(images[:limit], labels[:limit], batch_size, shuffle, gen, device, binarize)

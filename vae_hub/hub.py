@@ -11,14 +11,7 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from huggingface_hub import HfApi, hf_hub_download
-from huggingface_hub.errors import (
-    EntryNotFoundError,
-    HfHubHTTPError,
-    HFValidationError,
-    LocalEntryNotFoundError,
-    RevisionNotFoundError,
-)
+from huggingface_hub import HfApi, errors, hf_hub_download
 
 REPO_URL = "https://github.com/vae-hub/vae-hub"
 PAPER_URL = "https://arxiv.org/abs/1312.6114"
@@ -56,10 +49,9 @@ def _not_here(source: str) -> str:
 
 
 def check_source(source: str, kwargs: dict[str, Any]) -> bool:
-    """Refuse at once what cannot be a model: a path that is no folder, a folder whose config.json is no small
-    regular file (before the mixin reads it), a repo or revision the Hub says does not exist. When the Hub cannot
-    be reached, ``kwargs`` is set to use the local cache only (the download would retry for half a minute), and
-    True is returned."""
+    """Refuse at once what cannot be a model: a path that is no folder, a config.json that is no small regular file
+    (before the mixin reads it), a repo or revision the Hub says does not exist. If the Hub cannot be reached, set
+    ``kwargs`` to use the local cache only (the download would retry for half a minute) and return True."""
     if os.path.isdir(source):
         config = Path(source, "config.json")
         if config.exists() and not (config.is_file() and 0 < config.stat().st_size <= MAX_CONFIG_BYTES):
@@ -78,11 +70,11 @@ def check_source(source: str, kwargs: dict[str, Any]) -> bool:
     revision = kwargs.get("revision")
     try:  # one quick request, without the download's retries
         HfApi(token=kwargs.get("token")).model_info(source, revision=revision, timeout=10)
-    except RevisionNotFoundError as e:
+    except errors.RevisionNotFoundError as e:
         raise WeightsError(f"{source}: revision {revision!r} does not exist on the Hub") from e
-    except HfHubHTTPError as e:
+    except errors.HfHubHTTPError as e:
         raise WeightsError(explain(source, e)) from e
-    except HFValidationError as e:
+    except errors.HFValidationError as e:
         raise WeightsError(f"{source!r} is neither a local folder nor a valid Hub repo id ({first_line(e)})") from e
     except Exception:  # no network, DNS failure, refused connection, timeout
         kwargs["local_files_only"] = True
@@ -99,19 +91,14 @@ def explain(source: str, error: BaseException, offline: bool = False) -> str:
         return f"{source}: config.json is not valid JSON ({first_line(error)})"
     if isinstance(error, AttributeError):  # the mixin calls config.items() on whatever the JSON holds
         return f"{source}: config must be a JSON object"
-    if isinstance(error, LocalEntryNotFoundError):
+    as_id = f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it"
+    if isinstance(error, errors.LocalEntryNotFoundError):
         why = "the Hub could not be reached" if offline else "local_files_only=True"
-        return (
-            f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it is not in the "
-            f"local cache ({why})"
-        )
-    if isinstance(error, HfHubHTTPError):
+        return f"{as_id} is not in the local cache ({why})"
+    if isinstance(error, errors.HfHubHTTPError):
         status = error.response.status_code if error.response is not None else "?"
         if status in (401, 403, 404):
-            return (
-                f"{source!r} is not a local folder ({_not_here(source)}) and, read as a Hub repo id, it does not "
-                f"exist or is private (HTTP {status}; log in with `hf auth login` or pass token=)"
-            )
+            return f"{as_id} does not exist or is private (HTTP {status}; log in with `hf auth login` or pass token=)"
         return f"{source}: the Hub refused the request (HTTP {status}: {first_line(error)})"
     return f"{source}: {type(error).__name__}: {first_line(error)}"
 
@@ -136,31 +123,27 @@ def weights_file(
                 local_files_only=local_files_only,
                 token=token,
             )
-        except EntryNotFoundError as e:
-            if isinstance(e, LocalEntryNotFoundError):
+        except errors.EntryNotFoundError as e:
+            if isinstance(e, errors.LocalEntryNotFoundError):
                 raise
             api = HfApi(token=token)  # probed with HEAD requests, never downloaded
             pickles = [n for n in PICKLE_NAMES if api.file_exists(model_id, n, revision=revision)]
-    why = (
-        f" It holds {pickles[0]}, a pickle file, which is refused: unpickling can run arbitrary code. "
-        "Convert it to safetensors with a tool you trust."
-        if pickles
-        else ""
-    )
-    raise WeightsError(f"{model_id}: no {WEIGHTS_NAME} found.{why}")
+    if pickles:
+        raise WeightsError(
+            f"{model_id}: no {WEIGHTS_NAME} found. It holds {pickles[0]}, a pickle file, which is refused: unpickling "
+            "can run arbitrary code. Convert it to safetensors with a tool you trust."
+        )
+    raise WeightsError(f"{model_id}: no {WEIGHTS_NAME} found.")
 
 
-def read_state(path: str, source: str) -> dict[str, torch.Tensor]:
+def load_state(path: str, expected: dict[str, torch.Size], source: str) -> dict[str, torch.Tensor]:
+    """The tensors at ``path``: every one the config implies, with its shape, finite floating point, nothing else."""
     from safetensors.torch import load_file
 
     try:
-        return load_file(path, device="cpu")
+        state = load_file(path, device="cpu")
     except Exception as e:  # SafetensorError, OSError, a header that is no JSON…
         raise WeightsError(f"{source}: {WEIGHTS_NAME} is corrupt or truncated ({first_line(e)})") from e
-
-
-def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Size], source: str) -> None:
-    """Every tensor the config implies, with its shape, finite floating point, and nothing else."""
     missing, unexpected = sorted(set(expected) - set(state)), sorted(set(state) - set(expected))
     if missing or unexpected:
         raise WeightsError(
@@ -168,12 +151,11 @@ def check_state(state: dict[str, torch.Tensor], expected: dict[str, torch.Size],
             f"tensors {unexpected[:8]}"
         )
     for name, tensor in state.items():
-        if tensor.shape != expected[name]:
-            raise WeightsError(
-                f"{source}: tensor {name!r} has shape {tuple(tensor.shape)} but config.json implies "
-                f"{tuple(expected[name])}"
-            )
+        shape, implied = tuple(tensor.shape), tuple(expected[name])
+        if shape != implied:
+            raise WeightsError(f"{source}: tensor {name!r} has shape {shape} but config.json implies {implied}")
         if tensor.dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
             raise WeightsError(f"{source}: tensor {name!r} is {tensor.dtype}, not a float32/16/64 or bfloat16")
         if not torch.isfinite(tensor).all():
             raise WeightsError(f"{source}: tensor {name!r} holds NaN or infinite values")
+    return state

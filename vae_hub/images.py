@@ -30,7 +30,6 @@ MAX_ASPECT = 20
 WORK_SIDE = 280  # images are reduced towards this size (10× the output) before any float conversion
 BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
 ACCEPTED = "PNG, JPEG, WebP, GIF or BMP"
-TOO_MANY = f"The upload holds too many blocks of data (over {MAX_CHUNKS}); save it again and retry."
 _SIGNATURES = re.compile(rb"(?P<PNG>\x89PNG\r\n\x1a\n)|(?P<JPEG>\xff\xd8\xff)|(?P<GIF>GIF8[79]a)|(?P<BMP>BM)"
                          rb"|(?P<WEBP>RIFF....WEBP)", re.DOTALL)  # fmt: skip
 # Modes to convert before PIL's box reduction and numpy, beyond those they read (L, LA, RGB, RGBA, I, F).
@@ -64,7 +63,7 @@ def check_size(w: int, h: int, fmt: str = "", bytes_per_pixel: float = 0) -> Non
 def _steps() -> Iterator[int]:
     """A walk's steps: one more than :data:`MAX_CHUNKS` refuses the upload."""
     yield from range(MAX_CHUNKS)
-    raise InputError(TOO_MANY)
+    raise InputError(f"The upload holds too many blocks of data (over {MAX_CHUNKS}); save it again and retry.")
 
 
 def _png(data: bytes) -> bytes:

@@ -1,8 +1,5 @@
 """The VAE: an MLP encoder to (μ, log σ²) and an MLP decoder to Bernoulli logits, saved the Hugging Face way.
 
-    encoder  784 → 128 → 32 → 16 → 4 = (μ ∈ R², log σ² ∈ R²)      the last layer linear
-    decoder    2 → 4 → 16 → 32 → 128 → 784 Bernoulli logits
-
 ``PyTorchModelHubMixin`` does the saving, loading and pushing; the loading hook below adds what an untrusted folder
 or repo needs: safetensors only (a pickle is refused with the reason), strict shapes, finite weights, and errors
 that name the problem (see :mod:`vae_hub.hub`).
@@ -41,9 +38,7 @@ class VAEOutput(NamedTuple):
 
 def mlp(dims: list[int], act: type[nn.Module]) -> nn.Sequential:
     """Linear layers through ``dims`` with the activation between them (none after the last)."""
-    layers: list[nn.Module] = []
-    for d_in, d_out in zip(dims[:-1], dims[1:]):
-        layers += [nn.Linear(d_in, d_out), act()]
+    layers = [m for d_in, d_out in zip(dims[:-1], dims[1:]) for m in (nn.Linear(d_in, d_out), act())]
     return nn.Sequential(*layers[:-1])
 
 
@@ -52,8 +47,7 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
 
     ``forward`` is for training (it keeps the graph). ``encode``, ``decode``, ``reconstruct`` and ``sample`` are
     for use: no gradients, and they take images as tensors, numpy arrays or PIL images, (N, 784), (N, 28, 28),
-    (N, 1, 28, 28) or one (28, 28) image; uint8 pixels are scaled by 1/255.
-    """
+    (N, 1, 28, 28) or one (28, 28) image; uint8 pixels are scaled by 1/255."""
 
     def __init__(self, config: VAEConfig | None = None) -> None:
         super().__init__()
@@ -95,13 +89,6 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
             )
         return x
 
-    def _latent(self, z: Any) -> Tensor:
-        z = torch.as_tensor(z, dtype=self.decoder[0].weight.dtype, device=self.device)
-        z = z.reshape(1, -1) if z.dim() == 1 else z
-        if z.dim() != 2 or z.shape[1] != self.latent_dim:
-            raise ValueError(f"z must have shape (N, {self.latent_dim}): this model's latent is {self.latent_dim}-D")
-        return z
-
     def encoder_stats(self, x: Tensor) -> tuple[Tensor, Tensor]:
         """(μ, log σ²) of flat float pixels, with the graph. log σ² is clamped to a range far wider than training
         visits, so that extreme inputs cannot overflow σ² into inf."""
@@ -123,7 +110,11 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
     @torch.no_grad()
     def decode(self, z: Any) -> Tensor:
         """Pixel probabilities of p(x|z), shape (N, 1, 28, 28)."""
-        return torch.sigmoid(self.decoder(self._latent(z))).reshape(-1, 1, 28, 28)
+        z = torch.as_tensor(z, dtype=self.decoder[0].weight.dtype, device=self.device)
+        z = z.reshape(1, -1) if z.dim() == 1 else z
+        if z.dim() != 2 or z.shape[1] != self.latent_dim:
+            raise ValueError(f"z must have shape (N, {self.latent_dim}): this model's latent is {self.latent_dim}-D")
+        return torch.sigmoid(self.decoder(z)).reshape(-1, 1, 28, 28)
 
     @torch.no_grad()
     def reconstruct(self, images: Any) -> Tensor:
@@ -162,19 +153,16 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
     def _from_pretrained(
         cls, *, model_id: str, config: Any = None, map_location: str | torch.device = "cpu", **download: Any
     ) -> VAE:
-        """The mixin's hook; ``download`` holds ``revision``, ``cache_dir``, ``token``, ``force_download`` and
-        ``local_files_only``."""
+        """The mixin's hook; ``download``: revision, cache_dir, token, force_download and local_files_only."""
         if config is None:
             raise WeightsError(f"{model_id}: no config.json found; it must sit beside model.safetensors")
         try:
             arch = VAEConfig.from_dict(dataclasses.asdict(config) if dataclasses.is_dataclass(config) else config)
         except (ValueError, TypeError) as e:
             raise WeightsError(f"{model_id}: invalid config.json: {hub.first_line(e)}") from e
-        path = hub.weights_file(model_id, **download)
-        state = hub.read_state(path, model_id)
         with torch.device("meta"):  # the expected shapes without allocating (a huge config is refused first)
             expected = {k: v.shape for k, v in cls(arch).state_dict().items()}
-        hub.check_state(state, expected, model_id)
+        state = hub.load_state(hub.weights_file(model_id, **download), expected, model_id)
         model = cls(arch)
         model.load_state_dict(state, strict=True)
         return model.to(map_location).eval()

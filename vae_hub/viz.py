@@ -25,11 +25,8 @@ def image_grid(images: Tensor, nrow: int, padding: int = 2, pad_value: float = 1
 
 
 def grid_axis(n: int, span: str | float = "quantile", device: torch.device | str = "cpu") -> Tensor:
-    """n values along one latent axis.
-
-    ``span="quantile"`` spaces them by standard-normal quantiles (equal prior mass between neighbours, as in
-    Kingma & Welling's figure 4); a number k spaces them evenly over [−k, +k] standard deviations.
-    """
+    """n values along one latent axis: by standard-normal quantiles for ``span="quantile"`` (equal prior mass
+    between neighbours, as in Kingma & Welling's figure 4), else evenly over [−span, +span] standard deviations."""
     if span == "quantile":
         p = torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=device)  # avoid the infinite 0 and 1 quantiles
         return torch.distributions.Normal(0.0, 1.0).icdf(p)
@@ -55,10 +52,8 @@ def latent_grid(
     span: str | float = "quantile",
     base: Tensor | Sequence[float] | None = None,
 ) -> Tensor:
-    """Decode an n×n sweep over two latent dimensions, the others held at ``base`` (default 0).
-
-    Returns images (n*n, 1, 28, 28), row-major: rows sweep ``dims[1]`` (top = high), columns ``dims[0]``.
-    """
+    """Decode an n×n sweep over two latent dimensions, the others held at ``base`` (default 0): images
+    (n*n, 1, 28, 28), row-major, the rows sweeping ``dims[1]`` (top = high) and the columns ``dims[0]``."""
     d = model.latent_dim
     i, j = check_dims(dims, d)
     if not 1 <= n <= 100:
@@ -83,13 +78,12 @@ def interpolate(model: VAE, a: Any, b: Any, steps: int) -> Tensor:
     return model.decode((1 - t) * mu[0] + t * mu[1])
 
 
-def _figure_from_grid(grid: Tensor, title: str | None, size: float) -> Figure:
+def _figure_from_grid(grid: Tensor, title: str, size: float) -> Figure:
     fig = Figure(figsize=(size, size * grid.shape[0] / grid.shape[1]))
     ax = fig.subplots()
     ax.imshow(grid.numpy(), cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_axis_off()
-    if title:
-        ax.set_title(title)
+    ax.set_title(title)
     fig.tight_layout()
     return fig
 
@@ -105,15 +99,10 @@ def _save(fig: Figure, path: str | os.PathLike | None) -> Figure:
 def evaluate_model(
     model: VAE, data: Tensor, n: int = 10, path: str | os.PathLike | None = None, title: str | None = None
 ) -> Figure:
-    """The original API's figure: originals (top row) above their reconstructions (bottom row), first n images.
-
-    Reconstructions decode the posterior mean μ (deterministic).
-
-    ``data`` is a batch of images in any accepted shape, uint8 in [0, 255] or float in [0, 1].
-    """
+    """The original API's figure: the first n images of ``data`` (any accepted shape, uint8 in [0, 255] or float in
+    [0, 1]) in the top row, above their reconstructions, which decode the posterior mean μ (deterministic)."""
     x = model.pixels(data[:n]).cpu().reshape(-1, 1, 28, 28)
-    rec = model.reconstruct(x).cpu()
-    grid = image_grid(torch.cat([x, rec]), nrow=len(x))
+    grid = image_grid(torch.cat([x, model.reconstruct(x).cpu()]), nrow=len(x))
     return _save(_figure_from_grid(grid, title or "originals (top) and reconstructions (bottom)", 1.0 * len(x)), path)
 
 
@@ -126,12 +115,8 @@ def plot_latent_images(
     base: Tensor | Sequence[float] | None = None,
     path: str | os.PathLike | None = None,
 ) -> Figure:
-    """The original API's figure of :func:`latent_grid`: an n×n decoded grid over latent ``dims``.
-
-    The default is the original view, 20×20 over z ∈ [−2, 2]²: for a 2-D model, the whole latent space (its
-    decoded manifold). For a larger latent, ``dims`` picks two dimensions; the others are fixed at ``base`` or 0.
-    ``span="quantile"`` spaces the grid by Gaussian quantiles instead (Kingma & Welling's figure 4).
-    """
+    """The original API's figure of :func:`latent_grid` (``dims``, ``span`` and ``base`` as there). The default is
+    its original view, 20×20 over z ∈ [−2, 2]²: for a 2-D model, the whole latent space (its decoded manifold)."""
     grid = image_grid(latent_grid(model, n, dims, span, base), nrow=n)
     whole = model.latent_dim == 2
     title = "the decoded latent space" if whole else f"latent sweep over z{dims[0]} (→) and z{dims[1]} (↑)"
@@ -158,9 +143,7 @@ def plot_latent_scatter(
         star = {"marker": "*", "s": 500, "c": "yellow", "edgecolors": "black", "linewidths": 1.5, "zorder": 5}
         ax.scatter([marked[i]], [marked[j]], label="your digit", **star)
         ax.legend(loc="upper right")
-    ax.set_xlabel(f"μ{i}")
-    ax.set_ylabel(f"μ{j}")
-    ax.set_title(title)
+    ax.set(xlabel=f"μ{i}", ylabel=f"μ{j}", title=title)
     if note:
         ax.text(0.01, 0.01, note, transform=ax.transAxes, fontsize=8, color="0.3")
     fig.tight_layout()
