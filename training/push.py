@@ -138,48 +138,46 @@ def send(upload: Callable[[], str]) -> str | None:
     return None
 
 
-def publish(args: Any, where: str, verb: str, stage: Callable[[Path], list[str]],
+def publish(args: Any, repo_ids: Iterable[str], where: str, verb: str, stage: Callable[[Path], list[str]],
             upload: Callable[[Any, Path], str], after: str) -> int:  # fmt: skip
-    """What both tools do (this one and ``webapp.space``): ``stage`` the folder into ``--out`` (with ``--dry-run``)
-    or a temporary folder and print its listing; unless a dry run, ``upload`` it (``upload(api, out)`` returns the
-    commit's URL) with the token and print ``after``. The exit code: 0 done, 1 the Hub refused."""
+    """What both tools do (this one and ``webapp.space``) once their options are parsed: check the repo ids,
+    ``stage`` the folder into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry
+    run, ``upload`` it (``upload(api, out)`` returns the commit's URL) with the token and print ``after``. Returns
+    the exit code: 0 done, 1 the Hub refused, 2 bad input (one line)."""
     from huggingface_hub import HfApi, get_token
 
-    if args.out is not None and not args.dry_run:
-        raise PushError("--out only goes with --dry-run")
-    secret = args.token or os.environ.get("HF_TOKEN") or get_token()
-    with tempfile.TemporaryDirectory(prefix=f"vae-hub-{verb}-") as tmp:
-        out = args.out or Path(tempfile.mkdtemp(prefix=f"vae-hub-{verb}-") if args.dry_run else tmp)
-        lines = stage(out)  # the input is checked before the token
-        if args.dry_run:
-            note = f"note: no token found; log in with `hf auth login` (or set HF_TOKEN) before {verb}ing"
-            print("\n".join([f"dry run: would upload {out} to {where}:", *lines, *([note] if secret is None else [])]))
-            return 0
-        if secret is None:
-            raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
-        url = send(lambda: upload(HfApi(endpoint=endpoint(), token=secret), out))
+    try:
+        for repo_id in repo_ids:
+            check_repo_id(repo_id)
+        if args.out is not None and not args.dry_run:
+            raise PushError("--out only goes with --dry-run")
+        secret = args.token or os.environ.get("HF_TOKEN") or get_token()
+        with tempfile.TemporaryDirectory(prefix=f"vae-hub-{verb}-") as tmp:
+            out = args.out or Path(tempfile.mkdtemp(prefix=f"vae-hub-{verb}-") if args.dry_run else tmp)
+            lines = stage(out)  # the input is checked before the token
+            if args.dry_run:
+                print("\n".join([f"dry run: would upload {out} to {where}:", *lines]))
+                if secret is None:
+                    print(f"note: no token found; log in with `hf auth login` (or set HF_TOKEN) before {verb}ing")
+                return 0
+            if secret is None:
+                raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
+            url = send(lambda: upload(HfApi(endpoint=endpoint(), token=secret), out))
+    except PushError as e:
+        return fail(str(e))
     if url is None:
         return 1
     print("\n".join([f"{verb}ed to {where}:", *lines, f"commit: {url}", after]))
     return 0
 
 
-def run(command: Callable[[Any], int], parser: Parser, argv: list[str] | None) -> int:
-    """Parse ``argv`` and run ``command``; bad input is one line and exit code 2."""
-    args = parser.parse_args(argv)
-    try:
-        return command(args)
-    except PushError as e:
-        return fail(str(e))
-
-
-def push(args: Any) -> int:
-    from training.card import write_card
-
-    check_repo_id(args.repo_id)
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
 
     def stage(out: Path) -> list[str]:  # copies of the data files and a card for the repo id
+        from training.card import write_card
+
         return [write_folder(out, check_folder(args.folder), args.folder, "upload folder",
                              lambda: write_card(out, args.repo_id))]  # fmt: skip
 
@@ -192,11 +190,8 @@ def push(args: Any) -> int:
                                  commit_message=message).commit_url  # fmt: skip
 
     revision = "" if args.revision == "main" else f', revision="{args.revision}"'
-    return publish(args, where, "push", stage, upload, f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})')
-
-
-def main(argv: list[str] | None = None) -> int:
-    return run(push, build_parser(), argv)
+    after = f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})'
+    return publish(args, [args.repo_id], where, "push", stage, upload, after)
 
 
 if __name__ == "__main__":

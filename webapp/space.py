@@ -123,9 +123,8 @@ def readme(repo_id: str, models: Sequence[str], title: str, sdk_version: str, we
     ])  # fmt: skip
 
 
-def deploy(args: Any) -> int:
-    for repo_id in (args.repo_id, *args.models):
-        push.check_repo_id(repo_id)
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
     where = f"{push.endpoint()}/spaces/{args.repo_id}"
 
     def stage(out: Path) -> list[str]:  # the Space's exact content; a note for weights without a latent-map cache
@@ -155,11 +154,8 @@ def deploy(args: Any) -> int:
                                  commit_message=args.message, delete_patterns="*").commit_url  # fmt: skip
 
     after = f"the Space builds and starts on the Hub: {where}"
-    return push.publish(args, where + (" (private)" if args.private else ""), "deploy", stage, upload, after)
-
-
-def main(argv: list[str] | None = None) -> int:
-    return push.run(deploy, build_parser(), argv)
+    where_private = where + (" (private)" if args.private else "")
+    return push.publish(args, [args.repo_id, *args.models], where_private, "deploy", stage, upload, after)
 
 
 if __name__ == "__main__":
