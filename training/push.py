@@ -126,10 +126,8 @@ def send(upload: Callable[[], str]) -> str | None:
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
         detail = e.server_message or str(e).splitlines()[0]
-        hint = {
-            401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
-            403: " (check the namespace, and that the token may write)",
-        }.get(status, "")
+        hint = {401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
+                403: " (check the namespace, and that the token may write)"}.get(status, "")  # fmt: skip
         print(f"error: the Hub refused the upload: {detail} (HTTP {status}){hint}", file=sys.stderr)
     except ValueError as e:  # the client's own check of the card's metadata
         print(f"error: the Hub would refuse the card: {str(e).splitlines()[0]}", file=sys.stderr)
