@@ -61,8 +61,8 @@ def model_sources(overrides: list[str]) -> dict[str, str]:
     """``--model VARIANT=SOURCE`` flags over the environment over the bundled weights."""
     sources = {v: os.environ.get(ENV_MODELS[v]) or str(WEIGHTS_DIR / v) for v in VARIANTS}
     for item in overrides:
-        name, sep, src = item.partition("=")
-        if not sep or name not in VARIANTS or not src:
+        name, _, src = item.partition("=")
+        if name not in VARIANTS or not src:  # no "=" leaves src empty
             raise SystemExit(f"--model wants VARIANT=DIR_OR_REPO with VARIANT in {list(VARIANTS)}, got {item!r}")
         sources[name] = src
     return sources
