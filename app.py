@@ -61,8 +61,8 @@ def model_sources(overrides: list[str]) -> dict[str, str]:
     """``--model VARIANT=SOURCE`` flags over the environment over the bundled weights."""
     sources = {v: os.environ.get(ENV_MODELS[v]) or str(WEIGHTS_DIR / v) for v in VARIANTS}
     for item in overrides:
-        name, sep, src = item.partition("=")
-        if not sep or name not in VARIANTS or not src:
+        name, _, src = item.partition("=")
+        if name not in VARIANTS or not src:  # no "=" leaves src empty
             raise SystemExit(f"--model wants VARIANT=DIR_OR_REPO with VARIANT in {list(VARIANTS)}, got {item!r}")
         sources[name] = src
     return sources
@@ -80,8 +80,7 @@ def title(variant: str, source: str, latent_dim: int) -> str:
     except Exception:  # a model saved without its training settings: say so instead of guessing
         regularizer = None
     text = f"{latent_dim}-D · {ESTIMATORS.get(regularizer, 'estimator unknown')}"
-    name = folder.name if folder.is_dir() else source
-    name = "".join(ch for ch in name if ch.isalnum() or ch in "-_./")
+    name = "".join(ch for ch in (folder.name if folder.is_dir() else source) if ch.isalnum() or ch in "-_./")
     return text if source == str(WEIGHTS_DIR / variant) else f"{text} · custom: {name[:40]}"
 
 
@@ -125,25 +124,14 @@ def main(argv: list[str] | None = None) -> None:
                            files=live.files(models, sources, maps))  # what the page's decoder fetches, and only that
         log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
         demo.launch(
-            server_name=args.host,
-            server_port=args.port,
-            share=args.share,
-            quiet=True,
-            css=ui.CSS,
-            head=f"<script>{ui.JS}</script>",
+            server_name=args.host, server_port=args.port, share=args.share, quiet=True, prevent_thread_lock=True,
+            css=ui.CSS, head=f"<script>{ui.JS}</script>", footer_links=["api"], pwa=False, ssr_mode=False,
             run_history=False,  # on by default in Gradio 6: it would store runs with the owner's Hub token
-            enable_monitoring=False,
-            mcp_server=False,
-            pwa=False,
-            ssr_mode=False,
-            footer_links=["api"],
+            enable_monitoring=False, mcp_server=False,
             show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
-            max_file_size=MAX_FILE_BYTES,
-            state_session_capacity=args.sessions,
-            max_threads=args.concurrency + 4,
+            max_file_size=MAX_FILE_BYTES, state_session_capacity=args.sessions, max_threads=args.concurrency + 4,
             app_kwargs={"middleware": [guard]},
-            prevent_thread_lock=True,
-        )
+        )  # fmt: skip
         log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")
         demo.block_thread()
     finally:

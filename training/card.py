@@ -72,9 +72,8 @@ def reproduce_command(args: dict[str, Any], arch: VAEConfig) -> str:
         if name not in ("regularizer", "device") and (value != defaults.get(name) or name in ("epochs", "seed")):
             flag = "--" + name.replace("_", "-")
             flags.append((flag if value else "--no-" + flag[2:]) if isinstance(value, bool) else f"{flag} {value}")
-    return (
-        f"python -m training.train {' '.join(flags)} --out runs/reproduce{family} --ckpt-dir runs/checkpoints{family}"
-    )
+    folders = f"--out runs/reproduce{family} --ckpt-dir runs/checkpoints{family}"
+    return f"python -m training.train {' '.join(flags)} {folders}"
 
 
 def write_card(folder: Path, repo_id: str | None = None) -> None:
@@ -94,46 +93,28 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
     iwae = evaluation.get("iwae")
     scores = {"nelbo": ("negative ELBO (nats/image)", test.get(f"{key}nelbo"))}
     if iwae:
-        rows.append(
-            (f"IWAE log-likelihood, K = {iwae['k']:,}", f"{iwae['log_likelihood']:.2f} ± {iwae['std_error']:.2f}")
-        )
+        estimate = f"{iwae['log_likelihood']:.2f} ± {iwae['std_error']:.2f}"
+        rows.append((f"IWAE log-likelihood, K = {iwae['k']:,}", estimate))
         scores["log_likelihood"] = (f"IWAE log-likelihood, K={iwae['k']}", iwae["log_likelihood"])
     if "active_dims" in metrics:
         rows.append(("active latent dimensions (Var μ > 0.01)", f"{metrics['active_dims']} of {arch.latent_dim}"))
     binarized = evaluation.get("protocol", "binarized" if args.get("binarize") else "grey") == "binarized"
     mnist = {"task_type": "image-generation", "dataset_type": "mnist", "dataset_name": "MNIST", "dataset_split": "test"}
-    results = [
-        EvalResult(**mnist, metric_type=kind, metric_name=name, metric_value=round(float(value), 3))
-        for kind, (name, value) in scores.items()
-        if isinstance(value, (int, float))
-    ]
+    results = [EvalResult(**mnist, metric_type=kind, metric_name=name, metric_value=round(float(value), 3))
+               for kind, (name, value) in scores.items() if isinstance(value, (int, float))]  # fmt: skip
     meta = {k: v for k, v in CARD_METADATA.items() if k not in ("repo_url", "paper_url", "model_card_template")}
-    card_data = ModelCardData(
-        **{**meta, "tags": [*meta["tags"], variant]},
-        datasets=["mnist"],
-        model_name=f"vae-mnist-{variant}",
-        eval_results=results or None,
-    )
-    variables = {
-        "repo_url": REPO_URL,
-        "paper_url": PAPER_URL,
-        "repo_id": repo_id,
-        "variant": variant,
-        "arch": arch,
-        "parameters": parameters,
-        "data": f"{metrics.get('train_images', 60000):,} MNIST training images"
-        + (", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"),
-        "scores": [(name, f"{v:.2f}" if isinstance(v, float) else v) for name, v in rows if v is not None] or None,
-        "n_test": evaluation.get("test_images", metrics.get("test_images", 10000)),
-        "binarized": binarized,
-        "evaluation": evaluation,
-        # this model's row beside the published ones, with their minus sign
-        "literature": [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]
-        if binarized and arch.latent_dim == 2 and iwae
-        else None,
-        "figures": [name for name in FIGURES if (folder / f"{name}.png").is_file()],
-        "args": args,
-        "metrics": metrics,
-        "reproduce": reproduce_command(args, arch) if args else None,
-    }
-    ModelCard.from_template(card_data, template_str=CARD_TEMPLATE, **variables).save(folder / "README.md")
+    card_data = ModelCardData(**{**meta, "tags": [*meta["tags"], variant]}, datasets=["mnist"],
+                              model_name=f"vae-mnist-{variant}", eval_results=results or None)  # fmt: skip
+    data = f"{metrics.get('train_images', 60000):,} MNIST training images" + (
+        ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)")  # fmt: skip
+    literature = None  # this model's row beside the published ones, with their minus sign
+    if binarized and arch.latent_dim == 2 and iwae:
+        literature = [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]
+    ModelCard.from_template(
+        card_data, template_str=CARD_TEMPLATE, repo_url=REPO_URL, paper_url=PAPER_URL, repo_id=repo_id,
+        variant=variant, arch=arch, parameters=parameters, data=data, binarized=binarized, literature=literature,
+        scores=[(name, f"{v:.2f}" if isinstance(v, float) else v) for name, v in rows if v is not None] or None,
+        n_test=evaluation.get("test_images", metrics.get("test_images", 10000)), evaluation=evaluation,
+        figures=[name for name in FIGURES if (folder / f"{name}.png").is_file()], args=args, metrics=metrics,
+        reproduce=reproduce_command(args, arch) if args else None,
+    ).save(folder / "README.md")  # fmt: skip

@@ -91,9 +91,9 @@ def check_folder(folder: Path) -> dict[str, Path]:
     return files
 
 
-def write_folder(out: Path, files: dict[str, Path], root: Path, what: str, rest: Callable[[], None]) -> list[Path]:
-    """Copy ``files`` (by their path in ``out``) into ``out``, new or empty, then ``rest()``; return the files
-    of ``out``, sorted. A source replaced by a link since it was checked is refused by name, never followed."""
+def write_folder(out: Path, files: dict[str, Path], root: Path, what: str, rest: Callable[[], None]) -> str:
+    """Copy ``files`` (by their path in ``out``) into ``out``, new or empty, then ``rest()``; list the files of
+    ``out`` with their sizes. A source replaced by a link since it was checked is refused by name, never followed."""
     if out.exists() and (not out.is_dir() or any(out.iterdir())):
         raise PushError(f"{out} exists and is not an empty folder; choose a new --out")
     try:
@@ -105,14 +105,9 @@ def write_folder(out: Path, files: dict[str, Path], root: Path, what: str, rest:
         rest()
     except (OSError, ValueError, KeyError, TypeError) as e:  # the card's and README's renderers raise the last three
         raise PushError(f"cannot write the {what} {out}: {e}") from e
-    return sorted(p for p in out.rglob("*") if p.is_file())
-
-
-def stage(folder: Path, repo_id: str, out: Path) -> list[Path]:
-    """Write the exact upload folder into ``out``: copies of the data files and a card for ``repo_id``."""
-    from training.card import write_card
-
-    return write_folder(out, check_folder(folder), folder, "upload folder", lambda: write_card(out, repo_id))
+    written = sorted(p for p in out.rglob("*") if p.is_file())
+    rows = [f"{f.stat().st_size:>10,d}  {f.relative_to(out).as_posix()}" for f in written]
+    return "\n".join([*rows, f"{sum(f.stat().st_size for f in written):>10,d}  total bytes, {len(written)} files"])
 
 
 def endpoint() -> str:
@@ -120,12 +115,6 @@ def endpoint() -> str:
     from huggingface_hub import constants
 
     return os.environ.get("HF_ENDPOINT", constants.ENDPOINT).rstrip("/")
-
-
-def token(cli_token: str | None) -> str | None:
-    from huggingface_hub import get_token
-
-    return cli_token or os.environ.get("HF_TOKEN") or get_token()
 
 
 def send(upload: Callable[[], str]) -> str | None:
@@ -137,10 +126,8 @@ def send(upload: Callable[[], str]) -> str | None:
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
         detail = e.server_message or str(e).splitlines()[0]
-        hint = {
-            401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
-            403: " (check the namespace, and that the token may write)",
-        }.get(status, "")
+        hint = {401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
+                403: " (check the namespace, and that the token may write)"}.get(status, "")  # fmt: skip
         print(f"error: the Hub refused the upload: {detail} (HTTP {status}){hint}", file=sys.stderr)
     except ValueError as e:  # the client's own check of the card's metadata
         print(f"error: the Hub would refuse the card: {str(e).splitlines()[0]}", file=sys.stderr)
@@ -149,59 +136,60 @@ def send(upload: Callable[[], str]) -> str | None:
     return None
 
 
-def listing(files: list[Path], root: Path) -> str:
-    rows = [f"{f.stat().st_size:>10,d}  {f.relative_to(root).as_posix()}" for f in files]
-    return "\n".join([*rows, f"{sum(f.stat().st_size for f in files):>10,d}  total bytes, {len(files)} files"])
+def publish(args: Any, repo_ids: Iterable[str], where: str, verb: str, stage: Callable[[Path], list[str]],
+            upload: Callable[[Any, Path], str], after: str) -> int:  # fmt: skip
+    """What both tools do (this one and ``webapp.space``) once their options are parsed: check the repo ids,
+    ``stage`` the folder into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry
+    run, ``upload`` it (``upload(api, out)`` returns the commit's URL) with the token and print ``after``. Returns
+    the exit code: 0 done, 1 the Hub refused, 2 bad input (one line)."""
+    from huggingface_hub import HfApi, get_token
 
-
-def run(command: Callable[[Any], int], parser: Parser, argv: list[str] | None) -> int:
-    """Parse ``argv`` and run ``command``; bad input is one line and exit code 2."""
-    args = parser.parse_args(argv)
     try:
-        return command(args)
+        for repo_id in repo_ids:
+            check_repo_id(repo_id)
+        if args.out is not None and not args.dry_run:
+            raise PushError("--out only goes with --dry-run")
+        secret = args.token or os.environ.get("HF_TOKEN") or get_token()
+        with tempfile.TemporaryDirectory(prefix=f"vae-hub-{verb}-") as tmp:
+            out = args.out or Path(tempfile.mkdtemp(prefix=f"vae-hub-{verb}-") if args.dry_run else tmp)
+            lines = stage(out)  # the input is checked before the token
+            if args.dry_run:
+                print("\n".join([f"dry run: would upload {out} to {where}:", *lines]))
+                if secret is None:
+                    print(f"note: no token found; log in with `hf auth login` (or set HF_TOKEN) before {verb}ing")
+                return 0
+            if secret is None:
+                raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
+            url = send(lambda: upload(HfApi(endpoint=endpoint(), token=secret), out))
     except PushError as e:
         return fail(str(e))
-
-
-def push(args: Any) -> int:
-    from huggingface_hub import HfApi
-
-    check_repo_id(args.repo_id)
-    if args.out is not None and not args.dry_run:
-        raise PushError("--out only goes with --dry-run")
-    where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
-    secret = token(args.token)
-    with tempfile.TemporaryDirectory(prefix="vae-hub-push-") as tmp:
-        out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-push-") if args.dry_run else tmp)
-        files = listing(stage(args.folder, args.repo_id, out), out)  # checks the folder before the token
-        if args.dry_run:
-            print(f"dry run: would upload {out} to {where}:\n{files}")
-            if secret is None:
-                print("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before pushing")
-            return 0
-        if secret is None:
-            raise PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
-
-        def upload() -> str:
-            api = HfApi(endpoint=endpoint(), token=secret)
-            api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
-            if args.revision != "main":
-                api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
-            message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
-            return api.upload_folder(
-                repo_id=args.repo_id, folder_path=out, revision=args.revision, commit_message=message
-            ).commit_url
-
-        url = send(upload)
     if url is None:
         return 1
-    revision = "" if args.revision == "main" else f', revision="{args.revision}"'
-    print(f'pushed to {where}:\n{files}\ncommit: {url}\nload it with: VAE.from_pretrained("{args.repo_id}"{revision})')
+    print("\n".join([f"{verb}ed to {where}:", *lines, f"commit: {url}", after]))
     return 0
 
 
 def main(argv: list[str] | None = None) -> int:
-    return run(push, build_parser(), argv)
+    args = build_parser().parse_args(argv)
+    where = f"{endpoint()}/{args.repo_id} (revision {args.revision}{', private' if args.private else ''})"
+
+    def stage(out: Path) -> list[str]:  # copies of the data files and a card for the repo id
+        from training.card import write_card
+
+        return [write_folder(out, check_folder(args.folder), args.folder, "upload folder",
+                             lambda: write_card(out, args.repo_id))]  # fmt: skip
+
+    def upload(api: Any, out: Path) -> str:
+        api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
+        if args.revision != "main":
+            api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
+        message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
+        return api.upload_folder(repo_id=args.repo_id, folder_path=out, revision=args.revision,
+                                 commit_message=message).commit_url  # fmt: skip
+
+    revision = "" if args.revision == "main" else f', revision="{args.revision}"'
+    after = f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})'
+    return publish(args, [args.repo_id], where, "push", stage, upload, after)
 
 
 if __name__ == "__main__":

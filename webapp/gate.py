@@ -162,7 +162,7 @@ class Gate:
                 make = Response if isinstance(item, bytes) else FileResponse  # a file: with Range, as Starlette serves
                 response = make(item, headers={"Cache-Control": "no-cache"}, media_type=kind)
                 return await response(scope, receive, send)
-            if path == "/" or PAGES.fullmatch(path) or (call and call[1] in self.by_name):
+            if PAGES.fullmatch(path) or (call and call[1] in self.by_name):
                 return await self.app(scope, receive, send)
         elif method == "POST" and path in ("/gradio_api/queue/join", "/gradio_api/cancel"):
             return await self.call(scope, receive, send, None)

@@ -78,8 +78,7 @@ def png(image: Tensor) -> str:
     return "data:image/png;base64," + base64.b64encode(buf.getvalue()).decode("ascii")
 
 
-def figure(image: Tensor, caption: str, cls: str = "digit", model: str = "",
-           mu: Tensor | None = None) -> str:  # fmt: skip
+def figure(image: Tensor, caption: str, cls: str = "digit", model: str = "", mu: Tensor | None = None) -> str:
     """One image with its caption above it (never over it), crisp pixels at any size; a reconstruction carries its
     model's name and the digit's code μ, for the page's latent map and grid."""
     attr = f' data-model="{html.escape(model)}"' if model else ""

@@ -1,9 +1,7 @@
 """The latent map: the posterior means μ of MNIST test digits, cached per set of weights (the page draws it).
 
 The cache is a small safetensors file named after a sha256 of the weights, so a deployed app (a Space) needs no
-MNIST. The bundled weights' caches ship in ``assets/latent_map`` (refresh them with ``python -m webapp.latent_map``);
-any other weights' go to the user cache, never into the checkout. Without either and without MNIST, the map shows
-the example digits shipped with the app.
+MNIST: the bundled weights' caches ship in ``assets/latent_map`` (refresh them with ``python -m webapp.latent_map``).
 """
 
 from __future__ import annotations
@@ -56,9 +54,8 @@ def to_bytes(lmap: LatentMap) -> bytes:
     return save({"mu": lmap.mu.half().contiguous(), "labels": lmap.labels.to(torch.uint8)})
 
 
-def write(lmap: LatentMap, path: str | os.PathLike) -> Path:
+def write(lmap: LatentMap, path: Path) -> Path:
     """Write a map's cache under a temporary name, then rename it into place."""
-    path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     tmp.write_bytes(to_bytes(lmap))
@@ -74,7 +71,8 @@ def from_mnist(model: VAE, data_root: str | os.PathLike | None = None) -> Latent
 
 def load_or_build(model: VAE, user_dir: str | os.PathLike | None = None) -> LatentMap:
     """The map for ``model``: the shipped cache, else the user cache (``user_dir``, by default
-    ``vae_hub.data.cache_dir()/latent_map``), else built from MNIST test and written there, else the example digits."""
+    ``vae_hub.data.cache_dir()/latent_map``: never the checkout), else built from MNIST test and written there, else
+    the example digits shipped with the app."""
     user_dir = Path(user_dir) if user_dir is not None else cache_dir() / "latent_map"
     for folder in (SHIPPED_DIR, user_dir):
         with suppress(SafetensorError, OSError, KeyError):  # missing or damaged: the next source

@@ -11,13 +11,12 @@ Token, ``--dry-run``, ``HF_ENDPOINT`` and exit codes (0 done, 1 the Hub refused,
 
 from __future__ import annotations
 
-import argparse
 import fnmatch
 import os
 import sys
-import tempfile
 from collections.abc import Sequence
 from pathlib import Path
+from typing import Any
 
 from training import push
 
@@ -32,9 +31,8 @@ PYTHON_VERSION = "3.11"
 DEFAULT_TITLE = "VAE on MNIST"
 
 
-def build_parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="python -m webapp.space", description=__doc__.split("\n\n")[0],
-                                formatter_class=argparse.ArgumentDefaultsHelpFormatter)  # fmt: skip
+def build_parser() -> push.Parser:
+    p = push.Parser("python -m webapp.space", __doc__.split("\n\n")[0])
     p.add_argument("repo_id", metavar="USER/NAME", help="the Space to create or update (ORG/NAME for an organisation)")
     p.add_argument("--models", nargs="*", default=[], metavar="REPO_ID",
                    help="Hub ids of the published models (the README's `models:`, linking them to the Space)")
@@ -72,9 +70,9 @@ def source_files(root: Path) -> dict[str, Path]:
     folders = sorted({p.parent for rel, p in tree(root, "weights").items() if rel.endswith("/model.safetensors")})
     if not folders:
         raise push.PushError(f"no weights under {root / 'weights'}: train them (make train) before deploying")
-    for folder in folders:
-        push.check_folder(folder)  # loads strictly, and takes regular files only
-        files.update({p.relative_to(root).as_posix(): p for p in push.regular_files(folder, WEIGHT_FILES).values()})
+    for folder in folders:  # each loaded strictly; regular files only
+        checked = push.check_folder(folder)
+        files.update({checked[n].relative_to(root).as_posix(): checked[n] for n in WEIGHT_FILES if n in checked})
     files.update({k: v for k, v in tree(root, "examples").items() if k.endswith(".png")})
     return files | tree(root, "assets")
 
@@ -125,68 +123,39 @@ def readme(repo_id: str, models: Sequence[str], title: str, sdk_version: str, we
     ])  # fmt: skip
 
 
-def stage(out: Path, repo_id: str, models: Sequence[str], title: str, root: Path) -> list[Path]:
-    """Write the Space's exact content into ``out`` (new or empty) and return its files, sorted."""
-    files = source_files(root)
-    reqs, sdk_version = requirements(root)
-    weights = sorted(Path(p).parent.as_posix() for p in files if p.endswith("model.safetensors"))
-
-    def write_rest() -> None:
-        (out / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
-        (out / "README.md").write_text(readme(repo_id, models, title, sdk_version, weights), encoding="utf-8")
-
-    return push.write_folder(out, files, root, "Space folder", write_rest)
-
-
-def missing_map_caches(staged: Path) -> list[str]:
-    """Staged weights without a shipped latent-map cache: without MNIST the Space maps only the example digits."""
-    from vae_hub import VAE
-    from webapp.latent_map import cache_path
-
-    folders = sorted(p.parent for p in (staged / "weights").rglob("model.safetensors"))
-    return [f.relative_to(staged).as_posix() for f in folders
-            if not cache_path(VAE.from_pretrained(f), staged / MAP_CACHE_DIR).is_file()]  # fmt: skip
-
-
-def deploy(args: argparse.Namespace) -> int:
-    for repo_id in (args.repo_id, *args.models):
-        push.check_repo_id(repo_id)
-    if args.out is not None and not args.dry_run:
-        raise push.PushError("--out only goes with --dry-run")
-    where = f"{push.endpoint()}/spaces/{args.repo_id}{' (private)' if args.private else ''}"
-    token = push.token(args.token)
-    if token is None and not args.dry_run:
-        raise push.PushError("no Hugging Face token: run `hf auth login`, set HF_TOKEN, or pass --token")
-    with tempfile.TemporaryDirectory(prefix="vae-hub-space-") as tmp:
-        out = args.out or Path(tempfile.mkdtemp(prefix="vae-hub-space-") if args.dry_run else tmp)
-        files = push.listing(stage(out, args.repo_id, args.models, args.title, args.root), out)
-        note = "without MNIST the Space maps only the example digits (run the app once with MNIST to build it)"
-        notes = [f"note: no latent-map cache for {w} in {MAP_CACHE_DIR}; {note}" for w in missing_map_caches(out)]
-        if args.dry_run:
-            if token is None:
-                notes.append("note: no token found; log in with `hf auth login` (or set HF_TOKEN) before deploying")
-            print("\n".join([f"dry run: would upload {out} to {where}:", files, *notes]))
-            return 0
-
-        def upload() -> str:
-            from huggingface_hub import HfApi
-
-            api = HfApi(endpoint=push.endpoint(), token=token)
-            api.create_repo(args.repo_id, repo_type="space", space_sdk="gradio", private=args.private or None,
-                            exist_ok=True)  # fmt: skip
-            return api.upload_folder(repo_id=args.repo_id, repo_type="space", folder_path=out,
-                                     commit_message=args.message, delete_patterns="*").commit_url  # fmt: skip
-
-        url = push.send(upload)
-        if url is None:
-            return 1
-    print("\n".join([f"deployed to {where}:", files, *notes, f"commit: {url}"]))
-    print(f"the Space builds and starts on the Hub: {push.endpoint()}/spaces/{args.repo_id}")
-    return 0
-
-
 def main(argv: list[str] | None = None) -> int:
-    return push.run(deploy, build_parser(), argv)
+    args = build_parser().parse_args(argv)
+    where = f"{push.endpoint()}/spaces/{args.repo_id}"
+
+    def stage(out: Path) -> list[str]:  # the Space's exact content; a note for weights without a latent-map cache
+        from vae_hub import VAE
+        from webapp.latent_map import cache_path
+
+        files = source_files(args.root)
+        reqs, sdk_version = requirements(args.root)
+        weights = sorted(Path(p).parent.as_posix() for p in files if p.endswith("model.safetensors"))
+
+        def write_rest() -> None:
+            (out / "requirements.txt").write_text("\n".join(reqs) + "\n", encoding="utf-8")
+            text = readme(args.repo_id, args.models, args.title, sdk_version, weights)
+            (out / "README.md").write_text(text, encoding="utf-8")
+
+        lines = [push.write_folder(out, files, args.root, "Space folder", write_rest)]
+        for w in weights:  # without MNIST such a Space maps only the example digits
+            if not cache_path(VAE.from_pretrained(out / w), out / MAP_CACHE_DIR).is_file():
+                lines.append(f"note: no latent-map cache for {w} in {MAP_CACHE_DIR}; without MNIST the Space maps "
+                             "only the example digits (run the app once with MNIST to build it)")  # fmt: skip
+        return lines
+
+    def upload(api: Any, out: Path) -> str:
+        api.create_repo(args.repo_id, repo_type="space", space_sdk="gradio", private=args.private or None,
+                        exist_ok=True)  # fmt: skip
+        return api.upload_folder(repo_id=args.repo_id, repo_type="space", folder_path=out,
+                                 commit_message=args.message, delete_patterns="*").commit_url  # fmt: skip
+
+    after = f"the Space builds and starts on the Hub: {where}"
+    where_private = where + (" (private)" if args.private else "")
+    return push.publish(args, [args.repo_id, *args.models], where_private, "deploy", stage, upload, after)
 
 
 if __name__ == "__main__":

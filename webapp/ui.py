@@ -99,10 +99,8 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
     endpoints: dict[int, Endpoint] = {}
 
     def serve(name: str, triggers: list, fn: Callable, inputs: list, outputs: Any) -> Any:
-        dep = gr.on(
-            triggers, endpoint(fn), inputs, outputs, api_name=name, preprocess=False, concurrency_id=QUEUE,
-            trigger_mode="always_last", show_progress="hidden",
-        )  # fmt: skip
+        dep = gr.on(triggers, endpoint(fn), inputs, outputs, api_name=name, preprocess=False, concurrency_id=QUEUE,
+                    trigger_mode="always_last", show_progress="hidden")  # fmt: skip
         endpoints[dep["id"]] = Endpoint(name, tuple(c.label for c in inputs))
         return dep
 
