@@ -301,11 +301,26 @@ def test_bodies_are_capped_before_they_are_read(app_url: App) -> None:
     upload = raw(app_url, post_head(app_url, "/gradio_api/upload", 60 * 2**20, "multipart/form-data; boundary=x"))
     assert status(upload) == 413 and "at most 50 MB" in detail(upload)
     assert time.monotonic() - t < 5  # answered at once: nothing was read
+    # A Content-Length beside chunked framing: the server reads the chunks, however many, so both are refused unread.
+    for path, cap in (("/gradio_api/call/samples", "1024 KB"), ("/gradio_api/upload", "50 MB")):
+        head = post_head(app_url, path, 20, "multipart/form-data; boundary=x")[:-2]
+        head += b"Transfer-Encoding: chunked\r\n\r\n"
+        both = raw(app_url, head + b"%x\r\n" % 2**21 + b"a" * 2**21 + b"\r\n0\r\n\r\n")
+        assert status(both) == 413 and f"at most {cap}" in detail(both), both[:300]
     parts = b"".join(b'--x\r\nContent-Disposition: form-data; name="files"; filename="%d.png"\r\n\r\nabc\r\n' % i
                      for i in range(1001)) + b"--x--\r\n"  # fmt: skip
     r = httpx.post(f"{app_url}gradio_api/upload", content=parts, timeout=60,
                    headers={"Content-Type": "multipart/form-data; boundary=x"})  # fmt: skip
     assert r.status_code == 400 and "Too many files" in r.json()["detail"]
+
+
+def test_a_call_names_its_session_briefly(app_url: App) -> None:
+    """Gradio keeps a call's session_hash with its events: a long one would pile up in memory, call after call."""
+    for extra, message in (({"session_hash": "x" * 1000}, "session_hash must be a short string"),
+                           ({"session_hash": {"a": 1}}, "session_hash must be"),
+                           ({"trigger_id": "nope"}, 'trigger_id must be a whole number, not "nope".')):  # fmt: skip
+        r = httpx.post(f"{app_url}gradio_api/call/samples", json={"data": ["sgvb", 5, 1], **extra}, timeout=30)
+        assert r.status_code == 422 and message in r.json()["detail"], r.text
 
 
 def test_requests_in_flight_are_capped_and_slow_bodies_dropped(app_url: App) -> None:

@@ -173,9 +173,11 @@ class Gate:
         return await answer(send, 404, f"Not found: this app serves no such route; {self.menu}.")
 
     def stated(self, scope: dict, limit: int) -> bool:
-        """Whether the body states its length, at most ``limit``."""
-        sizes = [int(v) for k, v in scope["headers"] if k == b"content-length" and v.isdigit()]
-        return bool(sizes) and sizes[0] <= limit
+        """Whether the body states its length, at most ``limit``, and is framed by it: with a Transfer-Encoding too,
+        the server would read the chunks instead, however many."""
+        headers = dict(scope["headers"])  # the server refuses a repeated Content-Length
+        size = headers.get(b"content-length", b"")
+        return b"transfer-encoding" not in headers and size.isdigit() and int(size) <= limit
 
     def deadline(self, receive: Any, seconds: float) -> Any:
         """``receive``, ending the request as if the client had left once ``seconds`` have passed."""
@@ -191,9 +193,10 @@ class Gate:
     async def call(self, scope: dict, receive: Any, send: Any, name: str | None) -> None:
         """A call of a named endpoint (``/queue/join`` by index, ``/call/<name>`` by name), or a cancel."""
         if not self.stated(scope, self.max_body):
-            return await answer(send, 413, f"A call's body must state its Content-Length and be at most "
-                                f"{self.max_body // 2**10} KB.")  # fmt: skip
-        try:  # the server delivers no more than the stated length
+            size = f"{self.max_body // 2**10} KB"
+            return await answer(send, 413, f"A call's body must state its Content-Length (and no Transfer-Encoding) "
+                                f"and be at most {size}.")  # fmt: skip
+        try:  # the server delivers no more than the stated length (see stated)
             raw = await Request(scope, self.deadline(receive, self.body_s)).body()
         except ClientDisconnect:
             return await answer(send, 408, "The request body did not arrive in time: send it again.")
@@ -219,6 +222,11 @@ class Gate:
         if endpoint is None:
             which = f"/{name[:60]}" if name is not None else f"with index {shown(index)}"
             return f"There is no endpoint {which}: {self.menu}."
+        session = body.get("session_hash")  # Gradio keeps it with every event: a long one would pile up in memory
+        if session is not None and not (isinstance(session, str) and re.fullmatch(r"[\w-]{1,64}", session)):
+            return "session_hash must be a short string of letters, digits, - and _ (at most 64)."
+        if type(body.get("trigger_id", 0)) not in (int, type(None)):
+            return f"trigger_id must be a whole number, not {shown(body['trigger_id'])}."
         data, fields = body.get("data"), endpoint.fields
         if cancel:
             return None
@@ -235,7 +243,8 @@ class Gate:
         """Gradio's upload route, its body capped and timed, each server path in its answer replaced by a reference."""
         if not self.stated(scope, self.max_upload):
             limit = self.max_upload // 2**20
-            return await answer(send, 413, f"An upload must state its Content-Length and be at most {limit} MB.")
+            why = f"An upload must state its Content-Length (and no Transfer-Encoding) and be at most {limit} MB."
+            return await answer(send, 413, why)
         sent: list[dict] = []  # Gradio's answer: its start, then its body
 
         async def capture(message: dict) -> None:
