@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from PIL import EpsImagePlugin
+from PIL import EpsImagePlugin, Image
 
 from benchmarks import bench_decode as files
 from vae_hub.images import ACCEPTED, DECODE_BYTES, MAX_CHUNKS, WEBP_COPIES, InputError, open_image
@@ -28,6 +28,7 @@ def refused(data: bytes, message: str, tmp_path: Path) -> str:
     assert time.perf_counter() - start < QUICK, text
     assert message.lower() in text.lower(), text
     assert "\n" not in text and str(tmp_path) not in text and "upload.png" not in text, text
+    assert " at 0x" not in text, text  # no Python object's repr
     return text
 
 
@@ -122,6 +123,9 @@ def test_malformed_jpeg_headers_are_refused_quickly(tmp_path: Path) -> None:
     refused(files.CASES["jpeg_fill_50mb"][1](), "truncated or corrupt", tmp_path)
     refused(files.jpeg_frame_byte(9, 0), "truncated or corrupt (bad frame header)", tmp_path)
     refused(files.jpeg_frame_byte(11, 0), "truncated or corrupt (bad frame header)", tmp_path)
+    png = tmp_path / "whole.png"
+    Image.new("L", (50, 50), 255).save(png)
+    refused(png.read_bytes()[:40], "truncated or corrupt (cannot identify image file)", tmp_path)  # no repr in it
 
 
 def test_run_length_encoded_bmps_are_refused(tmp_path: Path) -> None:

@@ -42,7 +42,7 @@ class InputError(ValueError):
 
 
 def corrupt(detail: object = "") -> InputError:
-    text = str(detail).splitlines()[0][:120] if str(detail) else ""
+    text = re.sub(r" ?<[^>]* at 0x\w+>", "", str(detail)).splitlines()[0][:120] if str(detail) else ""  # no reprs
     return InputError(f"The upload is truncated or corrupt{f' ({text})' if text else ''}; save it again and retry.")
 
 
