@@ -298,7 +298,7 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
 
 def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, bool] | None:
     """The sheet (:func:`_is_sheet`) holding the digit, or None: the largest light region, read as ink (a note on a
-    dark desk: then True, to read it again), or the largest paper region inside ink (a window's chrome, a desk)."""
+    dark desk: then True, to read it again) or lying inside a desk, or the largest paper region inside ink (chrome)."""
     ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
     if not ink.any() or ink.all():
         return None
