@@ -68,8 +68,14 @@ def _luminance(a: np.ndarray) -> np.ndarray:
     return a[..., 0] if a.shape[2] <= 2 else a[..., 0] * 0.299 + a[..., 1] * 0.587 + a[..., 2] * 0.114
 
 
+def _surfaces(shape: tuple[int, ...]) -> np.ndarray:
+    """The terms of a quadratic surface (1, x, y, x², xy, y²; its first 1 or 3: flat, a plane) at each pixel."""
+    y, x = np.mgrid[-1 : 1 : complex(0, shape[0]), -1 : 1 : complex(0, shape[1])]
+    return np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6)
+
+
 def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarray:
-    """Least squares refitted without outliers (beyond 3 robust standard deviations)."""
+    """Least squares' coefficients, refitted without outliers (beyond 3 robust standard deviations)."""
     coef = np.linalg.lstsq(basis, z, rcond=None)[0]
     for _ in range(4):
         if keep.sum() < 2 * basis.shape[1]:  # too few points left to refit
@@ -77,7 +83,7 @@ def _robust_fit(basis: np.ndarray, z: np.ndarray, keep: np.ndarray) -> np.ndarra
         coef = np.linalg.lstsq(basis[keep], z[keep], rcond=None)[0]
         r = z - basis @ coef
         keep = np.abs(r) < 3 * 1.4826 * float(np.median(np.abs(r[keep]))) + 1e-4
-    return basis @ coef
+    return coef
 
 
 def _paper(v: np.ndarray, light: bool) -> np.ndarray:
@@ -101,22 +107,18 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     level = np.median([padded[i : i + cells, j : j + cells] for i in range(3) for j in range(3)], axis=0)
     first = _resize(level.astype(np.float32), *small.shape)
     keep = (small >= first - 0.1 * np.abs(first) - 0.02).ravel()
-    y, x = np.mgrid[-1 : 1 : complex(0, small.shape[0]), -1 : 1 : complex(0, small.shape[1])]
-    terms = np.stack([np.ones_like(x), x, y, x * x, x * y, y * y], -1).reshape(-1, 6)
     # Candidates, simplest first: flat at the brightest tenth (a tight crop), flat, a plane and a quadratic fitted to
     # the paper, flat at the brightest hundredth (mostly ink: a small scan enlarged). A surface leaving many pixels
     # far above it has bent into the ink; of the rest, take the simplest that holds nearly the most paper.
-    zs = small.ravel()
+    terms, zs = _surfaces(small.shape), small.ravel()
     margin = max(3 * grain, 0.02)
-    fits = [np.full_like(zs, np.percentile(zs, 90)), *(_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6))]
-    fits += [np.full_like(zs, np.percentile(zs, 99))]
+    fitted = [_robust_fit(terms[:, :k], zs, keep) for k in (1, 3, 6)]
+    coefs = [np.percentile(zs, [90]), *fitted, np.percentile(zs, [99])]
+    fits = [terms[:, : len(c)] @ c for c in coefs]
     held = np.array([np.mean(np.abs(zs - f) < margin) for f in fits])
     held[[np.mean(zs - f > margin) > 0.05 for f in fits]] = -1
-    i = int(np.flatnonzero(held >= held.max() - 0.03)[0])
-    order = (1, 1, 3, 6, 1)[i]
-    coef = np.linalg.lstsq(terms[:, :order], fits[i], rcond=None)[0]
-    yy, xx = np.mgrid[-1 : 1 : complex(0, v.shape[0]), -1 : 1 : complex(0, v.shape[1])]
-    full = np.stack([np.ones_like(xx), xx, yy, xx * xx, xx * yy, yy * yy][:order], -1) @ coef
+    coef = coefs[int(np.flatnonzero(held >= held.max() - 0.03)[0])]
+    full = (_surfaces(v.shape)[:, : len(coef)] @ coef).reshape(v.shape)
     return (np.exp(full) if light else -full).astype(np.float32)
 
 
@@ -159,9 +161,15 @@ def find_ink(a: np.ndarray) -> np.ndarray:
     n = _ink_map(v, "alpha" if is_ink else None)
     sheet = None if is_ink else _find_sheet(_sized(v, SHEET_SIDE), _sized(n, SHEET_SIDE))
     if sheet is not None:
-        inside, paper = np.asarray(Image.fromarray(sheet[0]).resize(n.shape[::-1], Image.Resampling.NEAREST)), sheet[1]
-        # A light note read as ink on a dark desk is read again as dark ink on light paper.
-        n = n * inside if paper is None else _ink_map(np.where(inside, v, np.float32(paper)), True)
+        inside = np.asarray(Image.fromarray(sheet[0]).resize(n.shape[::-1], Image.Resampling.NEAREST))
+        if sheet[1]:
+            # A light note read as ink on a dark desk is read again as dark ink on light paper, the desk replaced by the
+            # note's paper as lit: a quadratic fitted to the log of its paper (a flat level left bands at lit edges).
+            terms, step = _surfaces(v.shape), max(1, v.size // 4096)  # a few thousand pixels fix a smooth surface
+            z, paper = np.log(np.maximum(v, 1e-3)).ravel(), (inside & (v > _otsu(v[inside]))).ravel()
+            lit = np.exp(terms @ _robust_fit(terms[::step], z[::step], paper[::step])).reshape(v.shape)
+            n = _ink_map(np.where(inside, v, lit.astype(np.float32)), True)
+        n = n * inside
     n = _without_clutter(n)
     if not is_ink and _framed(_sized(n, SHEET_SIDE) > 0):
         raise InputError(CROP_MESSAGE)
@@ -261,7 +269,7 @@ def _framed(ink: np.ndarray) -> bool:
     if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
         return False
     paper = _largest(~ink)
-    touches = paper[0].any() or paper[-1].any() or paper[:, 0].any() or paper[:, -1].any()
+    touches = paper[[0, -1]].any() or paper[:, [0, -1]].any()  # a side of the picture
     return not touches and bool((_fill_holes(paper) & ink).any())
 
 
@@ -275,10 +283,9 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
         return n
     mass = np.bincount(which, weights=small[ink])
     ys, xs = np.nonzero(ink)
-    box = np.array([[np.inf] * len(ids), [np.inf] * len(ids), [-np.inf] * len(ids), [-np.inf] * len(ids)])
-    for row, values, fn in ((0, ys, np.minimum), (1, xs, np.minimum), (2, ys, np.maximum), (3, xs, np.maximum)):
-        fn.at(box[row], which, values)
-    top, left, bottom, right = box
+    box = np.full((4, len(ids)), np.inf)  # each region's top, left, -bottom, -right: minima
+    np.minimum.at(box, (np.arange(4)[:, None], which[None]), np.stack([ys, xs, -ys, -xs]))
+    top, left, bottom, right = box * [[1], [1], [-1], [-1]]
     main = int(mass.argmax())
     extent = max(bottom[main] - top[main], right[main] - left[main]) + 1
     gap = np.maximum.reduce([top - bottom[main], top[main] - bottom, left - right[main], left[main] - right])
@@ -289,9 +296,9 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
     return n * ~np.asarray(Image.fromarray(clutter).resize(n.shape[::-1], Image.Resampling.NEAREST))
 
 
-def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None] | None:
+def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, bool] | None:
     """The sheet (:func:`_is_sheet`) holding the digit, or None: the largest light region, read as ink (a note on a
-    dark desk: then its paper's level too), or the largest paper region inside ink (a window's chrome, a desk)."""
+    dark desk: then True, to read it again) or lying inside a desk, or the largest paper region inside ink (chrome)."""
     ink = n > 0  # around a sheet, even faint ink (a light grey title bar) is not paper
     if not ink.any() or ink.all():
         return None
@@ -299,21 +306,19 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, float | None]
     note = _largest(light)
     filled = _fill_holes(note)
     held = filled & ~light  # the note's own ink
-    if (
-        filled.sum() >= 0.05 * v.size
-        and float(n[note].mean()) > 0.25  # the ink map took the note for ink (on paper, it is about 0)
-        and note.sum() >= 0.5 * filled.sum()
-        and held.sum() >= 0.005 * filled.sum()
-        and float(v[note].mean()) > float(v[held].mean())  # paper is lighter than ink
-        and _is_sheet(filled, held)
-    ):
-        return _erode(filled, EDGE), float(np.median(v[note]))
+    big = filled.sum() >= 0.05 * v.size and note.sum() >= 0.5 * filled.sum() and held.sum() >= 0.005 * filled.sum()
+    is_note = big and float(v[note].mean()) > float(v[held].mean()) and _is_sheet(filled, held)  # paper over ink
+    if is_note and float(n[note].mean()) > 0.25:  # the ink map took the note for ink (on paper, it is about 0)
+        return _erode(filled, EDGE), True
+    # A note read as paper with its desk all around it, part of which was read as ink (wood grain, a cloth's pattern)
+    if is_note and not (filled[[0, -1]].any() or filled[:, [0, -1]].any()) and (ink & ~filled).any():
+        return _erode(filled, EDGE), False
     if max(ink[0].mean(), ink[-1].mean(), ink[:, 0].mean(), ink[:, -1].mean()) < FRAME:
         return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
     filled = _fill_holes(_largest(~ink))
     held = filled & ink
     if held.any() and _extent(held) >= HELD_EXTENT * _extent(filled, min) and _is_sheet(filled, held):
-        return _erode(filled, EDGE), None
+        return _erode(filled, EDGE), False
     return None
 
 
@@ -347,13 +352,8 @@ def stroke_width(digit: np.ndarray) -> float:
 
 def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     """Gaussian blur with zero padding, as two small matrix products (the arrays here are about 100 pixels)."""
-
-    def matrix(n: int) -> np.ndarray:
-        x = np.arange(n, dtype=np.float32)
-        k = np.exp(-0.5 * ((x[:, None] - x[None, :]) / sigma) ** 2)
-        return k / k.sum(1, keepdims=True).max()
-
-    return matrix(a.shape[0]) @ a @ matrix(a.shape[1]).T
+    k0, k1 = (np.exp(-0.5 * ((np.arange(n)[:, None] - np.arange(n)[None, :]) / sigma) ** 2) for n in a.shape)
+    return (k0 @ a @ k1.T / (k0.sum(1).max() * k1.sum(1).max())).astype(np.float32)  # the centre's weights sum to 1
 
 
 def _local_max(a: np.ndarray, r: int) -> np.ndarray:
