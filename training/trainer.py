@@ -11,6 +11,7 @@ with its own noise, and rank 0 alone writes.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import hashlib
 import io
 import math
@@ -28,7 +29,8 @@ from tqdm.auto import tqdm
 
 from vae_hub import VAE, Config, fast
 from vae_hub.hub import first_line
-from vae_hub.objectives import bernoulli_nll, elbo_terms, kl_wo_e
+from vae_hub.model import VAEOutput
+from vae_hub.objectives import Terms, bernoulli_nll, elbo_terms, kl_wo_e
 
 CKPT_NAME = "checkpoint.pt"
 EVAL_SEED = 1234  # the noise of the per-epoch test metrics, fixed so that epochs compare
@@ -180,16 +182,24 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
         raise CheckpointError(f"cannot resume from {path}: {first_line(e)}; delete it to start afresh") from e
 
 
-def compiled(net: torch.nn.Module, x: torch.Tensor) -> tuple[torch.nn.Module, Callable]:
-    """``torch.compile(net)`` and :func:`vae_hub.fast.bernoulli_nll`, compiled now on the batch ``x`` (with its own
-    noise: the run's is untouched); where no compiler works, ``net`` and the plain term, with a warning."""
-    candidate = torch.compile(net)
+def elbo_pass(
+    net: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor, regularizer: str, nll: Callable = bernoulli_nll
+) -> tuple[VAEOutput, Terms]:
+    """One reparameterized pass, z = μ + σ·ε, and its ELBO terms."""
+    out = net(x, eps=eps)
+    return out, elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer, nll)
+
+
+def compiled(net: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor, regularizer: str) -> Callable:
+    """:func:`elbo_pass` compiled whole by ``torch.compile`` (one graph, its NLL in the fused form of
+    :mod:`vae_hub.fast`), compiled now on ``x`` and ``eps``; where no compiler works, ``elbo_pass``, with a warning."""
+    candidate = torch.compile(functools.partial(elbo_pass, nll=fast.nll_formula))
     try:
-        fast.bernoulli_nll(candidate(x, generator=torch.Generator(x.device)).logits, x)
+        candidate(net, x, eps, regularizer)
     except Exception as e:  # inductor's errors vary with what is missing
         warnings.warn(f"torch.compile is not usable here ({first_line(e)}); training uncompiled", stacklevel=3)
-        return net, bernoulli_nll
-    return candidate, fast.bernoulli_nll
+        return elbo_pass
+    return candidate
 
 
 def _kept(ckpt: Path | None) -> str:
@@ -339,9 +349,10 @@ class Trainer:
             raise CheckpointError(f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk")
         ddp = {"device_ids": [device.index]} if device.type == "cuda" else {}  # one GPU per process
         net = torch.nn.parallel.DistributedDataParallel(model, **ddp) if world > 1 else model
-        nll = bernoulli_nll
-        if self.compile:
-            net, nll = compiled(net, batch(next(iter(train_loader))[0], model))
+        step_terms = elbo_pass
+        if self.compile:  # compiled now, on zeros: neither the data's order nor the run's noise is touched
+            x = torch.zeros(cfg.batch_size, cfg.input_dim, device=device)
+            step_terms = compiled(net, x, x.new_zeros(len(x), model.latent_dim), regularizer)
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=regularizer, unit="epoch", disable=not progress or rank > 0)
         step = start * steps_per_epoch
@@ -353,8 +364,8 @@ class Trainer:
                 for group in optimizer.param_groups:
                     group["lr"] = lr
                 x = batch(x, model)
-                out = net(x, generator=noise)
-                terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer, nll)
+                eps = torch.randn(len(x), model.latent_dim, generator=noise, device=device)  # the model's own draw
+                out, terms = step_terms(net, x, eps, regularizer)
                 loss = (terms.rec + beta * terms.kl).mean()  # β < 1 only during the KL warm-up
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()

@@ -95,10 +95,12 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
         mu, logvar = self.encoder(x).chunk(2, dim=-1)
         return mu, logvar.clamp(*LOGVAR_RANGE)
 
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> VAEOutput:
-        """One pass for training: x float (N, 784) in [0, 1] → logits, μ, log σ² and z = μ + σ·ε."""
+    def forward(self, x: Tensor, generator: torch.Generator | None = None, eps: Tensor | None = None) -> VAEOutput:
+        """One pass for training: x float (N, 784) in [0, 1] → logits, μ, log σ² and z = μ + σ·ε, ε drawn from
+        ``generator`` or given (``torch.compile`` traces no generator, so a compiled pass takes ε)."""
         mu, logvar = self.encoder_stats(x)
-        eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
+        if eps is None:
+            eps = torch.randn(mu.shape, generator=generator, device=mu.device, dtype=mu.dtype)
         z = mu + (0.5 * logvar).exp() * eps
         return VAEOutput(self.decoder(z), mu, logvar, z)
 
