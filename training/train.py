@@ -49,12 +49,7 @@ def build_parser() -> Parser:
     p.add_argument("--out", type=Path, default=Path("runs/train"), help="parent folder of the <variant>/ folders")
     p.add_argument("--ckpt-dir", type=Path, default=Path("runs/checkpoints"), help="parent of per-variant checkpoints")
     p.add_argument("--resume", action="store_true", help="continue from the last completed epoch's checkpoint")
-    p.add_argument(
-        "--threads",
-        type=at_least(1),
-        default=1,
-        help="CPU threads: more only pays on an idle machine (docs/training.md)",
-    )
+    p.add_argument("--threads", type=at_least(1), default=1, help="CPU threads (more pay only on an idle machine)")
     p.add_argument("--limit", type=at_least(1), help="train on the first N training images only")
     p.add_argument("--test-limit", type=at_least(1), help="evaluate on the first N test images only")
     p.add_argument("--compile", action="store_true", help="torch.compile the model and its loss (faster epochs)")
@@ -106,11 +101,8 @@ def main(argv: list[str] | None = None) -> int:
                 return fail(f"cannot write {args.out / regularizer} ({why}); the checkpoint in {ckpt} is kept: "
                             "free some space and rerun with --resume", 1)  # fmt: skip
             except KeyboardInterrupt:
-                print(
-                    f"\ninterrupted: the last completed epoch's checkpoint is intact in {ckpt}; continue with the "
-                    "same command plus --resume",
-                    file=sys.stderr,
-                )
+                print(f"\ninterrupted: the last completed epoch's checkpoint is intact in {ckpt}; continue with the "
+                      "same command plus --resume", file=sys.stderr)  # fmt: skip
                 return 130
             if summary is not None:
                 print(json.dumps(summary))
