@@ -97,7 +97,7 @@ def build_parser() -> Parser:
         help="test images as grey levels, or binarized once with seed 0 (default: as the model was trained)",
     )
     p.add_argument("--iwae-k", type=at_least(0), default=1000, help="importance samples per image (0: skip)")
-    p.add_argument("--compile", action="store_true", help="torch.compile the IWAE bound (about twice as fast)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the IWAE bound (several times faster)")
     p.add_argument("--grad-variance", action="store_true", help="measure the encoder's gradient variance")
     p.add_argument("--gv-batches", type=at_least(1), default=4, help="fixed batches of 256 test images")
     p.add_argument("--gv-draws", type=at_least(2), default=100, help="gradient draws per batch")
