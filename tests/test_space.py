@@ -47,7 +47,9 @@ def test_a_dry_run_stages_regular_files_byte_for_byte(checkout: Path, tmp_path: 
     assert code == 0, err
     staged = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert {"app.py", "LICENSE", "README.md", "requirements.txt", "webapp/page.js", "webapp/ui.py"} <= staged
-    assert {f"weights/{v}/model.safetensors" for v in ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e")} <= staged
+    served = {f"weights/{v}/{n}" for v in ("sgvb", "kl_wo_e", "z4/sgvb", "z4/kl_wo_e") for n in space.WEIGHT_FILES}
+    assert {p for p in staged if p.startswith("weights/")} == served  # not the binarized pair the app never loads
+    assert "note:" not in text.replace("note: no token", ""), text  # every served model has its map cache
     assert not any(p.is_symlink() for p in out.rglob("*"))
     for rel in staged - {"README.md", "requirements.txt"}:
         assert (out / rel).read_bytes() == (checkout / rel).read_bytes(), rel

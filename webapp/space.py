@@ -19,6 +19,7 @@ from pathlib import Path
 from typing import Any
 
 from training import push
+from webapp import VARIANTS
 
 ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("vae_hub", "webapp")  # what app.py imports from beside it
@@ -67,7 +68,8 @@ def source_files(root: Path) -> dict[str, Path]:
         if not (root / pkg / "__init__.py").is_file():
             raise push.PushError(f"{root} has no package {pkg}/, which app.py imports")
         files.update(tree(root, pkg))
-    folders = sorted({p.parent for rel, p in tree(root, "weights").items() if rel.endswith("/model.safetensors")})
+    served = {f"weights/{v}/model.safetensors" for v in VARIANTS}  # what app.py serves: not the binarized pair
+    folders = sorted({p.parent for rel, p in tree(root, "weights").items() if rel in served})
     if not folders:
         raise push.PushError(f"no weights under {root / 'weights'}: train them (make train) before deploying")
     for folder in folders:  # each loaded strictly; regular files only
