@@ -137,8 +137,9 @@ class Config(VAEConfig):
                 raise ValueError(f"{name} must be {requirement}, got {getattr(self, name)!r}")
         for name in ("warmup_epochs", "kl_warmup_epochs"):
             if getattr(self, name) > self.epochs:
+                run = f"{self.epochs} epoch{'s' * (self.epochs != 1)}"
                 raise ValueError(
-                    f"{name} ({getattr(self, name):g}) is longer than the run ({self.epochs} epochs), which would "
+                    f"{name} ({getattr(self, name):g}) is longer than the run ({run}), which would "
                     f"end before the warm-up does: lower {name} or train for more epochs"
                 )
 

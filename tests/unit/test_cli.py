@@ -45,6 +45,7 @@ def test_help_answers_without_importing_torch(module: str) -> None:
         (["--lr", "nan"], "'lr' must be of type float (finite), got nan"),
         (["--lr", "inf"], "'lr' must be of type float (finite), got inf"),
         (["--epochs", "2"], "kl_warmup_epochs (10) is longer than the run (2 epochs)"),
+        (["--epochs", "1"], "kl_warmup_epochs (10) is longer than the run (1 epoch)"),
         (["--batch-size", "0"], "batch_size must be at least 1, got 0"),
         (["--hidden-dims", "128", "3"], "must be even; got 3"),
         (["--device", "meta"], "device 'meta' cannot train"),
