@@ -285,7 +285,7 @@ class Trainer:
 
     def __init__(self, config: Config | None = None, *, compile: bool = False) -> None:
         self.config = config if config is not None else Config()
-        self.compile = compile  # torch.compile the model and the reconstruction term (vae_hub.fast)
+        self.compile = compile  # torch.compile each pass and its ELBO terms as one graph (see compiled)
 
     # The original API: one call per estimator, each training a fresh model.
     def train_with_sgvb(self, loader: Iterable, test_loader: Iterable | None = None, **kwargs: Any) -> FitResult:
