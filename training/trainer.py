@@ -18,7 +18,6 @@ import math
 import os
 import tempfile
 import time
-import warnings
 from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -190,18 +189,6 @@ def elbo_pass(
     return out, elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer, nll)
 
 
-def compiled(net: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor, regularizer: str) -> Callable:
-    """:func:`elbo_pass` compiled whole by ``torch.compile`` (one graph, its NLL in the fused form of
-    :mod:`vae_hub.fast`), compiled now on ``x`` and ``eps``; where no compiler works, ``elbo_pass``, with a warning."""
-    candidate = torch.compile(functools.partial(elbo_pass, nll=fast.nll_formula))
-    try:
-        candidate(net, x, eps, regularizer)
-    except Exception as e:  # inductor's errors vary with what is missing
-        warnings.warn(f"torch.compile is not usable here ({first_line(e)}); training uncompiled", stacklevel=3)
-        return elbo_pass
-    return candidate
-
-
 def _kept(ckpt: Path | None) -> str:
     if ckpt is None or not ckpt.is_file():
         return "no checkpoint was written yet"
@@ -285,7 +272,7 @@ class Trainer:
 
     def __init__(self, config: Config | None = None, *, compile: bool = False) -> None:
         self.config = config if config is not None else Config()
-        self.compile = compile  # torch.compile each pass and its ELBO terms as one graph (see compiled)
+        self.compile = compile  # torch.compile each pass and its ELBO terms as one graph (vae_hub.fast)
 
     # The original API: one call per estimator, each training a fresh model.
     def train_with_sgvb(self, loader: Iterable, test_loader: Iterable | None = None, **kwargs: Any) -> FitResult:
@@ -350,9 +337,8 @@ class Trainer:
         ddp = {"device_ids": [device.index]} if device.type == "cuda" else {}  # one GPU per process
         net = torch.nn.parallel.DistributedDataParallel(model, **ddp) if world > 1 else model
         step_terms = elbo_pass
-        if self.compile:  # compiled now, on zeros: neither the data's order nor the run's noise is touched
-            x = torch.zeros(cfg.batch_size, cfg.input_dim, device=device)
-            step_terms = compiled(net, x, x.new_zeros(len(x), model.latent_dim), regularizer)
+        if self.compile:  # one graph, the NLL fused; where no compiler works, the same pass on the same noise
+            step_terms = fast.compiled(functools.partial(elbo_pass, nll=fast.nll_formula))
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=regularizer, unit="epoch", disable=not progress or rank > 0)
         step = start * steps_per_epoch
