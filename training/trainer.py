@@ -28,8 +28,7 @@ from tqdm.auto import tqdm
 
 from vae_hub import VAE, Config, fast
 from vae_hub.hub import first_line
-from vae_hub.model import VAEOutput
-from vae_hub.objectives import Terms, bernoulli_nll, elbo_terms, kl_wo_e
+from vae_hub.objectives import bernoulli_nll, elbo_terms, kl_wo_e
 
 CKPT_NAME = "checkpoint.pt"
 EVAL_SEED = 1234  # the noise of the per-epoch test metrics, fixed so that epochs compare
@@ -182,11 +181,20 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def elbo_pass(
-    net: torch.nn.Module, x: torch.Tensor, eps: torch.Tensor, regularizer: str, nll: Callable = bernoulli_nll
-) -> tuple[VAEOutput, Terms]:
-    """One reparameterized pass, z = μ + σ·ε, and its ELBO terms."""
+    net: torch.nn.Module,
+    x: torch.Tensor,
+    eps: torch.Tensor,
+    beta: torch.Tensor,
+    regularizer: str,
+    nll: Callable = bernoulli_nll,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """One reparameterized pass, z = μ + σ·ε: the batch's loss, mean(rec + β·KL), and the sums that the epoch's
+    record reports (objective, reconstruction, closed-form KL), detached."""
     out = net(x, eps=eps)
-    return out, elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer, nll)
+    terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer, nll)
+    kl = terms.kl if regularizer == "kl_wo_e" else kl_wo_e(out.mu, out.logvar)
+    sums = torch.stack([terms.loss.sum(), terms.rec.sum(), kl.sum()]).detach()
+    return (terms.rec + beta * terms.kl).mean(), sums  # β < 1 only during the KL warm-up
 
 
 def _kept(ckpt: Path | None) -> str:
@@ -272,7 +280,7 @@ class Trainer:
 
     def __init__(self, config: Config | None = None, *, compile: bool = False) -> None:
         self.config = config if config is not None else Config()
-        self.compile = compile  # torch.compile each pass and its ELBO terms as one graph (vae_hub.fast)
+        self.compile = compile  # torch.compile each pass, its ELBO terms and its loss as one graph (vae_hub.fast)
 
     # The original API: one call per estimator, each training a fresh model.
     def train_with_sgvb(self, loader: Iterable, test_loader: Iterable | None = None, **kwargs: Any) -> FitResult:
@@ -336,9 +344,9 @@ class Trainer:
             raise CheckpointError(f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk")
         ddp = {"device_ids": [device.index]} if device.type == "cuda" else {}  # one GPU per process
         net = torch.nn.parallel.DistributedDataParallel(model, **ddp) if world > 1 else model
-        step_terms = elbo_pass
+        step_loss = elbo_pass
         if self.compile:  # one graph, the NLL fused; where no compiler works, the same pass on the same noise
-            step_terms = fast.compiled(functools.partial(elbo_pass, nll=fast.nll_formula))
+            step_loss = fast.compiled(functools.partial(elbo_pass, nll=fast.nll_formula))
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=regularizer, unit="epoch", disable=not progress or rank > 0)
         step = start * steps_per_epoch
@@ -351,8 +359,7 @@ class Trainer:
                     group["lr"] = lr
                 x = batch(x, model)
                 eps = torch.randn(len(x), model.latent_dim, generator=noise, device=device)  # the model's own draw
-                out, terms = step_terms(net, x, eps, regularizer)
-                loss = (terms.rec + beta * terms.kl).mean()  # β < 1 only during the KL warm-up
+                loss, batch_sums = step_loss(net, x, eps, torch.tensor(beta, device=device), regularizer)
                 optimizer.zero_grad(set_to_none=True)
                 loss.backward()
                 if not math.isfinite(value := loss.item()):
@@ -362,9 +369,8 @@ class Trainer:
                     )
                 optimizer.step()
                 step += 1
-                with torch.no_grad():
-                    kl = terms.kl if regularizer == "kl_wo_e" else kl_wo_e(out.mu, out.logvar)
-                    sums += torch.stack([terms.loss.sum(), terms.rec.sum(), kl.sum(), kl.new_tensor(len(x))]).double()
+                sums[:3] += batch_sums
+                sums[3] += len(x)
             objective, rec, kl_sum, n = all_reduce_sum(sums).tolist()
             record: dict[str, Any] = {"epoch": epoch, "lr": lr, "kl_weight": beta, "train_objective": objective / n}
             record |= {"train_nelbo": (rec + kl_sum) / n, "train_rec": rec / n, "train_kl": kl_sum / n}
