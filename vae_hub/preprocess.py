@@ -14,6 +14,7 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 from PIL import Image
+from scipy import ndimage
 from torch import Tensor
 
 from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limit
@@ -35,7 +36,6 @@ BOX, CANVAS = 20, 28
 RECTANGLE, STROKE_EXTENT, HELD_EXTENT, FRAME, EDGE = 0.9, 0.3, 0.2, 0.5, 6
 SHEET_SIDE = 140  # sheets and clutter are looked for on a copy at most this large
 NEAR = 0.25  # ink farther than this many times the digit's extent from it is clutter (if it holds less ink)
-MAX_SWEEPS = 64  # row and column sweeps of the component labelling: bounded time, even for a spiral
 
 CROP_MESSAGE = "The digit cannot be told apart from what surrounds it: crop the picture to the digit and try again."
 CROP_FRAME = 0.8  # ink along this much of three sides of the picture may be a frame around the digit (_framed)
@@ -213,36 +213,10 @@ def _ink_map(v: np.ndarray, light: bool | str | None) -> np.ndarray:
     return (n / n.max()).astype(np.float32)
 
 
-def _components(mask: np.ndarray) -> np.ndarray:
-    """4-connected components' labels (−1 outside): runs along rows, then columns, take their smallest label."""
-    h, w = mask.shape
-    labels = np.where(mask, np.arange(mask.size).reshape(h, w), -1).ravel()
-    sweeps = []
-    for order, line in ((np.arange(mask.size), w), (np.arange(mask.size).reshape(h, w).T.ravel(), h)):
-        inside = mask.ravel()[order]
-        at = np.flatnonzero(inside)  # positions along the sweep
-        starts = np.flatnonzero((np.diff(at, prepend=-2) > 1) | (at % line == 0))  # where a run begins
-        sweeps.append((order[inside], starts, np.diff(np.r_[starts, at.size])))
-    for _ in range(MAX_SWEEPS):
-        before = labels.copy()
-        for idx, starts, counts in sweeps:
-            labels[idx] = np.repeat(np.minimum.reduceat(labels[idx], starts), counts)
-        if np.array_equal(labels, before):
-            break
-    return labels.reshape(h, w)
-
-
 def _largest(mask: np.ndarray) -> np.ndarray:
     """The largest 4-connected component of ``mask``."""
-    labels = _components(mask)
+    labels = ndimage.label(mask)[0]
     return labels == np.bincount(labels[mask]).argmax() if mask.any() else mask
-
-
-def _fill_holes(mask: np.ndarray) -> np.ndarray:
-    """``mask`` and everything it encloses (what cannot reach the picture's border without crossing it)."""
-    labels = _components(~mask)
-    border = np.unique(np.concatenate([labels[0], labels[-1], labels[:, 0], labels[:, -1]]))
-    return mask | ~np.isin(labels, border)
 
 
 def _rectangularity(mask: np.ndarray) -> float:
@@ -256,28 +230,20 @@ def _rectangularity(mask: np.ndarray) -> float:
     return float(mask.sum()) / float((w * h + w + h + 1).min())  # through pixel centres: Pick's theorem
 
 
-def _erode(mask: np.ndarray, r: int) -> np.ndarray:
-    """``mask`` less every pixel within ``r`` steps (up, down, left or right) of its outside."""
-    for _ in range(r):
-        p = np.pad(mask, 1)
-        mask = mask & p[:-2, 1:-1] & p[2:, 1:-1] & p[1:-1, :-2] & p[1:-1, 2:]
-    return mask
-
-
 def _framed(ink: np.ndarray) -> bool:
     """Whether ink lines three sides around paper that holds ink and, unlike a tight crop's, never reaches a side."""
     if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
         return False
     paper = _largest(~ink)
     touches = paper[[0, -1]].any() or paper[:, [0, -1]].any()  # a side of the picture
-    return not touches and bool((_fill_holes(paper) & ink).any())
+    return not touches and bool((ndimage.binary_fill_holes(paper) & ink).any())
 
 
 def _without_clutter(n: np.ndarray) -> np.ndarray:
     """The ink map less regions far from the largest with less than half its ink (a toolbar's icons, specks)."""
     small = _sized(n, SHEET_SIDE)
     ink = _dilate(small, 1.0) > 0  # grown by a pixel, so that strokes touching only at corners are one region
-    labels = _components(ink)
+    labels = ndimage.label(ink)[0]
     ids, which = np.unique(labels[ink], return_inverse=True)
     if len(ids) < 2:
         return n
@@ -304,21 +270,21 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, bool] | None:
         return None
     light = v > _otsu(v)  # a note is lighter than the desk and than its own ink, however unevenly lit
     note = _largest(light)
-    filled = _fill_holes(note)
+    filled = ndimage.binary_fill_holes(note)
     held = filled & ~light  # the note's own ink
     big = filled.sum() >= 0.05 * v.size and note.sum() >= 0.5 * filled.sum() and held.sum() >= 0.005 * filled.sum()
     is_note = big and float(v[note].mean()) > float(v[held].mean()) and _is_sheet(filled, held)  # paper over ink
     if is_note and float(n[note].mean()) > 0.25:  # the ink map took the note for ink (on paper, it is about 0)
-        return _erode(filled, EDGE), True
+        return ndimage.binary_erosion(filled, iterations=EDGE), True
     # A note read as paper with its desk all around it, part of which was read as ink (wood grain, a cloth's pattern)
     if is_note and not (filled[[0, -1]].any() or filled[:, [0, -1]].any()) and (ink & ~filled).any():
-        return _erode(filled, EDGE), False
+        return ndimage.binary_erosion(filled, iterations=EDGE), False
     if max(ink[0].mean(), ink[-1].mean(), ink[:, 0].mean(), ink[:, -1].mean()) < FRAME:
         return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
-    filled = _fill_holes(_largest(~ink))
+    filled = ndimage.binary_fill_holes(_largest(~ink))
     held = filled & ink
     if held.any() and _extent(held) >= HELD_EXTENT * _extent(filled, min) and _is_sheet(filled, held):
-        return _erode(filled, EDGE), False
+        return ndimage.binary_erosion(filled, iterations=EDGE), False
     return None
 
 
