@@ -21,6 +21,7 @@ from .model import VAE
 def image_grid(images: Tensor, nrow: int, padding: int = 2, pad_value: float = 1.0) -> Tensor:
     """(N, 1, 28, 28) images in [0, 1] → one (H, W) grid tensor on the CPU."""
     from torchvision.utils import make_grid  # imported here: importing torchvision sets torch's inductor env
+
     return make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=pad_value)[0]
 
 
