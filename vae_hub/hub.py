@@ -123,9 +123,7 @@ def weights_file(
                 local_files_only=local_files_only,
                 token=token,
             )
-        except errors.EntryNotFoundError as e:
-            if isinstance(e, errors.LocalEntryNotFoundError):
-                raise
+        except errors.RemoteEntryNotFoundError:  # a LocalEntryNotFoundError (not cached) is explain()'s
             api = HfApi(token=token)  # probed with HEAD requests, never downloaded
             pickles = [n for n in PICKLE_NAMES if api.file_exists(model_id, n, revision=revision)]
     if pickles:
