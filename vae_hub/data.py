@@ -48,13 +48,12 @@ def prepare_root(root: str | os.PathLike | None = None, download: bool = True) -
         out = target / "MNIST" / "raw"
         out.mkdir(parents=True, exist_ok=True)
         for name in RAW_FILES:
-            dest = out / name
-            if dest.is_file():
+            if (out / name).is_file():
                 continue
             try:  # into a temporary file renamed into place: a crash never leaves half a file
                 with gzip.open(raw / f"{name}.gz") as fin, tempfile.NamedTemporaryFile(dir=out, delete=False) as f:
                     shutil.copyfileobj(fin, f)
-                os.replace(f.name, dest)
+                os.replace(f.name, out / name)
             except (OSError, EOFError) as e:
                 raise DataError(f"cannot decompress {raw / name}.gz ({e}): download MNIST again") from e
         return target

@@ -31,9 +31,7 @@ WORK_SIDE = 280  # images are reduced towards this size (10× the output) before
 BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
 ACCEPTED = "PNG, JPEG, WebP, GIF or BMP"
 _SIGNATURES = re.compile(
-    rb"(?P<PNG>\x89PNG\r\n\x1a\n)|(?P<JPEG>\xff\xd8\xff)|(?P<GIF>GIF8[79]a)|(?P<BMP>BM)"
-    rb"|(?P<WEBP>RIFF....WEBP)",
-    re.DOTALL,
+    rb"(?P<PNG>\x89PNG\r\n\x1a\n)|(?P<JPEG>\xff\xd8\xff)|(?P<GIF>GIF8[79]a)|(?P<BMP>BM)|(?P<WEBP>RIFF(?s:....)WEBP)"
 )
 # Modes to convert before PIL's box reduction and numpy, beyond those they read (L, LA, RGB, RGBA, I, F).
 _CONVERT = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I"}

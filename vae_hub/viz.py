@@ -154,6 +154,5 @@ def plot_latent_scatter(
 @torch.no_grad()
 def plot_samples(model: VAE, n: int = 64, seed: int = 0, path: str | os.PathLike | None = None) -> Figure:
     """n samples from the prior, decoded."""
-    images = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    grid = image_grid(images, nrow=int(n**0.5 + 0.5))
+    grid = image_grid(model.sample(n, generator=torch.Generator().manual_seed(seed)), nrow=int(n**0.5 + 0.5))
     return _save(_figure_from_grid(grid, "samples from the prior", 6.0), path)
