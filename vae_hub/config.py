@@ -38,8 +38,7 @@ def _kind(name: str, value: Any, kind: str) -> None:
 
 @dataclass
 class VAEConfig:
-    """The network: an MLP encoder to (μ, log σ²) and its mirror image as the decoder. Exactly what ``config.json``
-    holds and what ``model.config`` is after loading."""
+    """The network (an MLP encoder to μ, log σ² and its mirror image): ``model.config``, what ``config.json`` holds."""
 
     input_dim: int = _help("pixels per image: 28×28 MNIST", 784)
     hidden_dims: list[int] = _help(
@@ -87,9 +86,8 @@ class VAEConfig:
 
 @dataclass
 class Config(VAEConfig):
-    """The original design's configuration (architecture, batch size, epochs, learning rate, device), with the
-    training settings this project added; ``architecture()`` is its network. The defaults are the original plain
-    loop; :func:`training.recipe` gives the settings the bundled models were trained with."""
+    """The original design's configuration, with the training settings this project added; ``architecture()`` is its
+    network. The defaults are the original plain loop; :func:`training.recipe` gives the bundled models' settings."""
 
     batch_size: int = _help("images per optimizer step (per process under torchrun)", 256)
     epochs: int = _help("passes over the training images", 50)
