@@ -137,5 +137,4 @@ class Config(VAEConfig):
 
     def training_args(self) -> dict[str, Any]:
         """What ``training_args.json`` holds: every field that is not the architecture."""
-        arch = {f.name for f in dataclasses.fields(VAEConfig)}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in arch}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)[len(dataclasses.fields(VAEConfig)) :]}
