@@ -28,9 +28,8 @@ def image_grid(images: Tensor, nrow: int, padding: int = 2, pad_value: float = 1
 def grid_axis(n: int, span: str | float = "quantile", device: torch.device | str = "cpu") -> Tensor:
     """n values along one latent axis: by standard-normal quantiles for ``span="quantile"`` (equal prior mass
     between neighbours, as in Kingma & Welling's figure 4), else evenly over [−span, +span] standard deviations."""
-    if span == "quantile":
-        p = torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=device)  # avoid the infinite 0 and 1 quantiles
-        return torch.distributions.Normal(0.0, 1.0).icdf(p)
+    if span == "quantile":  # at the middle of n equal slices of mass: the 0 and 1 quantiles are infinite
+        return torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=device))
     k = float(span)
     if not k > 0:
         raise ValueError(f"span must be 'quantile' or a positive number of standard deviations, got {span!r}")
