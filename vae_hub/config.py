@@ -36,36 +36,9 @@ def _kind(name: str, value: Any, kind: str) -> None:
         raise ValueError(f"{name!r} must be of type {kind}{' (finite)' if kind == 'float' else ''}, got {shown}")
 
 
-def activation_name(act: Any) -> str:
-    """An activation given by name ("gelu") or as the original design gave it, a class (``nn.GELU``)."""
-    if isinstance(act, type):  # nn.GELU → "gelu", nn.LeakyReLU → "leaky_relu", without importing torch here
-        act = {"leakyrelu": "leaky_relu"}.get(act.__name__.lower(), act.__name__.lower())
-    _kind("act_fun", act, "str")
-    if act.lower() not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {act!r}; choose one of {list(ACTIVATIONS)}")
-    return act.lower()
-
-
-def check_architecture(input_dim: Any, hidden_dims: Any) -> None:
-    _kind("input_dim", input_dim, "int")
-    _kind("hidden_dims", hidden_dims, "list[int]")
-    if not 1 <= len(hidden_dims) <= MAX_LAYERS:
-        raise ValueError(f"hidden_dims must have 1 to {MAX_LAYERS} entries, got {len(hidden_dims)}")
-    if max(input_dim, *hidden_dims) > MAX_WIDTH:
-        raise ValueError(f"layer widths are capped at {MAX_WIDTH:,}")
-    if min(input_dim, *hidden_dims) <= 0:
-        raise ValueError(f"dims must be positive: input_dim={input_dim}, hidden_dims={hidden_dims}")
-    if hidden_dims[-1] % 2:
-        raise ValueError(
-            f"the last hidden size holds μ and log σ² together, so it must be even; got {hidden_dims[-1]} "
-            "(e.g. 4 for a 2-D latent, 8 for a 4-D one)"
-        )
-
-
 @dataclass
 class VAEConfig:
-    """The network: an MLP encoder to (μ, log σ²) and its mirror image as the decoder. Exactly what ``config.json``
-    holds and what ``model.config`` is after loading."""
+    """The network (an MLP encoder to μ, log σ² and its mirror image): ``model.config``, what ``config.json`` holds."""
 
     input_dim: int = _help("pixels per image: 28×28 MNIST", 784)
     hidden_dims: list[int] = _help(
@@ -76,9 +49,26 @@ class VAEConfig:
     act_fun: str = _help(f"activation after every hidden layer: {', '.join(ACTIVATIONS)}", "gelu")
 
     def __post_init__(self) -> None:
-        self.act_fun = activation_name(self.act_fun)
+        if isinstance(self.act_fun, type):  # the original design's nn.GELU → "gelu", without importing torch here
+            self.act_fun = {"leakyrelu": "leaky_relu"}.get(self.act_fun.__name__.lower(), self.act_fun.__name__.lower())
+        _kind("act_fun", self.act_fun, "str")
+        if self.act_fun.lower() not in ACTIVATIONS:
+            raise ValueError(f"unknown activation {self.act_fun!r}; choose one of {list(ACTIVATIONS)}")
+        self.act_fun = self.act_fun.lower()
         self.hidden_dims = list(self.hidden_dims) if isinstance(self.hidden_dims, tuple) else self.hidden_dims
-        check_architecture(self.input_dim, self.hidden_dims)
+        _kind("input_dim", self.input_dim, "int")
+        _kind("hidden_dims", self.hidden_dims, "list[int]")
+        if not 1 <= len(self.hidden_dims) <= MAX_LAYERS:
+            raise ValueError(f"hidden_dims must have 1 to {MAX_LAYERS} entries, got {len(self.hidden_dims)}")
+        if max(self.input_dim, *self.hidden_dims) > MAX_WIDTH:
+            raise ValueError(f"layer widths are capped at {MAX_WIDTH:,}")
+        if min(self.input_dim, *self.hidden_dims) <= 0:
+            raise ValueError(f"dims must be positive: input_dim={self.input_dim}, hidden_dims={self.hidden_dims}")
+        if self.hidden_dims[-1] % 2:
+            raise ValueError(
+                f"the last hidden size holds μ and log σ² together, so it must be even; got {self.hidden_dims[-1]} "
+                "(e.g. 4 for a 2-D latent, 8 for a 4-D one)"
+            )
 
     @property
     def latent_dim(self) -> int:
@@ -96,9 +86,8 @@ class VAEConfig:
 
 @dataclass
 class Config(VAEConfig):
-    """The original design's configuration (architecture, batch size, epochs, learning rate, device), with the
-    training settings this project added; ``architecture()`` is its network. The defaults are the original plain
-    loop; :func:`training.recipe` gives the settings the bundled models were trained with."""
+    """The original design's configuration, with the training settings this project added; ``architecture()`` is its
+    network. The defaults are the original plain loop; :func:`training.recipe` gives the bundled models' settings."""
 
     batch_size: int = _help("images per optimizer step (per process under torchrun)", 256)
     epochs: int = _help("passes over the training images", 50)
@@ -148,5 +137,4 @@ class Config(VAEConfig):
 
     def training_args(self) -> dict[str, Any]:
         """What ``training_args.json`` holds: every field that is not the architecture."""
-        arch = {f.name for f in dataclasses.fields(VAEConfig)}
-        return {k: v for k, v in dataclasses.asdict(self).items() if k not in arch}
+        return {f.name: getattr(self, f.name) for f in dataclasses.fields(self)[len(dataclasses.fields(VAEConfig)) :]}

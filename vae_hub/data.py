@@ -1,9 +1,7 @@
 """MNIST through torchvision's own loader, held in memory as one tensor and batched by indexing.
 
 A per-item ``ToTensor`` through a ``DataLoader`` spends most of an epoch in Python; indexing one pre-converted
-tensor costs microseconds per batch. The root is the argument, else ``$VAE_HUB_DATA``, else ``./data``
-(torchvision's layout, ``<root>/MNIST/raw``). A root holding only the four official ``.gz`` files works offline:
-they are extracted in place, or into ``$VAE_HUB_CACHE`` (``~/.cache/vae_hub``) when the folder is read-only.
+tensor costs microseconds per batch. Where the files are looked for, and read offline: :func:`prepare_root`.
 """
 
 from __future__ import annotations
@@ -32,29 +30,24 @@ def cache_dir() -> Path:
     return Path(base).expanduser()
 
 
-def _has(raw: Path, suffix: str = "") -> bool:
-    return all((raw / (name + suffix)).is_file() for name in RAW_FILES)
-
-
 def prepare_root(root: str | os.PathLike | None = None, download: bool = True) -> Path:
     """A root that torchvision reads offline, extracting the official ``.gz`` files first if that is all there is."""
     root = Path(root or os.environ.get("VAE_HUB_DATA") or "data").expanduser()
     raw = root / "MNIST" / "raw"
-    if _has(raw):
+    if all((raw / name).is_file() for name in RAW_FILES):
         return root
-    if _has(raw, ".gz"):
+    if all((raw / f"{name}.gz").is_file() for name in RAW_FILES):
         # A folder marked read-only (a shared data set) stays untouched, even for root, who may write anywhere.
         target = root if os.access(raw, os.W_OK) and raw.stat().st_mode & 0o200 else cache_dir() / "data"
         out = target / "MNIST" / "raw"
         out.mkdir(parents=True, exist_ok=True)
         for name in RAW_FILES:
-            dest = out / name
-            if dest.is_file():
+            if (out / name).is_file():
                 continue
             try:  # into a temporary file renamed into place: a crash never leaves half a file
                 with gzip.open(raw / f"{name}.gz") as fin, tempfile.NamedTemporaryFile(dir=out, delete=False) as f:
                     shutil.copyfileobj(fin, f)
-                os.replace(f.name, dest)
+                os.replace(f.name, out / name)
             except (OSError, EOFError) as e:
                 raise DataError(f"cannot decompress {raw / name}.gz ({e}): download MNIST again") from e
         return target

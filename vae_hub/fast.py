@@ -1,7 +1,6 @@
 """Opt-in speed, from the library rather than by hand: the same computations compiled by ``torch.compile``.
 
-Tested equal to :mod:`vae_hub.objectives`. Where no compiler works (no C++ toolchain, an unsupported device), the
-plain function runs instead, with one warning. Nothing here changes process-wide state.
+Tested equal to :mod:`vae_hub.objectives`, which run instead where no compiler works. No process-wide state changes.
 """
 
 from __future__ import annotations

@@ -49,9 +49,8 @@ def _not_here(source: str) -> str:
 
 
 def check_source(source: str, kwargs: dict[str, Any]) -> bool:
-    """Refuse at once what cannot be a model: a path that is no folder, a config.json that is no small regular file
-    (before the mixin reads it), a repo or revision the Hub says does not exist. If the Hub cannot be reached, set
-    ``kwargs`` to use the local cache only (the download would retry for half a minute) and return True."""
+    """Refuse at once what cannot be a model, before the mixin reads it. If the Hub cannot be reached, set ``kwargs``
+    to use the local cache only (the download would retry for half a minute) and return True."""
     if os.path.isdir(source):
         config = Path(source, "config.json")
         if config.exists() and not (config.is_file() and 0 < config.stat().st_size <= MAX_CONFIG_BYTES):
@@ -108,8 +107,7 @@ def weights_file(
 ) -> str:
     """The path of ``model.safetensors`` (downloaded if need be); a pickle in its place is refused, unread."""
     if os.path.isdir(model_id):
-        path = os.path.join(model_id, WEIGHTS_NAME)
-        if os.path.isfile(path):
+        if os.path.isfile(path := os.path.join(model_id, WEIGHTS_NAME)):
             return path
         pickles = [n for n in PICKLE_NAMES if os.path.isfile(os.path.join(model_id, n))]
     else:
@@ -123,9 +121,7 @@ def weights_file(
                 local_files_only=local_files_only,
                 token=token,
             )
-        except errors.EntryNotFoundError as e:
-            if isinstance(e, errors.LocalEntryNotFoundError):
-                raise
+        except errors.RemoteEntryNotFoundError:  # a LocalEntryNotFoundError (not cached) is explain()'s
             api = HfApi(token=token)  # probed with HEAD requests, never downloaded
             pickles = [n for n in PICKLE_NAMES if api.file_exists(model_id, n, revision=revision)]
     if pickles:

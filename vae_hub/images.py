@@ -30,8 +30,9 @@ MAX_ASPECT = 20
 WORK_SIDE = 280  # images are reduced towards this size (10× the output) before any float conversion
 BAND_BYTES = 8 << 20  # large images are converted and reduced in horizontal bands of about this size
 ACCEPTED = "PNG, JPEG, WebP, GIF or BMP"
-_SIGNATURES = re.compile(rb"(?P<PNG>\x89PNG\r\n\x1a\n)|(?P<JPEG>\xff\xd8\xff)|(?P<GIF>GIF8[79]a)|(?P<BMP>BM)"
-                         rb"|(?P<WEBP>RIFF....WEBP)", re.DOTALL)  # fmt: skip
+_SIGNATURES = re.compile(
+    rb"(?P<PNG>\x89PNG\r\n\x1a\n)|(?P<JPEG>\xff\xd8\xff)|(?P<GIF>GIF8[79]a)|(?P<BMP>BM)|(?P<WEBP>RIFF(?s:....)WEBP)"
+)
 # Modes to convert before PIL's box reduction and numpy, beyond those they read (L, LA, RGB, RGBA, I, F).
 _CONVERT = {"1": "L", "La": "LA", "RGBa": "RGBA", "PA": "RGBA", "I;16": "I", "I;16L": "I", "I;16B": "I"}
 _FILL = re.compile(rb"\xff*(?=\xff)|")  # a JPEG marker's fill bytes: up to the last 0xFF before the marker
@@ -119,8 +120,9 @@ def _jpeg(data: bytes) -> bytes:
         end = pos + 2 + int.from_bytes(data[pos + 2 : pos + 4], "big")
         seg = data[pos:end]
         if 0xC3 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-            raise InputError("The upload is a lossless, hierarchical or arithmetic-coded JPEG: save it as a "
-                             "standard JPEG or a PNG.")  # fmt: skip
+            raise InputError(
+                "The upload is a lossless, hierarchical or arithmetic-coded JPEG: save it as a standard JPEG or a PNG."
+            )
         first_exif = marker == 0xE1 and seg[4:10] == b"Exif\0\0" and not exif
         if marker in (0xC0, 0xC1, 0xC2, 0xC4, 0xDB, 0xDD, 0xEE) or first_exif:  # 0xEE: Adobe's colour transform
             kept.append(seg)

@@ -135,7 +135,6 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
         out = self(x, generator)
         return elbo_terms(out.logits, x, out.mu, out.logvar, out.z, regularizer)
 
-    # --- loading: the mixin's hook, plus one translation of what can go wrong into a WeightsError ---
     @classmethod
     def from_pretrained(cls, pretrained_model_name_or_path: str | os.PathLike, **kwargs: Any) -> VAE:
         """Load from a ``save_pretrained`` folder or a Hub repo id (``revision``, ``cache_dir``, ``token``,

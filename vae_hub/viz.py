@@ -21,15 +21,15 @@ from .model import VAE
 def image_grid(images: Tensor, nrow: int, padding: int = 2, pad_value: float = 1.0) -> Tensor:
     """(N, 1, 28, 28) images in [0, 1] → one (H, W) grid tensor on the CPU."""
     from torchvision.utils import make_grid  # imported here: importing torchvision sets torch's inductor env
+
     return make_grid(images.detach().float().cpu(), nrow=nrow, padding=padding, pad_value=pad_value)[0]
 
 
 def grid_axis(n: int, span: str | float = "quantile", device: torch.device | str = "cpu") -> Tensor:
     """n values along one latent axis: by standard-normal quantiles for ``span="quantile"`` (equal prior mass
     between neighbours, as in Kingma & Welling's figure 4), else evenly over [−span, +span] standard deviations."""
-    if span == "quantile":
-        p = torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=device)  # avoid the infinite 0 and 1 quantiles
-        return torch.distributions.Normal(0.0, 1.0).icdf(p)
+    if span == "quantile":  # at the middle of n equal slices of mass: the 0 and 1 quantiles are infinite
+        return torch.distributions.Normal(0.0, 1.0).icdf(torch.linspace(0.5 / n, 1 - 0.5 / n, n, device=device))
     k = float(span)
     if not k > 0:
         raise ValueError(f"span must be 'quantile' or a positive number of standard deviations, got {span!r}")
@@ -153,6 +153,5 @@ def plot_latent_scatter(
 @torch.no_grad()
 def plot_samples(model: VAE, n: int = 64, seed: int = 0, path: str | os.PathLike | None = None) -> Figure:
     """n samples from the prior, decoded."""
-    images = model.sample(n, generator=torch.Generator().manual_seed(seed))
-    grid = image_grid(images, nrow=int(n**0.5 + 0.5))
+    grid = image_grid(model.sample(n, generator=torch.Generator().manual_seed(seed)), nrow=int(n**0.5 + 0.5))
     return _save(_figure_from_grid(grid, "samples from the prior", 6.0), path)
