@@ -128,9 +128,19 @@ async def answer(send: Any, status: int, detail: str | list) -> None:
 class Gate:
     """ASGI middleware: see the module's docstring. ``endpoints`` maps each named endpoint's index to it."""
 
-    def __init__(self, app: Any, endpoints: Mapping[int, Endpoint], uploads: Uploads, max_upload: int,
-                 max_body: int = 2**20, max_active: int = 64, max_streams: int = 256, upload_s: float = 120.0,
-                 body_s: float = 20.0, files: Mapping[str, os.PathLike | bytes] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        app: Any,
+        endpoints: Mapping[int, Endpoint],
+        uploads: Uploads,
+        max_upload: int,
+        max_body: int = 2**20,
+        max_active: int = 64,
+        max_streams: int = 256,
+        upload_s: float = 120.0,
+        body_s: float = 20.0,
+        files: Mapping[str, os.PathLike | bytes] | None = None,
+    ) -> None:
         self.app, self.endpoints, self.uploads = app, endpoints, uploads
         self.max_upload, self.max_body, self.upload_s, self.body_s = max_upload, max_body, upload_s, body_s
         self.by_name = {e.name: e for e in endpoints.values()}
@@ -194,8 +204,11 @@ class Gate:
         """A call of a named endpoint (``/queue/join`` by index, ``/call/<name>`` by name), or a cancel."""
         if not self.stated(scope, self.max_body):
             size = f"{self.max_body // 2**10} KB"
-            return await answer(send, 413, f"A call's body must state its Content-Length (and no Transfer-Encoding) "
-                                f"and be at most {size}.")  # fmt: skip
+            return await answer(
+                send,
+                413,
+                f"A call's body must state its Content-Length (and no Transfer-Encoding) and be at most {size}.",
+            )
         try:  # the server delivers no more than the stated length (see stated)
             raw = await Request(scope, self.deadline(receive, self.body_s)).body()
         except ClientDisconnect:
@@ -232,8 +245,10 @@ class Gate:
             return None
         if not isinstance(data, list) or len(data) != len(fields):
             got = f"{len(data)} values" if isinstance(data, list) else shown(data)
-            return (f'/{endpoint.name} takes {len(fields)} values in "data" ({", ".join(fields)}); got {got}: '
-                    "send one value per field, in this order.")  # fmt: skip
+            return (
+                f'/{endpoint.name} takes {len(fields)} values in "data" ({", ".join(fields)}); got {got}: '
+                "send one value per field, in this order."
+            )
         for field, value in zip(fields, data):
             if not plain(value):
                 return f"{field} must be a string or a number, not {type(value).__name__}: send a plain JSON value."

@@ -85,8 +85,9 @@ def describe(handlers: Handlers) -> str:
     )
 
 
-def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
-          map_sources: dict[str, str]) -> tuple[gr.Blocks, dict[int, Endpoint]]:  # fmt: skip
+def build(
+    handlers: Handlers, manifest: dict[str, dict[str, str]], map_sources: dict[str, str]
+) -> tuple[gr.Blocks, dict[int, Endpoint]]:
     """The page, and its named endpoints by index (for :class:`webapp.gate.Gate`). ``manifest``: each model's
     files for the page's decoder (:func:`webapp.static.live.manifest`); ``map_sources``: where each map's digits
     come from, said under it."""
@@ -99,8 +100,17 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
     endpoints: dict[int, Endpoint] = {}
 
     def serve(name: str, triggers: list, fn: Callable, inputs: list, outputs: Any) -> Any:
-        dep = gr.on(triggers, endpoint(fn), inputs, outputs, api_name=name, preprocess=False, concurrency_id=QUEUE,
-                    trigger_mode="always_last", show_progress="hidden")  # fmt: skip
+        dep = gr.on(
+            triggers,
+            endpoint(fn),
+            inputs,
+            outputs,
+            api_name=name,
+            preprocess=False,
+            concurrency_id=QUEUE,
+            trigger_mode="always_last",
+            show_progress="hidden",
+        )
         endpoints[dep["id"]] = Endpoint(name, tuple(c.label for c in inputs))
         return dep
 
@@ -149,8 +159,18 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                         g_span = gr.Radio(spans, value="quantile", label="Range")
                         g_k = gr.Slider(0.5, 4, value=2, step=0.1, label="k (for ± k σ)")
                         g_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
-                        g_z = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many,
-                                         elem_id=f"grid_z{i}") for i in range(most)]  # fmt: skip
+                        g_z = [
+                            gr.Slider(
+                                -3,
+                                3,
+                                value=0,
+                                step=0.05,
+                                label=f"z{i} (when not swept)",
+                                visible=many,
+                                elem_id=f"grid_z{i}",
+                            )
+                            for i in range(most)
+                        ]
                         g_code = gr.Button("Start from my digit's code", visible=many)
                         with gr.Row():
                             g_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
@@ -189,8 +209,12 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                         with gr.Row():
                             m_x = gr.Dropdown(dims, value=0, label="Dimension →", visible=many, min_width=100)
                             m_y = gr.Dropdown(dims, value=1, label="Dimension ↑", visible=many, min_width=100)
-                        m_z = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (not shown)", visible=many,
-                                         elem_id=f"map_z{i}") for i in range(most)]  # fmt: skip
+                        m_z = [
+                            gr.Slider(
+                                -3, 3, value=0, step=0.05, label=f"z{i} (not shown)", visible=many, elem_id=f"map_z{i}"
+                            )
+                            for i in range(most)
+                        ]
                         m_code = gr.Button("Start from my digit's code", visible=many)
                 controls = [m_model, m_x, m_y, *m_z]
                 triggers = [m_tab.select, *(c.change for c in controls)]
