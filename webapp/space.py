@@ -130,27 +130,19 @@ def readme(repo_id: str, models: Sequence[str], title: str, sdk_version: str, we
         pinned=False,
         short_description="Reconstruct, sample and explore a VAE trained on MNIST",  # the Hub allows 60 characters
     )
-    model_lines = [f"- [{m}](https://huggingface.co/{m})" for m in models] or ["- the weights bundled in this Space"]
-    return "\n".join(
+    return "\n\n".join(
         [
             f"---\n{data.to_yaml()}\n---",
-            "",
             f"# {title}",
-            "",
-            "A variational autoencoder trained on MNIST, two ways: **SGVB** (Monte Carlo KL) and **KL-WO-E** (closed-form "
-            "KL). Draw, upload or pick a digit to see the models reconstruct it, sample new digits, interpolate between "
-            "two digits and browse the latent space.",
-            "",
+            "A variational autoencoder trained on MNIST, two ways: **SGVB** (Monte Carlo KL) and **KL-WO-E** "
+            "(closed-form KL). Draw, upload or pick a digit to see the models reconstruct it, sample new digits, "
+            "interpolate between two digits and browse the latent space.",
             "Models:",
-            "",
-            *model_lines,
-            "",
+            "\n".join(f"- [{m}](https://huggingface.co/{m})" for m in models) or "- the weights bundled in this Space",
             f"Bundled weights: {', '.join(f'`{w}`' for w in weights)}. The latent maps are precomputed in "
             f"`{MAP_CACHE_DIR}/`, so the Space needs no copy of MNIST.",
-            "",
             f"Deployed with `python -m webapp.space {repo_id}` from the vae-hub repository. Code: MIT; weights and "
-            "example digits (derived from MNIST): CC BY-SA 3.0. See `LICENSE`.",
-            "",
+            "example digits (derived from MNIST): CC BY-SA 3.0. See `LICENSE`.\n",
         ]
     )
 
