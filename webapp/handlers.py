@@ -32,6 +32,7 @@ SCORE_SAMPLES = 64  # reparameterized draws averaged for the reconstruction term
 MAX_DATA_URL = 512 * 2**10  # characters: the 280×280 canvas's PNG is at most ~420 KB in base64; files are uploaded
 DATA_URL = re.compile(r"data:image/(png|jpeg|webp|gif|bmp);base64,")
 SEND_IMAGE = "send a data URL (data:image/png;base64,…) or the reference that POST /gradio_api/upload returned"
+Lookup = Callable[[str], Path | None]  # an upload reference → its file, None when unknown or expired
 
 
 def load_models(sources: Mapping[str, str | os.PathLike]) -> dict[str, VAE]:
@@ -47,7 +48,7 @@ def integer(value: Any, field: str, lo: int, hi: int, example: int) -> int:
     return whole
 
 
-def image_source(value: Any, field: str, uploads: Callable[[str], Path | None]) -> bytes:
+def image_source(value: Any, field: str, uploads: Lookup) -> bytes:
     """The bytes of an image sent as a data URL or as an upload reference, strictly checked before any decoding."""
     if value is None or value == "":
         raise InputError(f"{field} is missing: draw, upload or pick a digit ({SEND_IMAGE}).")
@@ -102,14 +103,10 @@ def score(model: VAE, x: Tensor, samples: int = SCORE_SAMPLES, seed: int = 0) ->
 
 
 class Handlers:
-    """The endpoints over named models (any latent sizes) and their titles; ``uploads`` turns an upload reference
-    into its file, None when unknown or expired (:class:`webapp.gate.Uploads`)."""
+    """The endpoints over named models (any latent sizes) and their titles; ``uploads``: a :class:`.gate.Uploads`."""
 
     def __init__(
-        self,
-        models: Mapping[str, VAE],
-        titles: Mapping[str, str],
-        uploads: Callable[[str], Path | None] = lambda ref: None,
+        self, models: Mapping[str, VAE], titles: Mapping[str, str], uploads: Lookup = lambda ref: None
     ) -> None:
         self.models, self.titles, self.uploads = dict(models), dict(titles), uploads
 
