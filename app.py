@@ -152,13 +152,10 @@ def main(argv: list[str] | None = None) -> None:
         demo, endpoints = ui.build(handlers, live.manifest(models), {name: m.source for name, m in maps.items()})
         gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
         demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
+        files = live.files(models, sources, maps)  # what the page's decoder fetches, and only that
         guard = Middleware(
-            gate.Gate,
-            endpoints=endpoints,
-            uploads=uploads,
-            max_upload=MAX_FILE_BYTES + 2**16,
-            files=live.files(models, sources, maps),
-        )  # what the page's decoder fetches, and only that
+            gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16, files=files
+        )
         log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
         demo.launch(
             server_name=args.host,
