@@ -36,25 +36,57 @@ log = logging.getLogger("vae_hub.app")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="Serve the vae-hub demo.")
-    p.add_argument("--host", default=env("VAE_HUB_HOST") or env("GRADIO_SERVER_NAME") or "127.0.0.1",
-                   help="address to listen on (env VAE_HUB_HOST or GRADIO_SERVER_NAME; 0.0.0.0 for all)")
-    p.add_argument("--port", type=int, default=env("VAE_HUB_PORT") or env("GRADIO_SERVER_PORT") or 7860,
-                   help="port (env VAE_HUB_PORT or GRADIO_SERVER_PORT; default 7860)")
-    p.add_argument("--share", action="store_true", default=env("VAE_HUB_SHARE", "").lower() in ("1", "true", "yes"),
-                   help="also open a public *.gradio.live link (env VAE_HUB_SHARE=1; needs the network)")
-    p.add_argument("--model", action="append", default=[], metavar="VARIANT=DIR_OR_REPO",
-                   help=f"weights for a model: a save_pretrained folder or a Hub repo id; VARIANT is one of "
-                   f"{', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default the bundled weights)")
-    p.add_argument("--concurrency", type=int, default=env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY,
-                   help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})")
-    p.add_argument("--sessions", type=int, default=env("VAE_HUB_SESSIONS") or 200,
-                   help="sessions Gradio keeps (the app itself holds nothing per session; the oldest goes first; "
-                   "env VAE_HUB_SESSIONS; default 200)")
-    p.add_argument("--keep-files", type=float, default=env("VAE_HUB_KEEP_FILES") or 1800, metavar="SECONDS",
-                   help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)")
-    p.add_argument("--tmp", default=env("VAE_HUB_TMP"),
-                   help="where the app creates its private folder (env VAE_HUB_TMP; default the system's)")
-    return p.parse_args(argv)  # fmt: skip
+    p.add_argument(
+        "--host",
+        default=env("VAE_HUB_HOST") or env("GRADIO_SERVER_NAME") or "127.0.0.1",
+        help="address to listen on (env VAE_HUB_HOST or GRADIO_SERVER_NAME; 0.0.0.0 for all)",
+    )
+    p.add_argument(
+        "--port",
+        type=int,
+        default=env("VAE_HUB_PORT") or env("GRADIO_SERVER_PORT") or 7860,
+        help="port (env VAE_HUB_PORT or GRADIO_SERVER_PORT; default 7860)",
+    )
+    p.add_argument(
+        "--share",
+        action="store_true",
+        default=env("VAE_HUB_SHARE", "").lower() in ("1", "true", "yes"),
+        help="also open a public *.gradio.live link (env VAE_HUB_SHARE=1; needs the network)",
+    )
+    p.add_argument(
+        "--model",
+        action="append",
+        default=[],
+        metavar="VARIANT=DIR_OR_REPO",
+        help=f"weights for a model: a save_pretrained folder or a Hub repo id; VARIANT is one of "
+        f"{', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default the bundled weights)",
+    )
+    p.add_argument(
+        "--concurrency",
+        type=int,
+        default=env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY,
+        help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})",
+    )
+    p.add_argument(
+        "--sessions",
+        type=int,
+        default=env("VAE_HUB_SESSIONS") or 200,
+        help="sessions Gradio keeps (the app itself holds nothing per session; the oldest goes first; "
+        "env VAE_HUB_SESSIONS; default 200)",
+    )
+    p.add_argument(
+        "--keep-files",
+        type=float,
+        default=env("VAE_HUB_KEEP_FILES") or 1800,
+        metavar="SECONDS",
+        help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)",
+    )
+    p.add_argument(
+        "--tmp",
+        default=env("VAE_HUB_TMP"),
+        help="where the app creates its private folder (env VAE_HUB_TMP; default the system's)",
+    )
+    return p.parse_args(argv)
 
 
 def model_sources(overrides: list[str]) -> dict[str, str]:
@@ -120,18 +152,31 @@ def main(argv: list[str] | None = None) -> None:
         demo, endpoints = ui.build(handlers, live.manifest(models), {name: m.source for name, m in maps.items()})
         gate.start_pruning(folder, args.keep_files, every_s=min(30.0, args.keep_files / 2), max_bytes=MAX_STORED)
         demo.queue(default_concurrency_limit=args.concurrency, max_size=QUEUE_SIZE, api_open=False)
-        guard = Middleware(gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16,
-                           files=live.files(models, sources, maps))  # what the page's decoder fetches, and only that
+        files = live.files(models, sources, maps)  # what the page's decoder fetches, and only that
+        guard = Middleware(
+            gate.Gate, endpoints=endpoints, uploads=uploads, max_upload=MAX_FILE_BYTES + 2**16, files=files
+        )
         log.info("ready in %.1f s; queue concurrency %d", time.perf_counter() - start, args.concurrency)
         demo.launch(
-            server_name=args.host, server_port=args.port, share=args.share, quiet=True, prevent_thread_lock=True,
-            css=ui.CSS, head=f"<script>{ui.JS}</script>", footer_links=["api"], pwa=False, ssr_mode=False,
+            server_name=args.host,
+            server_port=args.port,
+            share=args.share,
+            quiet=True,
+            prevent_thread_lock=True,
+            css=ui.CSS,
+            head=f"<script>{ui.JS}</script>",
+            footer_links=["api"],
+            pwa=False,
+            ssr_mode=False,
             run_history=False,  # on by default in Gradio 6: it would store runs with the owner's Hub token
-            enable_monitoring=False, mcp_server=False,
+            enable_monitoring=False,
+            mcp_server=False,
             show_error=False,  # only the app's own messages (gr.Error) reach a client, never an exception's text
-            max_file_size=MAX_FILE_BYTES, state_session_capacity=args.sessions, max_threads=args.concurrency + 4,
+            max_file_size=MAX_FILE_BYTES,
+            state_session_capacity=args.sessions,
+            max_threads=args.concurrency + 4,
             app_kwargs={"middleware": [guard]},
-        )  # fmt: skip
+        )
         log.info("serving on %s%s", demo.local_url, f" and {demo.share_url}" if demo.share_url else "")
         demo.block_thread()
     finally:

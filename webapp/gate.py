@@ -128,9 +128,19 @@ async def answer(send: Any, status: int, detail: str | list) -> None:
 class Gate:
     """ASGI middleware: see the module's docstring. ``endpoints`` maps each named endpoint's index to it."""
 
-    def __init__(self, app: Any, endpoints: Mapping[int, Endpoint], uploads: Uploads, max_upload: int,
-                 max_body: int = 2**20, max_active: int = 64, max_streams: int = 256, upload_s: float = 120.0,
-                 body_s: float = 20.0, files: Mapping[str, os.PathLike | bytes] | None = None) -> None:  # fmt: skip
+    def __init__(
+        self,
+        app: Any,
+        endpoints: Mapping[int, Endpoint],
+        uploads: Uploads,
+        max_upload: int,
+        max_body: int = 2**20,
+        max_active: int = 64,
+        max_streams: int = 256,
+        upload_s: float = 120.0,
+        body_s: float = 20.0,
+        files: Mapping[str, os.PathLike | bytes] | None = None,
+    ) -> None:
         self.app, self.endpoints, self.uploads = app, endpoints, uploads
         self.max_upload, self.max_body, self.upload_s, self.body_s = max_upload, max_body, upload_s, body_s
         self.by_name = {e.name: e for e in endpoints.values()}
@@ -160,8 +170,7 @@ class Gate:
                 item, ext = self.files[path], os.path.splitext(path)[1]
                 kind = {".js": "text/javascript", ".json": "application/json"}.get(ext, "application/octet-stream")
                 make = Response if isinstance(item, bytes) else FileResponse  # a file: with Range, as Starlette serves
-                response = make(item, headers={"Cache-Control": "no-cache"}, media_type=kind)
-                return await response(scope, receive, send)
+                return await make(item, headers={"Cache-Control": "no-cache"}, media_type=kind)(scope, receive, send)
             if PAGES.fullmatch(path) or (call and call[1] in self.by_name):
                 return await self.app(scope, receive, send)
         elif method == "POST" and path in ("/gradio_api/queue/join", "/gradio_api/cancel"):
@@ -172,12 +181,14 @@ class Gate:
             return await self.upload(scope, receive, send)
         return await answer(send, 404, f"Not found: this app serves no such route; {self.menu}.")
 
-    def stated(self, scope: dict, limit: int) -> bool:
-        """Whether the body states its length, at most ``limit``, and is framed by it: with a Transfer-Encoding too,
-        the server would read the chunks instead, however many."""
+    def unstated(self, scope: dict, what: str, limit: int, size: str) -> str | None:
+        """Why the body is refused unless it states its length, at most ``limit``, and is framed by it: with a
+        Transfer-Encoding too, the server would read the chunks instead, however many."""
         headers = dict(scope["headers"])  # the server refuses a repeated Content-Length
-        size = headers.get(b"content-length", b"")
-        return b"transfer-encoding" not in headers and size.isdigit() and int(size) <= limit
+        length = headers.get(b"content-length", b"")
+        if b"transfer-encoding" not in headers and length.isdigit() and int(length) <= limit:
+            return None
+        return f"{what} must state its Content-Length (and no Transfer-Encoding) and be at most {size}."
 
     def deadline(self, receive: Any, seconds: float) -> Any:
         """``receive``, ending the request as if the client had left once ``seconds`` have passed."""
@@ -192,11 +203,9 @@ class Gate:
 
     async def call(self, scope: dict, receive: Any, send: Any, name: str | None) -> None:
         """A call of a named endpoint (``/queue/join`` by index, ``/call/<name>`` by name), or a cancel."""
-        if not self.stated(scope, self.max_body):
-            size = f"{self.max_body // 2**10} KB"
-            return await answer(send, 413, f"A call's body must state its Content-Length (and no Transfer-Encoding) "
-                                f"and be at most {size}.")  # fmt: skip
-        try:  # the server delivers no more than the stated length (see stated)
+        if why := self.unstated(scope, "A call's body", self.max_body, f"{self.max_body // 2**10} KB"):
+            return await answer(send, 413, why)
+        try:  # the server delivers no more than the stated length (see unstated)
             raw = await Request(scope, self.deadline(receive, self.body_s)).body()
         except ClientDisconnect:
             return await answer(send, 408, "The request body did not arrive in time: send it again.")
@@ -232,8 +241,10 @@ class Gate:
             return None
         if not isinstance(data, list) or len(data) != len(fields):
             got = f"{len(data)} values" if isinstance(data, list) else shown(data)
-            return (f'/{endpoint.name} takes {len(fields)} values in "data" ({", ".join(fields)}); got {got}: '
-                    "send one value per field, in this order.")  # fmt: skip
+            return (
+                f'/{endpoint.name} takes {len(fields)} values in "data" ({", ".join(fields)}); got {got}: '
+                "send one value per field, in this order."
+            )
         for field, value in zip(fields, data):
             if not plain(value):
                 return f"{field} must be a string or a number, not {type(value).__name__}: send a plain JSON value."
@@ -241,9 +252,7 @@ class Gate:
 
     async def upload(self, scope: dict, receive: Any, send: Any) -> None:
         """Gradio's upload route, its body capped and timed, each server path in its answer replaced by a reference."""
-        if not self.stated(scope, self.max_upload):
-            limit = self.max_upload // 2**20
-            why = f"An upload must state its Content-Length (and no Transfer-Encoding) and be at most {limit} MB."
+        if why := self.unstated(scope, "An upload", self.max_upload, f"{self.max_upload // 2**20} MB"):
             return await answer(send, 413, why)
         sent: list[dict] = []  # Gradio's answer: its start, then its body
 

@@ -32,6 +32,7 @@ SCORE_SAMPLES = 64  # reparameterized draws averaged for the reconstruction term
 MAX_DATA_URL = 512 * 2**10  # characters: the 280×280 canvas's PNG is at most ~420 KB in base64; files are uploaded
 DATA_URL = re.compile(r"data:image/(png|jpeg|webp|gif|bmp);base64,")
 SEND_IMAGE = "send a data URL (data:image/png;base64,…) or the reference that POST /gradio_api/upload returned"
+Lookup = Callable[[str], Path | None]  # an upload reference → its file, None when unknown or expired
 
 
 def load_models(sources: Mapping[str, str | os.PathLike]) -> dict[str, VAE]:
@@ -47,7 +48,7 @@ def integer(value: Any, field: str, lo: int, hi: int, example: int) -> int:
     return whole
 
 
-def image_source(value: Any, field: str, uploads: Callable[[str], Path | None]) -> bytes:
+def image_source(value: Any, field: str, uploads: Lookup) -> bytes:
     """The bytes of an image sent as a data URL or as an upload reference, strictly checked before any decoding."""
     if value is None or value == "":
         raise InputError(f"{field} is missing: draw, upload or pick a digit ({SEND_IMAGE}).")
@@ -62,8 +63,10 @@ def image_source(value: Any, field: str, uploads: Callable[[str], Path | None]) 
     if not DATA_URL.match(value):
         raise InputError(f"{field} must be a PNG, JPEG, WebP, GIF or BMP image: {SEND_IMAGE}.")
     if len(value) > MAX_DATA_URL:
-        raise InputError(f"{field} is {len(value) // 2**10} KB as a data URL; the limit is {MAX_DATA_URL // 2**10} KB: "
-                         "upload a larger picture as a file.")  # fmt: skip
+        raise InputError(
+            f"{field} is {len(value) // 2**10} KB as a data URL; the limit is {MAX_DATA_URL // 2**10} KB: "
+            "upload a larger picture as a file."
+        )
     try:
         return base64.b64decode(value[value.index(",") + 1 :], validate=True)
     except (binascii.Error, ValueError):
@@ -100,11 +103,11 @@ def score(model: VAE, x: Tensor, samples: int = SCORE_SAMPLES, seed: int = 0) ->
 
 
 class Handlers:
-    """The endpoints over named models (any latent sizes) and their titles; ``uploads`` turns an upload reference
-    into its file, None when unknown or expired (:class:`webapp.gate.Uploads`)."""
+    """The endpoints over named models (any latent sizes) and their titles; ``uploads``: a :class:`.gate.Uploads`."""
 
-    def __init__(self, models: Mapping[str, VAE], titles: Mapping[str, str],
-                 uploads: Callable[[str], Path | None] = lambda ref: None) -> None:  # fmt: skip
+    def __init__(
+        self, models: Mapping[str, VAE], titles: Mapping[str, str], uploads: Lookup = lambda ref: None
+    ) -> None:
         self.models, self.titles, self.uploads = dict(models), dict(titles), uploads
 
     def digit(self, value: Any, field: str = "Image") -> Tensor:
@@ -124,8 +127,10 @@ class Handlers:
             nelbo, rec, kl, mu = score(model, x)
             figures.append(figure(model.reconstruct(x)[0, 0], self.titles[name], "digit rec", name, mu))
             code = ", ".join(f"{v:+.2f}".replace("-", "−") for v in mu.tolist())
-            rows.append(f"<tr><td>{html.escape(self.titles[name])}</td><td>{nelbo:.2f}</td><td>{rec:.2f}</td>"
-                        f'<td>{kl:.2f}</td></tr><tr><td class="mu" colspan="4">μ = ({code})</td></tr>')  # fmt: skip
+            rows.append(
+                f"<tr><td>{html.escape(self.titles[name])}</td><td>{nelbo:.2f}</td><td>{rec:.2f}</td>"
+                f'<td>{kl:.2f}</td></tr><tr><td class="mu" colspan="4">μ = ({code})</td></tr>'
+            )
         return f'<div class="digits">{"".join(figures)}</div><table class="scores">{"".join(rows)}</table>'
 
     def samples(self, model: Any, n: Any, seed: Any) -> str:
@@ -134,8 +139,9 @@ class Handlers:
             raise InputError(f"Model must be one of {', '.join(map(repr, self.models))} (got {shown(model)}).")
         n, seed = integer(n, "Grid size", 5, 25, 15), integer(seed, "Seed", 0, 2**32 - 1, 0)
         grid = png(image_grid(self.models[model].sample(n * n, torch.Generator().manual_seed(seed)), nrow=n))
-        caption = html.escape(f"Random samples: {n}×{n} draws from the prior N(0, I), decoded by {self.titles[model]} "
-                              f"(seed {seed})")  # fmt: skip
+        caption = html.escape(
+            f"Random samples: {n}×{n} draws from the prior N(0, I), decoded by {self.titles[model]} (seed {seed})"
+        )
         img = f'<img class="grid" src="{grid}" alt="{caption}">'
         return f'<div class="gridbox"><p class="caption">{caption}</p>{img}</div>'
 

@@ -91,8 +91,9 @@ def load_or_build(model: VAE, user_dir: str | os.PathLike | None = None) -> Late
 
 
 def main(argv: list[str] | None = None) -> None:
-    p = argparse.ArgumentParser(prog="python -m webapp.latent_map",
-                                description="Refresh the shipped latent-map caches of the bundled models.")  # fmt: skip
+    p = argparse.ArgumentParser(
+        prog="python -m webapp.latent_map", description="Refresh the shipped latent-map caches of the bundled models."
+    )
     p.add_argument("--data", default=None, help="MNIST root (default $VAE_HUB_DATA, else ./data)")
     args = p.parse_args(argv)
     written = []

@@ -35,8 +35,13 @@ DEFAULT_TITLE = "VAE on MNIST"
 def build_parser() -> push.Parser:
     p = push.Parser("python -m webapp.space", __doc__.split("\n\n")[0])
     p.add_argument("repo_id", metavar="USER/NAME", help="the Space to create or update (ORG/NAME for an organisation)")
-    p.add_argument("--models", nargs="*", default=[], metavar="REPO_ID",
-                   help="Hub ids of the published models (the README's `models:`, linking them to the Space)")
+    p.add_argument(
+        "--models",
+        nargs="*",
+        default=[],
+        metavar="REPO_ID",
+        help="Hub ids of the published models (the README's `models:`, linking them to the Space)",
+    )
     p.add_argument("--title", default=DEFAULT_TITLE, help="the Space's title")
     p.add_argument("--private", action="store_true", help="create the Space private (an existing one keeps its own)")
     p.add_argument("--token", help="a write token (default: $HF_TOKEN, else the cached `hf auth login`; never printed)")
@@ -44,7 +49,7 @@ def build_parser() -> push.Parser:
     p.add_argument("--dry-run", action="store_true", help="write the Space's folder and list it; upload nothing")
     p.add_argument("--out", type=Path, help="with --dry-run: where to write the folder (new or empty)")
     p.add_argument("--root", type=Path, default=ROOT, help="the checkout to deploy from")
-    return p  # fmt: skip
+    return p
 
 
 def tree(root: Path, folder: str) -> dict[str, Path]:
@@ -89,8 +94,11 @@ def requirements(root: Path) -> tuple[list[str], str]:
 
     try:
         lines = (root / "requirements.txt").read_text(encoding="utf-8").splitlines()
-        pins = {canonicalize_name(Requirement(x).name): x for x in (ln.split(" #")[0].strip() for ln in lines)
-                if x and not x.startswith(("#", "-"))}  # fmt: skip
+        pins = {
+            canonicalize_name(Requirement(x).name): x
+            for x in (ln.split(" #")[0].strip() for ln in lines)
+            if x and not x.startswith(("#", "-"))
+        }
         project = tomllib.loads((root / "pyproject.toml").read_text(encoding="utf-8"))["project"]
     except (OSError, InvalidRequirement, tomllib.TOMLDecodeError, KeyError) as e:
         raise push.PushError(f"cannot read requirements.txt or pyproject.toml in {root}: {e}") from e
@@ -107,22 +115,36 @@ def readme(repo_id: str, models: Sequence[str], title: str, sdk_version: str, we
     from huggingface_hub import SpaceCardData
 
     data = SpaceCardData(
-        title=title, sdk="gradio", sdk_version=sdk_version, python_version=PYTHON_VERSION, app_file="app.py",
-        license="other", license_name="mit-and-cc-by-sa-3.0", license_link="LICENSE", models=list(models),
-        emoji="🔢", colorFrom="indigo", colorTo="gray", pinned=False,
+        title=title,
+        sdk="gradio",
+        sdk_version=sdk_version,
+        python_version=PYTHON_VERSION,
+        app_file="app.py",
+        license="other",
+        license_name="mit-and-cc-by-sa-3.0",
+        license_link="LICENSE",
+        models=list(models),
+        emoji="🔢",
+        colorFrom="indigo",
+        colorTo="gray",
+        pinned=False,
         short_description="Reconstruct, sample and explore a VAE trained on MNIST",  # the Hub allows 60 characters
-    )  # fmt: skip
-    model_lines = [f"- [{m}](https://huggingface.co/{m})" for m in models] or ["- the weights bundled in this Space"]
-    return "\n".join([
-        f"---\n{data.to_yaml()}\n---", "", f"# {title}", "",
-        "A variational autoencoder trained on MNIST, two ways: **SGVB** (Monte Carlo KL) and **KL-WO-E** (closed-form "
-        "KL). Draw, upload or pick a digit to see the models reconstruct it, sample new digits, interpolate between "
-        "two digits and browse the latent space.", "", "Models:", "", *model_lines, "",
-        f"Bundled weights: {', '.join(f'`{w}`' for w in weights)}. The latent maps are precomputed in "
-        f"`{MAP_CACHE_DIR}/`, so the Space needs no copy of MNIST.", "",
-        f"Deployed with `python -m webapp.space {repo_id}` from the vae-hub repository. Code: MIT; weights and "
-        "example digits (derived from MNIST): CC BY-SA 3.0. See `LICENSE`.", "",
-    ])  # fmt: skip
+    )
+    return "\n\n".join(
+        [
+            f"---\n{data.to_yaml()}\n---",
+            f"# {title}",
+            "A variational autoencoder trained on MNIST, two ways: **SGVB** (Monte Carlo KL) and **KL-WO-E** "
+            "(closed-form KL). Draw, upload or pick a digit to see the models reconstruct it, sample new digits, "
+            "interpolate between two digits and browse the latent space.",
+            "Models:",
+            "\n".join(f"- [{m}](https://huggingface.co/{m})" for m in models) or "- the weights bundled in this Space",
+            f"Bundled weights: {', '.join(f'`{w}`' for w in weights)}. The latent maps are precomputed in "
+            f"`{MAP_CACHE_DIR}/`, so the Space needs no copy of MNIST.",
+            f"Deployed with `python -m webapp.space {repo_id}` from the vae-hub repository. Code: MIT; weights and "
+            "example digits (derived from MNIST): CC BY-SA 3.0. See `LICENSE`.\n",
+        ]
+    )
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -145,15 +167,19 @@ def main(argv: list[str] | None = None) -> int:
         lines = [push.write_folder(out, files, args.root, "Space folder", write_rest)]
         for w in weights:  # without MNIST such a Space maps only the example digits
             if not cache_path(VAE.from_pretrained(out / w), out / MAP_CACHE_DIR).is_file():
-                lines.append(f"note: no latent-map cache for {w} in {MAP_CACHE_DIR}; without MNIST the Space maps "
-                             "only the example digits (run the app once with MNIST to build it)")  # fmt: skip
+                lines.append(
+                    f"note: no latent-map cache for {w} in {MAP_CACHE_DIR}; without MNIST the Space maps "
+                    "only the example digits (run the app once with MNIST to build it)"
+                )
         return lines
 
     def upload(api: Any, out: Path) -> str:
-        api.create_repo(args.repo_id, repo_type="space", space_sdk="gradio", private=args.private or None,
-                        exist_ok=True)  # fmt: skip
-        return api.upload_folder(repo_id=args.repo_id, repo_type="space", folder_path=out,
-                                 commit_message=args.message, delete_patterns="*").commit_url  # fmt: skip
+        api.create_repo(
+            args.repo_id, repo_type="space", space_sdk="gradio", private=args.private or None, exist_ok=True
+        )
+        return api.upload_folder(
+            repo_id=args.repo_id, repo_type="space", folder_path=out, commit_message=args.message, delete_patterns="*"
+        ).commit_url
 
     after = f"the Space builds and starts on the Hub: {where}"
     where_private = where + (" (private)" if args.private else "")

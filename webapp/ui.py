@@ -25,6 +25,7 @@ from .static.live import SCRIPT_TAG
 
 log = logging.getLogger("vae_hub.app")
 QUEUE = "vae-hub"  # every endpoint in one concurrency group: --concurrency requests at once in total
+SERVED = dict(preprocess=False, concurrency_id=QUEUE, trigger_mode="always_last", show_progress="hidden")
 INTERNAL = "The server could not process this request (an internal error, logged on the server); please try again."
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 UPLOADABLE = "image/png,image/jpeg,image/webp,image/gif,image/bmp"
@@ -85,8 +86,9 @@ def describe(handlers: Handlers) -> str:
     )
 
 
-def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
-          map_sources: dict[str, str]) -> tuple[gr.Blocks, dict[int, Endpoint]]:  # fmt: skip
+def build(
+    handlers: Handlers, manifest: dict[str, dict[str, str]], map_sources: dict[str, str]
+) -> tuple[gr.Blocks, dict[int, Endpoint]]:
     """The page, and its named endpoints by index (for :class:`webapp.gate.Gate`). ``manifest``: each model's
     files for the page's decoder (:func:`webapp.static.live.manifest`); ``map_sources``: where each map's digits
     come from, said under it."""
@@ -99,13 +101,20 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
     endpoints: dict[int, Endpoint] = {}
 
     def serve(name: str, triggers: list, fn: Callable, inputs: list, outputs: Any) -> Any:
-        dep = gr.on(triggers, endpoint(fn), inputs, outputs, api_name=name, preprocess=False, concurrency_id=QUEUE,
-                    trigger_mode="always_last", show_progress="hidden")  # fmt: skip
+        dep = gr.on(triggers, endpoint(fn), inputs, outputs, api_name=name, **SERVED)
         endpoints[dep["id"]] = Endpoint(name, tuple(c.label for c in inputs))
         return dep
 
     def clears(trigger: Any, output: Any) -> None:
         trigger(None, None, [output], js="() => ['']")
+
+    def codes(tab: str, note: str) -> tuple[list[gr.Slider], gr.Button]:
+        """A tab's slider per latent dimension, and the button that sets them to the digit's code."""
+        sliders = [
+            gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} ({note})", visible=many, elem_id=f"{tab}_z{i}")
+            for i in range(most)
+        ]
+        return sliders, gr.Button("Start from my digit's code", visible=many)
 
     def layout(tab: str, model: gr.Radio, x: gr.Dropdown, y: gr.Dropdown, sliders: list, button: gr.Button) -> None:
         """A tab's controls that apply to its model, shown; the button sets the sliders to the digit's code."""
@@ -149,9 +158,7 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                         g_span = gr.Radio(spans, value="quantile", label="Range")
                         g_k = gr.Slider(0.5, 4, value=2, step=0.1, label="k (for ± k σ)")
                         g_n = gr.Slider(5, 25, value=15, step=1, label="Grid size")
-                        g_z = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (when not swept)", visible=many,
-                                         elem_id=f"grid_z{i}") for i in range(most)]  # fmt: skip
-                        g_code = gr.Button("Start from my digit's code", visible=many)
+                        g_z, g_code = codes("grid", "when not swept")
                         with gr.Row():
                             g_seed = gr.Number(0, precision=0, minimum=0, label="Seed")
                             g_sample = gr.Button("Random samples")
@@ -189,9 +196,7 @@ def build(handlers: Handlers, manifest: dict[str, dict[str, str]],
                         with gr.Row():
                             m_x = gr.Dropdown(dims, value=0, label="Dimension →", visible=many, min_width=100)
                             m_y = gr.Dropdown(dims, value=1, label="Dimension ↑", visible=many, min_width=100)
-                        m_z = [gr.Slider(-3, 3, value=0, step=0.05, label=f"z{i} (not shown)", visible=many,
-                                         elem_id=f"map_z{i}") for i in range(most)]  # fmt: skip
-                        m_code = gr.Button("Start from my digit's code", visible=many)
+                        m_z, m_code = codes("map", "not shown")
                 controls = [m_model, m_x, m_y, *m_z]
                 triggers = [m_tab.select, *(c.change for c in controls)]
                 browser(triggers, controls, [], "(...v) => { vaeHubPage.showMap(...v); }")

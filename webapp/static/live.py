@@ -30,8 +30,9 @@ NAMES = {"config": "config.json", "weights": "model.safetensors", "map": "latent
 SCRIPT_TAG = f'<script src="{PREFIX}{SCRIPT.name}"></script>'
 
 
-def files(models: Mapping[str, VAE], sources: Mapping[str, str | os.PathLike],
-          maps: Mapping[str, latent_map.LatentMap]) -> dict[str, Path | bytes]:  # fmt: skip
+def files(
+    models: Mapping[str, VAE], sources: Mapping[str, str | os.PathLike], maps: Mapping[str, latent_map.LatentMap]
+) -> dict[str, Path | bytes]:
     """URL path → what is served there: the script, and each model's three files."""
     out: dict[str, Path | bytes] = {f"/{PREFIX}{SCRIPT.name}": SCRIPT}
     for name, model in models.items():
