@@ -25,7 +25,6 @@ from .static.live import SCRIPT_TAG
 
 log = logging.getLogger("vae_hub.app")
 QUEUE = "vae-hub"  # every endpoint in one concurrency group: --concurrency requests at once in total
-SERVED = dict(preprocess=False, concurrency_id=QUEUE, trigger_mode="always_last", show_progress="hidden")
 INTERNAL = "The server could not process this request (an internal error, logged on the server); please try again."
 EXAMPLES = sorted(EXAMPLES_DIR.glob("*.png"))
 UPLOADABLE = "image/png,image/jpeg,image/webp,image/gif,image/bmp"
@@ -101,7 +100,17 @@ def build(
     endpoints: dict[int, Endpoint] = {}
 
     def serve(name: str, triggers: list, fn: Callable, inputs: list, outputs: Any) -> Any:
-        dep = gr.on(triggers, endpoint(fn), inputs, outputs, api_name=name, **SERVED)
+        dep = gr.on(
+            triggers,
+            endpoint(fn),
+            inputs,
+            outputs,
+            api_name=name,
+            preprocess=False,
+            concurrency_id=QUEUE,
+            trigger_mode="always_last",
+            show_progress="hidden",
+        )
         endpoints[dep["id"]] = Endpoint(name, tuple(c.label for c in inputs))
         return dep
 
