@@ -126,8 +126,10 @@ def send(upload: Callable[[], str]) -> str | None:
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
         detail = e.server_message or str(e).splitlines()[0]
-        hint = {401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
-                403: " (check the namespace, and that the token may write)"}.get(status, "")  # fmt: skip
+        hint = {
+            401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
+            403: " (check the namespace, and that the token may write)",
+        }.get(status, "")
         print(f"error: the Hub refused the upload: {detail} (HTTP {status}){hint}", file=sys.stderr)
     except ValueError as e:  # the client's own check of the card's metadata
         print(f"error: the Hub would refuse the card: {str(e).splitlines()[0]}", file=sys.stderr)
@@ -136,8 +138,15 @@ def send(upload: Callable[[], str]) -> str | None:
     return None
 
 
-def publish(args: Any, repo_ids: Iterable[str], where: str, verb: str, stage: Callable[[Path], list[str]],
-            upload: Callable[[Any, Path], str], after: str) -> int:  # fmt: skip
+def publish(
+    args: Any,
+    repo_ids: Iterable[str],
+    where: str,
+    verb: str,
+    stage: Callable[[Path], list[str]],
+    upload: Callable[[Any, Path], str],
+    after: str,
+) -> int:
     """What both tools do (this one and ``webapp.space``) once their options are parsed: check the repo ids,
     ``stage`` the folder into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry
     run, ``upload`` it (``upload(api, out)`` returns the commit's URL) with the token and print ``after``. Returns
@@ -176,16 +185,20 @@ def main(argv: list[str] | None = None) -> int:
     def stage(out: Path) -> list[str]:  # copies of the data files and a card for the repo id
         from training.card import write_card
 
-        return [write_folder(out, check_folder(args.folder), args.folder, "upload folder",
-                             lambda: write_card(out, args.repo_id))]  # fmt: skip
+        return [
+            write_folder(
+                out, check_folder(args.folder), args.folder, "upload folder", lambda: write_card(out, args.repo_id)
+            )
+        ]
 
     def upload(api: Any, out: Path) -> str:
         api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
         if args.revision != "main":
             api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
         message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
-        return api.upload_folder(repo_id=args.repo_id, folder_path=out, revision=args.revision,
-                                 commit_message=message).commit_url  # fmt: skip
+        return api.upload_folder(
+            repo_id=args.repo_id, folder_path=out, revision=args.revision, commit_message=message
+        ).commit_url
 
     revision = "" if args.revision == "main" else f', revision="{args.revision}"'
     after = f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})'

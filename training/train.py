@@ -98,11 +98,17 @@ def main(argv: list[str] | None = None) -> int:
                 return fail(str(e), 1)
             except (OSError, SafetensorError) as e:  # writing the folder failed (ENOSPC, EFBIG…): the old one is intact
                 why = getattr(e, "strerror", None) or e
-                return fail(f"cannot write {args.out / regularizer} ({why}); the checkpoint in {ckpt} is kept: "
-                            "free some space and rerun with --resume", 1)  # fmt: skip
+                return fail(
+                    f"cannot write {args.out / regularizer} ({why}); the checkpoint in {ckpt} is kept: "
+                    "free some space and rerun with --resume",
+                    1,
+                )
             except KeyboardInterrupt:
-                print(f"\ninterrupted: the last completed epoch's checkpoint is intact in {ckpt}; continue with the "
-                      "same command plus --resume", file=sys.stderr)  # fmt: skip
+                print(
+                    f"\ninterrupted: the last completed epoch's checkpoint is intact in {ckpt}; continue with the "
+                    "same command plus --resume",
+                    file=sys.stderr,
+                )
                 return 130
             if summary is not None:
                 print(json.dumps(summary))
