@@ -9,8 +9,6 @@ and no network. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
 Exit codes: 0 done, 1 the Hub refused the upload or could not be reached, 2 bad input.
 """
 
-from __future__ import annotations
-
 import os
 import shutil
 import stat
@@ -24,6 +22,8 @@ from training.cli import FIGURES, Parser, fail
 
 DATA_FILES = ("config.json", "model.safetensors", "training_args.json", "metrics.json", "eval.json")
 DATA_FILES += tuple(f"{name}.png" for name in FIGURES)
+Stage = Callable[[Path], list[str]]  # see publish
+Upload = Callable[[Any, Path], str]
 
 
 class PushError(Exception):
@@ -60,10 +60,8 @@ def regular_files(root: Path, names: Iterable[str]) -> dict[str, Path]:
     """``root/name`` for each name that exists, each a regular file inside ``root``: not a symlink (to a secret
     elsewhere, say ``/proc/self/environ``), a device or a folder. Anything else is refused by name."""
     files = {}
-    for name in names:
+    for name in [n for n in names if os.path.lexists(root / n)]:
         path = root / name
-        if not os.path.lexists(path):
-            continue
         mode = os.lstat(path).st_mode
         inside = Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
         if not stat.S_ISREG(mode) or not inside:
@@ -138,15 +136,7 @@ def send(upload: Callable[[], str]) -> str | None:
     return None
 
 
-def publish(
-    args: Any,
-    repo_ids: Iterable[str],
-    where: str,
-    verb: str,
-    stage: Callable[[Path], list[str]],
-    upload: Callable[[Any, Path], str],
-    after: str,
-) -> int:
+def publish(args: Any, repo_ids: Iterable[str], where: str, verb: str, stage: Stage, upload: Upload, after: str) -> int:
     """What both tools do (this one and ``webapp.space``) once their options are parsed: check the repo ids,
     ``stage`` the folder into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry
     run, ``upload`` it (``upload(api, out)`` returns the commit's URL) with the token and print ``after``. Returns
@@ -185,11 +175,8 @@ def main(argv: list[str] | None = None) -> int:
     def stage(out: Path) -> list[str]:  # copies of the data files and a card for the repo id
         from training.card import write_card
 
-        return [
-            write_folder(
-                out, check_folder(args.folder), args.folder, "upload folder", lambda: write_card(out, args.repo_id)
-            )
-        ]
+        files = check_folder(args.folder)
+        return [write_folder(out, files, args.folder, "upload folder", lambda: write_card(out, args.repo_id))]
 
     def upload(api: Any, out: Path) -> str:
         api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
