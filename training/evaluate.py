@@ -10,8 +10,6 @@ fixed seed (the binarized-MNIST protocol of the literature); the default follows
 Exit codes: 0 done, 2 bad input (no MNIST, unloadable weights, bad options).
 """
 
-from __future__ import annotations
-
 import json
 import sys
 import time
@@ -50,13 +48,8 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
                 total.append(torch.cat([(a + b).flatten() for a, b in zip(g_rec, g_kl)]).double())
             g, g_kl = torch.stack(total), torch.stack(kl_only)
             sums += torch.stack([g.var(0).sum(), g.mean(0).pow(2).sum(), g_kl.var(0).sum()])
-        variance, mean_sq, kl_variance = (sums / len(batches)).tolist()
-        result[estimator] = {
-            "variance": variance,
-            "mean_sq_norm": mean_sq,
-            "kl_variance": kl_variance,
-            "snr": mean_sq / variance,
-        }
+        stats = dict(zip(("variance", "mean_sq_norm", "kl_variance"), (sums / len(batches)).tolist()))
+        result[estimator] = {**stats, "snr": stats["mean_sq_norm"] / stats["variance"]}
     return {"batches": len(batches), "batch_size": len(batches[0]), "draws": draws, "by_regularizer": result}
 
 
