@@ -4,8 +4,6 @@ The card is :data:`vae_hub.hub.CARD_TEMPLATE` through ``ModelCard.from_template`
 variables from ``config.json``, ``training_args.json``, ``metrics.json`` and ``eval.json``.
 """
 
-from __future__ import annotations
-
 import io
 from pathlib import Path
 from typing import Any
@@ -106,12 +104,8 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
         if isinstance(value, (int, float))
     ]
     meta = {k: v for k, v in CARD_METADATA.items() if k not in ("repo_url", "paper_url", "model_card_template")}
-    card_data = ModelCardData(
-        **{**meta, "tags": [*meta["tags"], variant]},
-        datasets=["mnist"],
-        model_name=f"vae-mnist-{variant}",
-        eval_results=results or None,
-    )
+    meta.update(tags=[*meta["tags"], variant], datasets=["mnist"], model_name=f"vae-mnist-{variant}")
+    card_data = ModelCardData(**meta, eval_results=results or None)
     data = f"{metrics.get('train_images', 60000):,} MNIST training images" + (
         ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"
     )
