@@ -1,7 +1,5 @@
 """What the command-line tools share: errors as one line, and options checked for kind and range."""
 
-from __future__ import annotations
-
 import argparse
 import json
 import math
@@ -60,8 +58,7 @@ def write_json(path: Path, data: Any) -> None:
     """JSON into a temporary file renamed over ``path``: a reader sees the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+        f.write(json.dumps(data, indent=1) + "\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 
