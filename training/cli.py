@@ -2,7 +2,6 @@
 
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -31,16 +30,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def at_least(low: float, kind: type = int) -> Callable[[str], float]:
-    """An argparse type: a finite number of ``kind`` that is at least ``low``."""
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer that is at least ``low``."""
 
-    def parse(text: str) -> float:
-        value = kind(text)
-        if not (math.isfinite(value) and value >= low):
+    def parse(text: str) -> int:
+        if (value := int(text)) < low:
             raise ValueError(text)
         return value
 
-    parse.__name__ = f"{kind.__name__} ≥ {low}"  # what argparse names in its message
+    parse.__name__ = f"int ≥ {low}"  # what argparse names in its message
     return parse
 
 

@@ -123,8 +123,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(e))
     protocol = args.protocol or ("binarized" if trained.get("binarize") else "grey")
     images, labels = images[: args.limit], labels[: args.limit]
-    if protocol == "binarized":
-        images = binarize(images)
+    images = binarize(images) if protocol == "binarized" else images
     t0 = time.perf_counter()
     loader = MNISTBatches(model.pixels(images), labels, 1000, shuffle=False, device=model.device)
     result: dict[str, Any] = {
