@@ -1,8 +1,4 @@
-"""What goes beside a trained model's weights: its figures, and its card rendered from what the folder holds.
-
-The card is :data:`vae_hub.hub.CARD_TEMPLATE` through ``ModelCard.from_template``; this module only gathers its
-variables from ``config.json``, ``training_args.json``, ``metrics.json`` and ``eval.json``.
-"""
+"""What goes beside a trained model's weights: its figures, and its card rendered from what the folder holds."""
 
 import io
 from pathlib import Path
@@ -75,7 +71,7 @@ def reproduce_command(args: dict[str, Any], arch: VAEConfig) -> str:
 
 
 def write_card(folder: Path, repo_id: str | None = None) -> None:
-    """Render ``folder/README.md``: the card template, filled in from what the folder holds."""
+    """Render ``folder/README.md``: :data:`vae_hub.hub.CARD_TEMPLATE`, filled in from what the folder holds."""
     arch = VAEConfig.from_dict(read_json(folder / "config.json"))
     args, metrics, evaluation = (read_json(folder / f) for f in ("training_args.json", "metrics.json", "eval.json"))
     variant = args.get("regularizer", folder.name)
@@ -106,9 +102,8 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
     meta = {k: v for k, v in CARD_METADATA.items() if k not in ("repo_url", "paper_url", "model_card_template")}
     meta.update(tags=[*meta["tags"], variant], datasets=["mnist"], model_name=f"vae-mnist-{variant}")
     card_data = ModelCardData(**meta, eval_results=results or None)
-    data = f"{metrics.get('train_images', 60000):,} MNIST training images" + (
-        ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"
-    )
+    targets = ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"
+    data = f"{metrics.get('train_images', 60000):,} MNIST training images{targets}"
     literature = None  # this model's row beside the published ones, with their minus sign
     if binarized and arch.latent_dim == 2 and iwae:
         literature = [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]

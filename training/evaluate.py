@@ -2,10 +2,7 @@
 
 Prints JSON with the test nELBO (one sample, closed-form KL for every model, so that the estimators compare), its
 reconstruction and KL terms, the active latent dimensions, and an importance-weighted (IWAE) log-likelihood
-estimate with K samples and its standard error. ``--protocol binarized`` scores the test set binarized once with a
-fixed seed (the binarized-MNIST protocol of the literature); the default follows how the model was trained.
-``--grad-variance`` adds the variance of the encoder's gradient under each KL estimator. ``--save`` writes
-``eval.json`` into the model folder first, then its figures and card.
+estimate with K samples and its standard error. ``--protocol binarized`` is the literature's binarized MNIST.
 
 Exit codes: 0 done, 2 bad input (no MNIST, unloadable weights, bad options).
 """
@@ -30,8 +27,7 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
 
     from vae_hub.objectives import REGULARIZERS, bernoulli_nll, score_function_surrogate
 
-    # the score-function (REINFORCE) estimator: measured for contrast, never used for training
-    kl_terms = {**REGULARIZERS, "score_function": score_function_surrogate}
+    kl_terms = {**REGULARIZERS, "score_function": score_function_surrogate}  # REINFORCE: for contrast only
     params = [p for name, p in model.named_parameters() if name.startswith("encoder.")]
     result = {}
     for estimator, kl_term in kl_terms.items():

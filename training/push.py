@@ -1,10 +1,8 @@
 """Publish a trained model: ``python -m training.push weights/sgvb --repo-id USER/vae-mnist-sgvb``.
 
-Uploads the model folder's files (config.json, model.safetensors, the training settings, metrics, evaluation and
-figures) with its card re-rendered for the repo id. Only regular files inside the folder are taken: a symlink, a
-device or anything else is refused by name. The token comes from ``--token``, else ``HF_TOKEN``, else the login
-of ``hf auth login``; it is never printed. ``--dry-run`` writes the exact upload folder and lists it, with no token
-and no network. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
+Uploads the model folder's data files (regular files only: anything else is refused by name) with its card
+re-rendered for the repo id. The token (``--token``, else ``HF_TOKEN``, else ``hf auth login``) is never printed;
+``--dry-run`` needs neither token nor network. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
 
 Exit codes: 0 done, 1 the Hub refused the upload or could not be reached, 2 bad input.
 """
@@ -22,8 +20,8 @@ from training.cli import FIGURES, Parser, fail
 
 DATA_FILES = ("config.json", "model.safetensors", "training_args.json", "metrics.json", "eval.json")
 DATA_FILES += tuple(f"{name}.png" for name in FIGURES)
-Stage = Callable[[Path], list[str]]  # see publish
-Upload = Callable[[Any, Path], str]
+Stage = Callable[[Path], list[str]]  # stage(out) writes the folder to upload and returns its listing
+Upload = Callable[[Any, Path], str]  # upload(api, out) returns the commit's URL
 
 
 class PushError(Exception):
@@ -137,10 +135,9 @@ def send(upload: Callable[[], str]) -> str | None:
 
 
 def publish(args: Any, repo_ids: Iterable[str], where: str, verb: str, stage: Stage, upload: Upload, after: str) -> int:
-    """What both tools do (this one and ``webapp.space``) once their options are parsed: check the repo ids,
-    ``stage`` the folder into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry
-    run, ``upload`` it (``upload(api, out)`` returns the commit's URL) with the token and print ``after``. Returns
-    the exit code: 0 done, 1 the Hub refused, 2 bad input (one line)."""
+    """What this tool and ``webapp.space`` do once their options are parsed: check the repo ids, ``stage`` the folder
+    into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry run, ``upload`` it
+    with the token and print ``after``. Returns the exit code: 0 done, 1 the Hub refused, 2 bad input (one line)."""
     from huggingface_hub import HfApi, get_token
 
     try:
