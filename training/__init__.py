@@ -11,8 +11,15 @@ from vae_hub.config import Config
 # The recipe of the bundled models: the original network, batch size and optimizer with a higher peak learning
 # rate, a short warm-up and a cosine decay, a data-dependent start, and a KL warm-up over the first 10 epochs
 # (without it the 4-D family lets two latent dimensions collapse; see docs/training.md).
-RECIPE: dict[str, Any] = {"lr": 3e-3, "lr_schedule": "cosine", "warmup_epochs": 1.0, "min_lr": 0.0,
-                          "init_output_bias": True, "init_logvar": -4.0, "kl_warmup_epochs": 10.0}  # fmt: skip
+RECIPE: dict[str, Any] = {
+    "lr": 3e-3,
+    "lr_schedule": "cosine",
+    "warmup_epochs": 1.0,
+    "min_lr": 0.0,
+    "init_output_bias": True,
+    "init_logvar": -4.0,
+    "kl_warmup_epochs": 10.0,
+}
 
 
 def recipe(**overrides: Any) -> Config:

@@ -1,10 +1,4 @@
-"""What goes beside a trained model's weights: its figures, and its card rendered from what the folder holds.
-
-The card is :data:`vae_hub.hub.CARD_TEMPLATE` through ``ModelCard.from_template``; this module only gathers its
-variables from ``config.json``, ``training_args.json``, ``metrics.json`` and ``eval.json``.
-"""
-
-from __future__ import annotations
+"""What goes beside a trained model's weights: its figures, and its card rendered from what the folder holds."""
 
 import io
 from pathlib import Path
@@ -77,7 +71,7 @@ def reproduce_command(args: dict[str, Any], arch: VAEConfig) -> str:
 
 
 def write_card(folder: Path, repo_id: str | None = None) -> None:
-    """Render ``folder/README.md``: the card template, filled in from what the folder holds."""
+    """Render ``folder/README.md``: :data:`vae_hub.hub.CARD_TEMPLATE`, filled in from what the folder holds."""
     arch = VAEConfig.from_dict(read_json(folder / "config.json"))
     args, metrics, evaluation = (read_json(folder / f) for f in ("training_args.json", "metrics.json", "eval.json"))
     variant = args.get("regularizer", folder.name)
@@ -100,21 +94,36 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
         rows.append(("active latent dimensions (Var μ > 0.01)", f"{metrics['active_dims']} of {arch.latent_dim}"))
     binarized = evaluation.get("protocol", "binarized" if args.get("binarize") else "grey") == "binarized"
     mnist = {"task_type": "image-generation", "dataset_type": "mnist", "dataset_name": "MNIST", "dataset_split": "test"}
-    results = [EvalResult(**mnist, metric_type=kind, metric_name=name, metric_value=round(float(value), 3))
-               for kind, (name, value) in scores.items() if isinstance(value, (int, float))]  # fmt: skip
+    results = [
+        EvalResult(**mnist, metric_type=kind, metric_name=name, metric_value=round(float(value), 3))
+        for kind, (name, value) in scores.items()
+        if isinstance(value, (int, float))
+    ]
     meta = {k: v for k, v in CARD_METADATA.items() if k not in ("repo_url", "paper_url", "model_card_template")}
-    card_data = ModelCardData(**{**meta, "tags": [*meta["tags"], variant]}, datasets=["mnist"],
-                              model_name=f"vae-mnist-{variant}", eval_results=results or None)  # fmt: skip
-    data = f"{metrics.get('train_images', 60000):,} MNIST training images" + (
-        ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)")  # fmt: skip
+    meta.update(tags=[*meta["tags"], variant], datasets=["mnist"], model_name=f"vae-mnist-{variant}")
+    card_data = ModelCardData(**meta, eval_results=results or None)
+    targets = ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"
+    data = f"{metrics.get('train_images', 60000):,} MNIST training images{targets}"
     literature = None  # this model's row beside the published ones, with their minus sign
     if binarized and arch.latent_dim == 2 and iwae:
         literature = [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]
     ModelCard.from_template(
-        card_data, template_str=CARD_TEMPLATE, repo_url=REPO_URL, paper_url=PAPER_URL, repo_id=repo_id,
-        variant=variant, arch=arch, parameters=parameters, data=data, binarized=binarized, literature=literature,
+        card_data,
+        template_str=CARD_TEMPLATE,
+        repo_url=REPO_URL,
+        paper_url=PAPER_URL,
+        repo_id=repo_id,
+        variant=variant,
+        arch=arch,
+        parameters=parameters,
+        data=data,
+        binarized=binarized,
+        literature=literature,
         scores=[(name, f"{v:.2f}" if isinstance(v, float) else v) for name, v in rows if v is not None] or None,
-        n_test=evaluation.get("test_images", metrics.get("test_images", 10000)), evaluation=evaluation,
-        figures=[name for name in FIGURES if (folder / f"{name}.png").is_file()], args=args, metrics=metrics,
+        n_test=evaluation.get("test_images", metrics.get("test_images", 10000)),
+        evaluation=evaluation,
+        figures=[name for name in FIGURES if (folder / f"{name}.png").is_file()],
+        args=args,
+        metrics=metrics,
         reproduce=reproduce_command(args, arch) if args else None,
-    ).save(folder / "README.md")  # fmt: skip
+    ).save(folder / "README.md")

@@ -1,10 +1,7 @@
 """What the command-line tools share: errors as one line, and options checked for kind and range."""
 
-from __future__ import annotations
-
 import argparse
 import json
-import math
 import os
 import shutil
 import sys
@@ -33,16 +30,15 @@ class Parser(argparse.ArgumentParser):
         self.exit(2, f"error: {message} (see {self.prog} --help)\n")
 
 
-def at_least(low: float, kind: type = int) -> Callable[[str], float]:
-    """An argparse type: a finite number of ``kind`` that is at least ``low``."""
+def at_least(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer that is at least ``low``."""
 
-    def parse(text: str) -> float:
-        value = kind(text)
-        if not (math.isfinite(value) and value >= low):
+    def parse(text: str) -> int:
+        if (value := int(text)) < low:
             raise ValueError(text)
         return value
 
-    parse.__name__ = f"{kind.__name__} ≥ {low}"  # what argparse names in its message
+    parse.__name__ = f"int ≥ {low}"  # what argparse names in its message
     return parse
 
 
@@ -60,8 +56,7 @@ def write_json(path: Path, data: Any) -> None:
     """JSON into a temporary file renamed over ``path``: a reader sees the old file or the whole new one."""
     fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     with os.fdopen(fd, "w") as f:
-        json.dump(data, f, indent=1)
-        f.write("\n")
+        f.write(json.dumps(data, indent=1) + "\n")
     os.chmod(tmp, 0o644)
     os.replace(tmp, path)
 

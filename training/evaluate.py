@@ -2,15 +2,10 @@
 
 Prints JSON with the test nELBO (one sample, closed-form KL for every model, so that the estimators compare), its
 reconstruction and KL terms, the active latent dimensions, and an importance-weighted (IWAE) log-likelihood
-estimate with K samples and its standard error. ``--protocol binarized`` scores the test set binarized once with a
-fixed seed (the binarized-MNIST protocol of the literature); the default follows how the model was trained.
-``--grad-variance`` adds the variance of the encoder's gradient under each KL estimator. ``--save`` writes
-``eval.json`` into the model folder first, then its figures and card.
+estimate with K samples and its standard error. ``--protocol binarized`` is the literature's binarized MNIST.
 
 Exit codes: 0 done, 2 bad input (no MNIST, unloadable weights, bad options).
 """
-
-from __future__ import annotations
 
 import json
 import sys
@@ -32,8 +27,7 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
 
     from vae_hub.objectives import REGULARIZERS, bernoulli_nll, score_function_surrogate
 
-    # the score-function (REINFORCE) estimator: measured for contrast, never used for training
-    kl_terms = {**REGULARIZERS, "score_function": score_function_surrogate}
+    kl_terms = {**REGULARIZERS, "score_function": score_function_surrogate}  # REINFORCE: for contrast only
     params = [p for name, p in model.named_parameters() if name.startswith("encoder.")]
     result = {}
     for estimator, kl_term in kl_terms.items():
@@ -50,13 +44,8 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
                 total.append(torch.cat([(a + b).flatten() for a, b in zip(g_rec, g_kl)]).double())
             g, g_kl = torch.stack(total), torch.stack(kl_only)
             sums += torch.stack([g.var(0).sum(), g.mean(0).pow(2).sum(), g_kl.var(0).sum()])
-        variance, mean_sq, kl_variance = (sums / len(batches)).tolist()
-        result[estimator] = {
-            "variance": variance,
-            "mean_sq_norm": mean_sq,
-            "kl_variance": kl_variance,
-            "snr": mean_sq / variance,
-        }
+        stats = dict(zip(("variance", "mean_sq_norm", "kl_variance"), (sums / len(batches)).tolist()))
+        result[estimator] = {**stats, "snr": stats["mean_sq_norm"] / stats["variance"]}
     return {"batches": len(batches), "batch_size": len(batches[0]), "draws": draws, "by_regularizer": result}
 
 
@@ -130,8 +119,7 @@ def main(argv: list[str] | None = None) -> int:
         return fail(str(e))
     protocol = args.protocol or ("binarized" if trained.get("binarize") else "grey")
     images, labels = images[: args.limit], labels[: args.limit]
-    if protocol == "binarized":
-        images = binarize(images)
+    images = binarize(images) if protocol == "binarized" else images
     t0 = time.perf_counter()
     loader = MNISTBatches(model.pixels(images), labels, 1000, shuffle=False, device=model.device)
     result: dict[str, Any] = {

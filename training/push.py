@@ -1,15 +1,11 @@
 """Publish a trained model: ``python -m training.push weights/sgvb --repo-id USER/vae-mnist-sgvb``.
 
-Uploads the model folder's files (config.json, model.safetensors, the training settings, metrics, evaluation and
-figures) with its card re-rendered for the repo id. Only regular files inside the folder are taken: a symlink, a
-device or anything else is refused by name. The token comes from ``--token``, else ``HF_TOKEN``, else the login
-of ``hf auth login``; it is never printed. ``--dry-run`` writes the exact upload folder and lists it, with no token
-and no network. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
+Uploads the model folder's data files (regular files only: anything else is refused by name) with its card
+re-rendered for the repo id. The token (``--token``, else ``HF_TOKEN``, else ``hf auth login``) is never printed;
+``--dry-run`` needs neither token nor network. The Hub is ``$HF_ENDPOINT`` if set, else huggingface.co.
 
 Exit codes: 0 done, 1 the Hub refused the upload or could not be reached, 2 bad input.
 """
-
-from __future__ import annotations
 
 import os
 import shutil
@@ -24,6 +20,8 @@ from training.cli import FIGURES, Parser, fail
 
 DATA_FILES = ("config.json", "model.safetensors", "training_args.json", "metrics.json", "eval.json")
 DATA_FILES += tuple(f"{name}.png" for name in FIGURES)
+Stage = Callable[[Path], list[str]]  # stage(out) writes the folder to upload and returns its listing
+Upload = Callable[[Any, Path], str]  # upload(api, out) returns the commit's URL
 
 
 class PushError(Exception):
@@ -60,10 +58,8 @@ def regular_files(root: Path, names: Iterable[str]) -> dict[str, Path]:
     """``root/name`` for each name that exists, each a regular file inside ``root``: not a symlink (to a secret
     elsewhere, say ``/proc/self/environ``), a device or a folder. Anything else is refused by name."""
     files = {}
-    for name in names:
+    for name in [n for n in names if os.path.lexists(root / n)]:
         path = root / name
-        if not os.path.lexists(path):
-            continue
         mode = os.lstat(path).st_mode
         inside = Path(os.path.realpath(path)).is_relative_to(os.path.realpath(root))
         if not stat.S_ISREG(mode) or not inside:
@@ -126,8 +122,10 @@ def send(upload: Callable[[], str]) -> str | None:
     except HfHubHTTPError as e:
         status = e.response.status_code if e.response is not None else None
         detail = e.server_message or str(e).splitlines()[0]
-        hint = {401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
-                403: " (check the namespace, and that the token may write)"}.get(status, "")  # fmt: skip
+        hint = {
+            401: " (the token was rejected: log in again with `hf auth login` or pass --token)",
+            403: " (check the namespace, and that the token may write)",
+        }.get(status, "")
         print(f"error: the Hub refused the upload: {detail} (HTTP {status}){hint}", file=sys.stderr)
     except ValueError as e:  # the client's own check of the card's metadata
         print(f"error: the Hub would refuse the card: {str(e).splitlines()[0]}", file=sys.stderr)
@@ -136,12 +134,10 @@ def send(upload: Callable[[], str]) -> str | None:
     return None
 
 
-def publish(args: Any, repo_ids: Iterable[str], where: str, verb: str, stage: Callable[[Path], list[str]],
-            upload: Callable[[Any, Path], str], after: str) -> int:  # fmt: skip
-    """What both tools do (this one and ``webapp.space``) once their options are parsed: check the repo ids,
-    ``stage`` the folder into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry
-    run, ``upload`` it (``upload(api, out)`` returns the commit's URL) with the token and print ``after``. Returns
-    the exit code: 0 done, 1 the Hub refused, 2 bad input (one line)."""
+def publish(args: Any, repo_ids: Iterable[str], where: str, verb: str, stage: Stage, upload: Upload, after: str) -> int:
+    """What this tool and ``webapp.space`` do once their options are parsed: check the repo ids, ``stage`` the folder
+    into ``--out`` (with ``--dry-run``) or a temporary folder and print its listing; unless a dry run, ``upload`` it
+    with the token and print ``after``. Returns the exit code: 0 done, 1 the Hub refused, 2 bad input (one line)."""
     from huggingface_hub import HfApi, get_token
 
     try:
@@ -176,16 +172,17 @@ def main(argv: list[str] | None = None) -> int:
     def stage(out: Path) -> list[str]:  # copies of the data files and a card for the repo id
         from training.card import write_card
 
-        return [write_folder(out, check_folder(args.folder), args.folder, "upload folder",
-                             lambda: write_card(out, args.repo_id))]  # fmt: skip
+        files = check_folder(args.folder)
+        return [write_folder(out, files, args.folder, "upload folder", lambda: write_card(out, args.repo_id))]
 
     def upload(api: Any, out: Path) -> str:
         api.create_repo(args.repo_id, private=args.private or None, exist_ok=True)
         if args.revision != "main":
             api.create_branch(args.repo_id, branch=args.revision, exist_ok=True)
         message = args.message or f"Upload VAE ({args.folder.name}) with vae-hub"
-        return api.upload_folder(repo_id=args.repo_id, folder_path=out, revision=args.revision,
-                                 commit_message=message).commit_url  # fmt: skip
+        return api.upload_folder(
+            repo_id=args.repo_id, folder_path=out, revision=args.revision, commit_message=message
+        ).commit_url
 
     revision = "" if args.revision == "main" else f', revision="{args.revision}"'
     after = f'load it with: VAE.from_pretrained("{args.repo_id}"{revision})'

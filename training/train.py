@@ -10,8 +10,6 @@ Exit codes: 0 done, 1 training stopped (non-finite loss, unusable checkpoint, a 
 130 interrupted (the last completed epoch's checkpoint is intact).
 """
 
-from __future__ import annotations
-
 import argparse
 import dataclasses
 import json
@@ -24,16 +22,15 @@ from training import recipe
 from training.cli import Parser, at_least, fail, replace_folder
 from vae_hub.config import REGULARIZERS, Config
 
-SKIPPED = ("input_dim", "regularizer")  # fixed by the data, and chosen by --regularizer
+# every training setting but input_dim (fixed by the data) and regularizer (chosen by --regularizer)
+SETTINGS = [f for f in dataclasses.fields(Config) if f.name not in ("input_dim", "regularizer")]
 
 
 def build_parser() -> Parser:
     p = Parser("python -m training.train", __doc__.split("\n\n")[0])
     p.add_argument("--regularizer", choices=[*REGULARIZERS, "both"], default="both", help="the KL estimator(s)")
     defaults = recipe()
-    for f in dataclasses.fields(Config):  # every training setting, with its help text from the dataclass
-        if f.name in SKIPPED:
-            continue
+    for f in SETTINGS:  # with its help text from the dataclass
         flag, default, kind = "--" + f.name.replace("_", "-"), getattr(defaults, f.name), str(f.type)
         extra: dict[str, Any] = {"default": default, "help": f.metadata["help"]}
         if kind == "bool":
@@ -60,7 +57,7 @@ def build_parser() -> Parser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        config = Config(**{f.name: getattr(args, f.name) for f in dataclasses.fields(Config) if f.name not in SKIPPED})
+        config = Config(**{f.name: getattr(args, f.name) for f in SETTINGS})
     except ValueError as e:
         return fail(str(e))
     import torch  # only now: --help and bad options answer without it
@@ -98,11 +95,11 @@ def main(argv: list[str] | None = None) -> int:
                 return fail(str(e), 1)
             except (OSError, SafetensorError) as e:  # writing the folder failed (ENOSPC, EFBIG…): the old one is intact
                 why = getattr(e, "strerror", None) or e
-                return fail(f"cannot write {args.out / regularizer} ({why}); the checkpoint in {ckpt} is kept: "
-                            "free some space and rerun with --resume", 1)  # fmt: skip
+                kept = f"the checkpoint in {ckpt} is kept: free some space and rerun with --resume"
+                return fail(f"cannot write {args.out / regularizer} ({why}); {kept}", 1)
             except KeyboardInterrupt:
-                print(f"\ninterrupted: the last completed epoch's checkpoint is intact in {ckpt}; continue with the "
-                      "same command plus --resume", file=sys.stderr)  # fmt: skip
+                intact = f"the last completed epoch's checkpoint is intact in {ckpt}"
+                print(f"\ninterrupted: {intact}; continue with the same command plus --resume", file=sys.stderr)
                 return 130
             if summary is not None:
                 print(json.dumps(summary))
