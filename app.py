@@ -7,8 +7,6 @@ Every flag has an environment variable (see ``--help``); a Hugging Face Space ru
 ``webapp/``; Gradio is configured through its public arguments only (``main``).
 """
 
-from __future__ import annotations
-
 import argparse
 import json
 import logging

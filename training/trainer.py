@@ -8,8 +8,6 @@ Under ``torchrun`` the model is wrapped in ``DistributedDataParallel``; each ran
 with its own noise, and rank 0 alone writes.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import functools
 import hashlib

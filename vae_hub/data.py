@@ -4,8 +4,6 @@ A per-item ``ToTensor`` through a ``DataLoader`` spends most of an epoch in Pyth
 tensor costs microseconds per batch. Where the files are looked for, and read offline: :func:`prepare_root`.
 """
 
-from __future__ import annotations
-
 import gzip
 import os
 import shutil

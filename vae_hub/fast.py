@@ -3,8 +3,6 @@
 Tested equal to :mod:`vae_hub.objectives`, which run instead where no compiler works. No process-wide state changes.
 """
 
-from __future__ import annotations
-
 import functools
 import warnings
 from collections.abc import Callable

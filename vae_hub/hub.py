@@ -4,8 +4,6 @@ The card is one ``ModelCard`` template: a bare ``save_pretrained`` renders its f
 evaluation fill in the rest (their numbers are the template's variables; see ``training/card.py``).
 """
 
-from __future__ import annotations
-
 import os
 from pathlib import Path
 from typing import Any

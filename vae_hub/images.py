@@ -5,8 +5,6 @@ steps, refused if its header promises too much work (pixels, memory, a JPEG's sc
 the first frame, what it needs, its EXIF orientation. Messages say "the upload", never a path. See docs/robustness.md.
 """
 
-from __future__ import annotations
-
 import io
 import os
 import re

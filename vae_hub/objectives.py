@@ -15,8 +15,6 @@ Both are pathwise (reparameterization) gradients. SGVB is *not* a score-function
 text said; :func:`score_function_surrogate` is one, kept as a teaching baseline.
 """
 
-from __future__ import annotations
-
 import math
 from collections.abc import Callable
 from typing import NamedTuple

@@ -6,8 +6,6 @@ paper, so that grey, noisy or unevenly lit paper drops out), keeps soft edges, r
 thicker than MNIST's at a usual width, and raises :class:`InputError` with a message for the person who sent it.
 """
 
-from __future__ import annotations
-
 from typing import Any
 
 import numpy as np
@@ -243,15 +241,14 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
     """The ink map less regions far from the largest with less than half its ink (a toolbar's icons, specks)."""
     small = _sized(n, SHEET_SIDE)
     ink = _dilate(small, 1.0) > 0  # grown by a pixel, so that strokes touching only at corners are one region
-    labels = ndimage.label(ink)[0]
-    ids, which = np.unique(labels[ink], return_inverse=True)
-    if len(ids) < 2:
+    labels, count = ndimage.label(ink)
+    if count < 2:
         return n
-    mass = np.bincount(which, weights=small[ink])
-    ys, xs = np.nonzero(ink)
-    box = np.full((4, len(ids)), np.inf)  # each region's top, left, -bottom, -right: minima
-    np.minimum.at(box, (np.arange(4)[:, None], which[None]), np.stack([ys, xs, -ys, -xs]))
-    top, left, bottom, right = box * [[1], [1], [-1], [-1]]
+    ids = np.arange(1, count + 1)
+    mass = ndimage.sum_labels(small, labels, ids)
+    rows, cols = zip(*ndimage.find_objects(labels))  # each region's bounding box, as slices
+    top, bottom = np.array([(r.start, r.stop - 1) for r in rows]).T
+    left, right = np.array([(c.start, c.stop - 1) for c in cols]).T
     main = int(mass.argmax())
     extent = max(bottom[main] - top[main], right[main] - left[main]) + 1
     gap = np.maximum.reduce([top - bottom[main], top[main] - bottom, left - right[main], left[main] - right])

@@ -4,8 +4,6 @@ Grids use ``torchvision``'s ``make_grid``. Figures are built with matplotlib's `
 backend (no ``pyplot``, no ``matplotlib.use``), so importing this module changes no global state.
 """
 
-from __future__ import annotations
-
 import os
 from collections.abc import Sequence
 from typing import Any

@@ -8,8 +8,6 @@ is answered with an opaque reference instead of its server path. The page decode
 short URLs, with HTTP Range, and only those: a URL names no server path.
 """
 
-from __future__ import annotations
-
 import asyncio
 import json
 import os

@@ -3,8 +3,6 @@ that return the HTML the page shows. A bad value gets an :class:`InputError` who
 fix. Images come back inline (PNG data URLs), so a request writes no file.
 """
 
-from __future__ import annotations
-
 import base64
 import binascii
 import html

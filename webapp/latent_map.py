@@ -4,8 +4,6 @@ The cache is a small safetensors file named after a sha256 of the weights, so a 
 MNIST: the bundled weights' caches ship in ``assets/latent_map`` (refresh them with ``python -m webapp.latent_map``).
 """
 
-from __future__ import annotations
-
 import argparse
 import hashlib
 import os

@@ -9,8 +9,6 @@ Token, ``--dry-run``, ``HF_ENDPOINT`` and exit codes (0 done, 1 the Hub refused,
 ``python -m training.push``.
 """
 
-from __future__ import annotations
-
 import fnmatch
 import os
 import sys

@@ -5,8 +5,6 @@ the raw values) and in one concurrency group. Everything else runs in the browse
 (``webapp/static/vaehub.js``). One widget takes digits everywhere: a canvas that also uploads or takes an example.
 """
 
-from __future__ import annotations
-
 import base64
 import functools
 import html

@@ -12,8 +12,6 @@ Per model, under ``live/<name>/``:
 :func:`manifest` gives the page the same URLs, relative, so that a path prefix behind a proxy keeps working.
 """
 
-from __future__ import annotations
-
 import dataclasses
 import json
 import os
