@@ -112,8 +112,8 @@ def main() -> None:
                     f"  {name} vs pytorch/examples on {threads} thread(s): {base / medians[f'{name} @{threads}']:.2f}×"
                 )
     if len(args.threads) > 1:
-        one, two = (medians[f"Trainer @{t}"] for t in args.threads[:2])
-        print(f"  Trainer on {args.threads[1]} threads vs {args.threads[0]}: {one / two:.2f}× faster")
+        (a, ta), (b, tb) = ((t, medians[f"Trainer @{t}"]) for t in args.threads[:2])
+        print(f"  Trainer on {b} thread(s) runs {ta / tb:.2f}× as fast as on {a}")
     if compile_seconds is not None:
         print(f"  torch.compile: first epoch including compilation {compile_seconds:.1f} s")
     print(json.dumps({"medians": medians, "compile_seconds": compile_seconds, "busy": args.busy}))

@@ -4,7 +4,7 @@ Prints JSON with the test nELBO (one sample, closed-form KL for every model, so 
 reconstruction and KL terms, the active latent dimensions, and an importance-weighted (IWAE) log-likelihood
 estimate with K samples and its standard error. ``--protocol binarized`` is the literature's binarized MNIST.
 
-Exit codes: 0 done, 2 bad input (no MNIST, unloadable weights, bad options).
+Exit codes: 0 done, 1 --save could not write eval.json, 2 bad input (no MNIST, unloadable weights, bad options).
 """
 
 import json
