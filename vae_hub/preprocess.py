@@ -135,13 +135,18 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
     return _sized(alpha), True
 
 
+def _sides(a: np.ndarray) -> tuple[np.ndarray, ...]:
+    """The picture's four edges: its first and last row and column."""
+    return a[0], a[-1], a[:, 0], a[:, -1]
+
+
 def _light_paper(v: np.ndarray) -> bool:
     """Whether the ink is darker than the paper: the border lies nearer the paper's end of the range; the ink is a
     long tail on one side of the most common values (which survives uneven lighting); paper is usually lighter."""
     lo, hi = np.percentile(v, [0.1, 99.9])
     if hi - lo < 1e-6:  # uniform: nothing to tell them apart
         return float(v.mean()) > 0.5
-    border = float(np.median(np.concatenate([v[0], v[-1], v[:, 0], v[:, -1]])))
+    border = float(np.median(np.concatenate(_sides(v))))
     by_border = (border - (lo + hi) / 2) / (hi - lo)  # in [-0.5, 0.5]
     by_tail = (2 * float(np.median(v)) - lo - hi) / (hi - lo)  # in [-1, 1]
     return by_border + 0.5 * by_tail + 0.5 * (border - 0.5) > 0
@@ -230,11 +235,10 @@ def _rectangularity(mask: np.ndarray) -> float:
 
 def _framed(ink: np.ndarray) -> bool:
     """Whether ink lines three sides around paper that holds ink and, unlike a tight crop's, never reaches a side."""
-    if sum(side.mean() >= CROP_FRAME for side in (ink[0], ink[-1], ink[:, 0], ink[:, -1])) < 3:
+    if sum(side.mean() >= CROP_FRAME for side in _sides(ink)) < 3:
         return False
     paper = _largest(~ink)
-    touches = paper[[0, -1]].any() or paper[:, [0, -1]].any()  # a side of the picture
-    return not touches and bool((ndimage.binary_fill_holes(paper) & ink).any())
+    return not any(side.any() for side in _sides(paper)) and bool((ndimage.binary_fill_holes(paper) & ink).any())
 
 
 def _without_clutter(n: np.ndarray) -> np.ndarray:
@@ -274,9 +278,9 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, bool] | None:
     if is_note and float(n[note].mean()) > 0.25:  # the ink map took the note for ink (on paper, it is about 0)
         return ndimage.binary_erosion(filled, iterations=EDGE), True
     # A note read as paper with its desk all around it, part of which was read as ink (wood grain, a cloth's pattern)
-    if is_note and not (filled[[0, -1]].any() or filled[:, [0, -1]].any()) and (ink & ~filled).any():
+    if is_note and not any(side.any() for side in _sides(filled)) and (ink & ~filled).any():
         return ndimage.binary_erosion(filled, iterations=EDGE), False
-    if max(ink[0].mean(), ink[-1].mean(), ink[:, 0].mean(), ink[:, -1].mean()) < FRAME:
+    if max(side.mean() for side in _sides(ink)) < FRAME:
         return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
     filled = ndimage.binary_fill_holes(_largest(~ink))
     held = filled & ink
