@@ -240,6 +240,7 @@ def test_only_the_pages_endpoints_are_callable(app_url: App) -> None:
             ("GET", f"gradio_api/file={WEIGHTS / 'sgvb' / 'model.safetensors'}"), ("GET", "live/sgvb/README.md"),
             ("GET", "live/sgvb/%2e%2e/sgvb/config.json"), ("GET", "live/"), ("POST", "live/sgvb/config.json"),
             ("GET", "gradio_api/openapi.json"), ("PUT", "config"), ("DELETE", "gradio_api/queue/join"),
+            ("GET", "assets/" + "a" * 256), ("GET", "static/" + "a" * 256), ("GET", "assets/" + "a/" * 3000),
         ]  # fmt: skip
         for method, path in gradio_routes:
             r = http.request(method, path)
@@ -318,6 +319,7 @@ def test_a_call_names_its_session_briefly(app_url: App) -> None:
     """Gradio keeps a call's session_hash with its events: a long one would pile up in memory, call after call."""
     for extra, message in (({"session_hash": "x" * 1000}, "session_hash must be a short string"),
                            ({"session_hash": {"a": 1}}, "session_hash must be"),
+                           ({"session_hash": "ab\u0663\u00e9"}, "session_hash must be"),  # \w: ASCII only
                            ({"trigger_id": "nope"}, 'trigger_id must be a whole number, not "nope".')):  # fmt: skip
         r = httpx.post(f"{app_url}gradio_api/call/samples", json={"data": ["sgvb", 5, 1], **extra}, timeout=30)
         assert r.status_code == 422 and message in r.json()["detail"], r.text

@@ -29,8 +29,8 @@ UPLOAD_PREFIX = "upload:"
 # What the page and gradio_client fetch (GET or HEAD), besides a call's own stream.
 PAGES = re.compile(
     r"/(config|theme\.css|favicon\.ico|robots\.txt|gradio_api/(info|theme\.css|startup-events|app_id))?"
-    r"|/(assets|static|svelte)/.*|/gradio_api/(heartbeat/[\w-]+|queue/data|upload_progress)"
-)
+    r"|/(assets|static|svelte)(/[^/]{1,255}){1,8}|/gradio_api/(heartbeat/[\w-]+|queue/data|upload_progress)"
+)  # a name or path too long for the file system made Gradio's file routes fail with a 500
 STREAMS = re.compile(r"/gradio_api/(heartbeat/|queue/data|upload_progress|call/)")  # answers that stay open
 
 
@@ -230,7 +230,7 @@ class Gate:
             which = f"/{name[:60]}" if name is not None else f"with index {shown(index)}"
             return f"There is no endpoint {which}: {self.menu}."
         session = body.get("session_hash")  # Gradio keeps it with every event: a long one would pile up in memory
-        if session is not None and not (isinstance(session, str) and re.fullmatch(r"[\w-]{1,64}", session)):
+        if session is not None and not (isinstance(session, str) and re.fullmatch(r"[\w-]{1,64}", session, re.ASCII)):
             return "session_hash must be a short string of letters, digits, - and _ (at most 64)."
         if type(body.get("trigger_id", 0)) not in (int, type(None)):
             return f"trigger_id must be a whole number, not {shown(body['trigger_id'])}."
