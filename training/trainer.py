@@ -103,9 +103,7 @@ def nelbo_metrics(model: VAE, loader: Iterable, seed: int = EVAL_SEED) -> dict[s
     gen = torch.Generator(model.device).manual_seed(seed)
     sums = torch.zeros(3, dtype=torch.float64, device=model.device)
     for x, _ in loader:
-        x = batch(x, model)
-        out = model(x, gen)
-        terms = elbo_terms(out.logits, x, out.mu, out.logvar, out.z, "kl_wo_e")
+        terms = model.loss(x, "kl_wo_e", gen)
         sums += torch.stack([terms.rec.sum(), terms.kl.sum(), terms.rec.new_tensor(len(x))]).double()
     model.train(was_training)
     rec, kl, n = all_reduce_sum(sums).tolist()
