@@ -22,6 +22,7 @@ from typing import Any, NamedTuple
 
 import torch
 import torch.distributed as dist
+from torch import Tensor
 from tqdm.auto import tqdm
 
 from vae_hub import VAE, Config, fast
@@ -83,7 +84,7 @@ def distributed() -> bool:
     return dist.is_available() and dist.is_initialized() and dist.get_world_size() > 1
 
 
-def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
+def all_reduce_sum(t: Tensor) -> Tensor:
     """``t`` summed over the ranks (``t`` itself in one process)."""
     if distributed():
         t = t.clone()
@@ -91,7 +92,7 @@ def all_reduce_sum(t: torch.Tensor) -> torch.Tensor:
     return t
 
 
-def batch(x: torch.Tensor, model: VAE) -> torch.Tensor:
+def batch(x: Tensor, model: VAE) -> Tensor:
     return x.reshape(len(x), -1).to(model.device, torch.float32, non_blocking=True)
 
 
@@ -136,10 +137,9 @@ TEST_KEYS = {"test_nelbo", "test_rec", "test_kl", "active_dims"}
 
 def check_history(history: Any, epochs: int) -> None:
     """The history a checkpoint brings: one record per completed epoch, each with the trainer's keys and numbers."""
-    if not isinstance(history, list) or len(history) != epochs:
-        raise ValueError(
-            f"it is at epoch {epochs} but its history has {len(history) if isinstance(history, list) else 'no'} records"
-        )
+    records = len(history) if isinstance(history, list) else "no"
+    if records != epochs:
+        raise ValueError(f"it is at epoch {epochs} but its history has {records} records")
     for i, record in enumerate(history, 1):
         ok = isinstance(record, dict) and HISTORY_KEYS <= record.keys() <= HISTORY_KEYS | TEST_KEYS
         ok = ok and record["epoch"] == i and all(type(v) in (int, float) and math.isfinite(v) for v in record.values())
@@ -177,13 +177,8 @@ def load_checkpoint(path: Path) -> dict[str, Any]:
 
 
 def elbo_pass(
-    net: torch.nn.Module,
-    x: torch.Tensor,
-    eps: torch.Tensor,
-    beta: torch.Tensor,
-    regularizer: str,
-    nll: Callable = bernoulli_nll,
-) -> tuple[torch.Tensor, torch.Tensor]:
+    net: torch.nn.Module, x: Tensor, eps: Tensor, beta: Tensor, regularizer: str, nll: Callable = bernoulli_nll
+) -> tuple[Tensor, Tensor]:
     """One reparameterized pass, z = μ + σ·ε: the batch's loss, mean(rec + β·KL), and the sums that the epoch's
     record reports (objective, reconstruction, closed-form KL), detached."""
     out = net(x, eps=eps)
@@ -340,9 +335,8 @@ class Trainer:
             raise CheckpointError(f"the ranks disagree about the checkpoint {ckpt}: put --ckpt-dir on a shared disk")
         ddp = {"device_ids": [device.index]} if device.type == "cuda" else {}  # one GPU per process
         net = torch.nn.parallel.DistributedDataParallel(model, **ddp) if world > 1 else model
-        step_loss = elbo_pass
-        if self.compile:  # one graph, the NLL fused; where no compiler works, the same pass on the same noise
-            step_loss = fast.compiled(functools.partial(elbo_pass, nll=fast.nll_formula))
+        # compiled: one graph, the NLL fused; where no compiler works, the same pass on the same noise
+        step_loss = fast.compiled(functools.partial(elbo_pass, nll=fast.nll_formula)) if self.compile else elbo_pass
 
         bar = tqdm(total=cfg.epochs, initial=start, desc=regularizer, unit="epoch", disable=not progress or rank > 0)
         step = start * steps_per_epoch
