@@ -49,10 +49,8 @@ def grad_variance(model: Any, batches: list, draws: int = 100, seed: int = 0) ->
     return {"batches": len(batches), "batch_size": len(batches[0]), "draws": draws, "by_regularizer": result}
 
 
-def iwae_estimate(
-    model: Any, x: Any, k: int, seed: int = 0, compile: bool = False, progress: bool = False, batch: int = 100
-) -> dict:
-    """The mean IWAE bound over ``x`` with K samples, ``batch`` images at a time, and its standard error."""
+def iwae_estimate(model: Any, x: Any, k: int, seed: int = 0, compile: bool = False, progress: bool = False) -> dict:
+    """The mean IWAE bound over ``x`` with K samples, 100 images at a time, and its standard error."""
     import torch
     from tqdm.auto import tqdm
 
@@ -62,8 +60,8 @@ def iwae_estimate(
     gen = torch.Generator(model.device).manual_seed(seed)
     t0, c0 = time.perf_counter(), time.process_time()
     quiet = None if progress else True  # None: a bar on a terminal only
-    starts = tqdm(range(0, len(x), batch), desc=f"IWAE, K = {k}", unit="batch", disable=quiet, leave=False)
-    values = torch.cat([bound(model, x[i : i + batch], k=k, generator=gen).cpu() for i in starts])
+    starts = tqdm(range(0, len(x), 100), desc=f"IWAE, K = {k}", unit="batch", disable=quiet, leave=False)
+    values = torch.cat([bound(model, x[i : i + 100], k=k, generator=gen).cpu() for i in starts])
     return {
         "k": k,
         "log_likelihood": values.mean().item(),
@@ -113,12 +111,11 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(args.threads)
     try:
         model = VAE.from_pretrained(args.model, map_location=resolve_device(args.device))
-        images, labels = load_mnist("test", args.data_dir, download=False)
+        images, labels = (t[: args.limit] for t in load_mnist("test", args.data_dir, download=False))
         trained = read_json(folder / "training_args.json")
     except (WeightsError, DataError, TrainingError, ValueError, OSError) as e:
         return fail(str(e))
     protocol = args.protocol or ("binarized" if trained.get("binarize") else "grey")
-    images, labels = images[: args.limit], labels[: args.limit]
     images = binarize(images) if protocol == "binarized" else images
     t0 = time.perf_counter()
     loader = MNISTBatches(model.pixels(images), labels, 1000, shuffle=False, device=model.device)
