@@ -90,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
         for regularizer in REGULARIZERS if args.regularizer == "both" else [args.regularizer]:
             ckpt = args.ckpt_dir / regularizer
             try:
-                summary = train_variant(dataclasses.replace(config, regularizer=regularizer), data, args)
+                summary = train_variant(dataclasses.replace(config, regularizer=regularizer), data, args, device)
             except TrainingError as e:  # CheckpointError too
                 return fail(str(e), 1)
             except (OSError, SafetensorError) as e:  # writing the folder failed (ENOSPC, EFBIG…): the old one is intact
@@ -109,17 +109,15 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def train_variant(config: Config, data: dict, args: Any) -> dict[str, Any] | None:
-    """Train one variant and write its folder; return a summary (``None`` on ranks other than 0)."""
+def train_variant(config: Config, data: dict, args: Any, device: Any) -> dict[str, Any] | None:
+    """Train one variant on ``device`` and write its folder; return a summary (``None`` on ranks other than 0)."""
     import torch
-    import torch.distributed as dist
 
     from training.card import write_card, write_figures
-    from training.trainer import Trainer, TrainingError, active_dimensions, distributed, resolve_device, weights_digest
+    from training.trainer import Trainer, TrainingError, active_dimensions, distributed, weights_digest
     from vae_hub.data import MNISTBatches, binarize
 
-    device = resolve_device(config.device)
-    rank, world = (dist.get_rank(), dist.get_world_size()) if distributed() else (0, 1)
+    rank, world = (torch.distributed.get_rank(), torch.distributed.get_world_size()) if distributed() else (0, 1)
     shard = {"rank": rank, "world_size": world}
     train = MNISTBatches(*data["train"], config.batch_size, True, torch.Generator(), device, config.binarize, **shard)
     test_images = binarize(data["test"][0]) if config.binarize else data["test"][0]  # the binarized-MNIST protocol
@@ -129,7 +127,7 @@ def train_variant(config: Config, data: dict, args: Any) -> dict[str, Any] | Non
     active = active_dimensions(model, test)  # every rank takes part: the variance is over all the shards
     digests = [weights_digest(model)] * world
     if world > 1:
-        dist.all_gather_object(digests, digests[rank])  # every rank's own digest, in rank order
+        torch.distributed.all_gather_object(digests, digests[rank])  # every rank's own digest, in rank order
     if len(set(digests)) != 1:
         raise TrainingError(f"the {world} processes ended with different weights (SHA-256 {digests})")
     if rank > 0:
