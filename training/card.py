@@ -77,15 +77,14 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
     variant = args.get("regularizer", folder.name)
     with torch.device("meta"):
         parameters = sum(p.numel() for p in VAE(arch).parameters())
-    test = evaluation or (metrics.get("history") or [{}])[-1]
-    key = "" if evaluation else "test_"
+    test = evaluation or {k.removeprefix("test_"): v for k, v in (metrics.get("history") or [{}])[-1].items()}
     rows = [
-        (f"negative ELBO{'' if evaluation else ' (last epoch)'}", test.get(f"{key}nelbo")),
-        ("reconstruction −E_q log p(x\\|z)", test.get(f"{key}rec")),
-        ("KL(q(z\\|x) ‖ p(z))", test.get(f"{key}kl")),
+        (f"negative ELBO{'' if evaluation else ' (last epoch)'}", test.get("nelbo")),
+        ("reconstruction −E_q log p(x\\|z)", test.get("rec")),
+        ("KL(q(z\\|x) ‖ p(z))", test.get("kl")),
     ]
     iwae = evaluation.get("iwae")
-    scores = {"nelbo": ("negative ELBO (nats/image)", test.get(f"{key}nelbo"))}
+    scores = {"nelbo": ("negative ELBO (nats/image)", test.get("nelbo"))}
     if iwae:
         estimate = f"{iwae['log_likelihood']:.2f} ± {iwae['std_error']:.2f}"
         rows.append((f"IWAE log-likelihood, K = {iwae['k']:,}", estimate))
@@ -101,14 +100,13 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
     ]
     meta = {k: v for k, v in CARD_METADATA.items() if k not in ("repo_url", "paper_url", "model_card_template")}
     meta.update(tags=[*meta["tags"], variant], datasets=["mnist"], model_name=f"vae-mnist-{variant}")
-    card_data = ModelCardData(**meta, eval_results=results or None)
     targets = ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"
     data = f"{metrics.get('train_images', 60000):,} MNIST training images{targets}"
     literature = None  # this model's row beside the published ones, with their minus sign
     if binarized and arch.latent_dim == 2 and iwae:
         literature = [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]
     ModelCard.from_template(
-        card_data,
+        ModelCardData(**meta, eval_results=results or None),
         template_str=CARD_TEMPLATE,
         repo_url=REPO_URL,
         paper_url=PAPER_URL,
