@@ -43,8 +43,7 @@ def build_parser() -> Parser:
 
 def check_repo_id(repo_id: str) -> None:
     """NAMESPACE/NAME, with the Hub's own rules on characters."""
-    from huggingface_hub.errors import HFValidationError
-    from huggingface_hub.utils import validate_repo_id
+    from huggingface_hub.utils import HFValidationError, validate_repo_id
 
     try:
         if repo_id.count("/") != 1:
