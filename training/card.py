@@ -101,7 +101,6 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
     meta = {k: v for k, v in CARD_METADATA.items() if k not in ("repo_url", "paper_url", "model_card_template")}
     meta.update(tags=[*meta["tags"], variant], datasets=["mnist"], model_name=f"vae-mnist-{variant}")
     targets = ", dynamically binarized" if args.get("binarize") else " (grey levels as Bernoulli targets)"
-    data = f"{metrics.get('train_images', 60000):,} MNIST training images{targets}"
     literature = None  # this model's row beside the published ones, with their minus sign
     if binarized and arch.latent_dim == 2 and iwae:
         literature = [f"{v:.2f}".replace("-", "−") for v in (iwae["log_likelihood"], -test["nelbo"])]
@@ -114,7 +113,7 @@ def write_card(folder: Path, repo_id: str | None = None) -> None:
         variant=variant,
         arch=arch,
         parameters=parameters,
-        data=data,
+        data=f"{metrics.get('train_images', 60000):,} MNIST training images{targets}",
         binarized=binarized,
         literature=literature,
         scores=[(name, f"{v:.2f}" if isinstance(v, float) else v) for name, v in rows if v is not None] or None,
