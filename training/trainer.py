@@ -229,40 +229,39 @@ class _Run:
 
     def restore(self) -> tuple[int, list]:
         """Everything the checkpoint holds, checked against this run before anything is loaded."""
-        ckpt, model, optimizer = self.ckpt, self.model, self.optimizer
-        state = load_checkpoint(ckpt)
+        state = load_checkpoint(self.ckpt)
         new = {**{k: v for k, v in dataclasses.asdict(self.cfg).items() if k != "device"}, **self.data}
         old = {k: v for p in ("config", "data") if isinstance(state.get(p), dict) for k, v in state[p].items()}
         if changes := [f"{k}: {old.get(k)!r} in the checkpoint, {v!r} now" for k, v in new.items() if old.get(k) != v]:
             raise CheckpointError(
-                f"cannot resume from {ckpt}: it was made by another run ({'; '.join(changes)}). Use the same settings, "
-                "--limit, --test-limit and number of processes, or delete it to start afresh."
+                f"cannot resume from {self.ckpt}: it was made by another run ({'; '.join(changes)}). Use the same "
+                "settings, --limit, --test-limit and number of processes, or delete it to start afresh."
             )
         try:
-            new = {k: v.shape for k, v in model.state_dict().items()}
+            new = {k: v.shape for k, v in self.model.state_dict().items()}
             old = {k: getattr(v, "shape", None) for k, v in state["model"].items()}
             if wrong := sorted(k for k in new.keys() | old.keys() if new.get(k) != old.get(k)):
                 raise ValueError(f"its weights do not fit this network (tensor {wrong[0]!r})")
-            params = [p for group in optimizer.param_groups for p in group["params"]]
+            params = [p for group in self.optimizer.param_groups for p in group["params"]]
             moments = state["optimizer"]["state"]
             if sorted(moments) != list(range(len(params))) or any(
                 moments[i][k].shape != p.shape for i, p in enumerate(params) for k in ("exp_avg", "exp_avg_sq")
             ):
                 raise ValueError("its optimizer state does not fit the model")
-            for theirs, fresh in zip(state["optimizer"]["param_groups"], optimizer.state_dict()["param_groups"]):
+            for theirs, fresh in zip(state["optimizer"]["param_groups"], self.optimizer.state_dict()["param_groups"]):
                 if bad := [k for k, v in fresh.items() if k != "params" and type(theirs.get(k)) is not type(v)]:
                     raise ValueError(f"its optimizer settings hold an invalid {bad[0]!r}: {theirs.get(bad[0])!r}")
             tensors = [*state["model"].values(), *(t for m in moments.values() for t in m.values())]
             if not all(bool(t.isfinite().all()) for t in tensors):
                 raise ValueError("it holds NaN or infinite values")
-            model.load_state_dict(state["model"], strict=True)
-            optimizer.load_state_dict(state["optimizer"])
+            self.model.load_state_dict(state["model"], strict=True)
+            self.optimizer.load_state_dict(state["optimizer"])
             torch.set_rng_state(state["rng"]["torch"])
             self.noise.set_state(state["rng"]["noise"][self.rank])
             if self.shuffle is not None:
                 self.shuffle.set_state(state["rng"]["shuffle"])
         except Exception as e:
-            raise CheckpointError(f"cannot resume from {ckpt}: {first_line(e)}; delete it to start afresh") from e
+            raise CheckpointError(f"cannot resume from {self.ckpt}: {first_line(e)}; delete it to start afresh") from e
         return state["epoch"], state["history"]
 
 
