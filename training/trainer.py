@@ -286,17 +286,18 @@ class Trainer:
         regularizer: str,
         train_loader: Iterable,
         test_loader: Iterable | None = None,
+        epochs: int | None = None,
         ckpt_dir: str | Path | None = None,
         resume: bool = False,
         progress: bool = True,
     ) -> FitResult:
-        """Train a fresh VAE for ``config.epochs`` with ``regularizer``.
+        """Train a fresh VAE for ``epochs`` (default ``config.epochs``) with ``regularizer``.
 
         ``train_loader`` is a re-iterable of ``(x, y)`` batches with a length, normally :class:`vae_hub.MNISTBatches`
         (its ``generator``, if it has one, is seeded and checkpointed). Raises :class:`TrainingError` on a
         non-finite loss or a failed checkpoint write, keeping the last good checkpoint.
         """
-        cfg = dataclasses.replace(self.config, regularizer=regularizer)
+        cfg = dataclasses.replace(self.config, regularizer=regularizer, epochs=epochs or self.config.epochs)
         device = resolve_device(cfg.device)
         if getattr(train_loader, "binarize", cfg.binarize) != cfg.binarize:
             raise TrainingError(f"the config says binarize={cfg.binarize} but the loader does not")
