@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
-from torch import Tensor
 
 from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limit
 from .images import WORK_SIDE, InputError, to_float_array
@@ -40,7 +39,7 @@ CROP_FRAME = 0.8  # ink along this much of three sides of the picture may be a f
 BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a digit first, or upload a clearer picture."
 
 
-def to_mnist(image: Any) -> Tensor:
+def to_mnist(image: Any) -> torch.Tensor:
     """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black, from a PIL image, an array
     or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an upload's path or bytes (PNG, JPEG, WebP, GIF or
     BMP: :mod:`vae_hub.images`). Raises :class:`InputError` if unusable (blank, unreadable, too large or too small)."""
@@ -271,11 +270,10 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, bool] | None:
     held = filled & ~light  # the note's own ink
     big = filled.sum() >= 0.05 * v.size and note.sum() >= 0.5 * filled.sum() and held.sum() >= 0.005 * filled.sum()
     is_note = big and float(v[note].mean()) > float(v[held].mean()) and _is_sheet(filled, held)  # paper over ink
-    if is_note and float(n[note].mean()) > 0.25:  # the ink map took the note for ink (on paper, it is about 0)
-        return ndimage.binary_erosion(filled, iterations=EDGE), True
-    # A note read as paper with its desk all around it, part of which was read as ink (wood grain, a cloth's pattern)
-    if is_note and not any(side.any() for side in _sides(filled)) and (ink & ~filled).any():
-        return ndimage.binary_erosion(filled, iterations=EDGE), False
+    as_ink = is_note and float(n[note].mean()) > 0.25  # the ink map took the note for ink (on paper, it is about 0)
+    # Or a note read as paper with its desk all around it, part of which was read as ink (wood grain, a cloth's pattern)
+    if as_ink or (is_note and not any(side.any() for side in _sides(filled)) and (ink & ~filled).any()):
+        return ndimage.binary_erosion(filled, iterations=EDGE), as_ink
     if max(side.mean() for side in _sides(ink)) < FRAME:
         return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
     filled = ndimage.binary_fill_holes(_largest(~ink))
