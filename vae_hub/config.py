@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-from dataclasses import dataclass, field
 from typing import Any
 
 ACTIVATIONS = ("gelu", "relu", "silu", "tanh", "elu", "leaky_relu", "softplus")
@@ -19,7 +18,7 @@ LOGVAR_RANGE = (-18.0, 10.0)  # log σ² is clamped to this (see VAE.encode); an
 
 
 def _help(text: str, default: Any = dataclasses.MISSING, **kwargs: Any) -> Any:
-    return field(default=default, metadata={"help": text}, **kwargs)
+    return dataclasses.field(default=default, metadata={"help": text}, **kwargs)
 
 
 def _kind(name: str, value: Any, kind: str) -> None:
@@ -36,7 +35,7 @@ def _kind(name: str, value: Any, kind: str) -> None:
         raise ValueError(f"{name!r} must be of type {kind}{' (finite)' if kind == 'float' else ''}, got {shown}")
 
 
-@dataclass
+@dataclasses.dataclass
 class VAEConfig:
     """The network (an MLP encoder to μ, log σ² and its mirror image): ``model.config``, what ``config.json`` holds."""
 
@@ -84,7 +83,7 @@ class VAEConfig:
         return cls(**data)
 
 
-@dataclass
+@dataclasses.dataclass
 class Config(VAEConfig):
     """The original design's configuration, with the training settings this project added; ``architecture()`` is its
     network. The defaults are the original plain loop; :func:`training.recipe` gives the bundled models' settings."""

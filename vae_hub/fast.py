@@ -9,7 +9,6 @@ from collections.abc import Callable
 from typing import Any
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor
 
 from . import objectives
@@ -38,7 +37,7 @@ def compiled(fn: Callable[..., Tensor]) -> Callable[..., Tensor]:
 def nll_formula(logits: Tensor, x: Tensor) -> Tensor:
     """:func:`vae_hub.objectives.bernoulli_nll` as relu(l) − x·l + log(1 + e^−|l|), the same value to float rounding:
     the compiler fuses these into one vectorized loop, while ATen's log-sigmoid runs a scalar ``log1p``."""
-    return (F.relu(logits) - x * logits + torch.log(1 + torch.exp(-logits.abs()))).sum(-1)
+    return (torch.relu(logits) - x * logits + torch.log(1 + torch.exp(-logits.abs()))).sum(-1)
 
 
 bernoulli_nll = compiled(nll_formula)

@@ -18,15 +18,14 @@ from PIL import Image
 from torch import Tensor, nn
 
 from . import hub
-from .config import ACTIVATIONS as NAMES
-from .config import LOGVAR_RANGE, Config, VAEConfig
+from .config import ACTIVATIONS, LOGVAR_RANGE, Config, VAEConfig
 from .hub import WeightsError
 from .objectives import Terms, elbo_terms
 
 __all__ = ["VAE", "VAEOutput", "WeightsError"]
 
-# the modules of config.ACTIVATIONS' names, in their order
-ACTIVATIONS = dict(zip(NAMES, (nn.GELU, nn.ReLU, nn.SiLU, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.Softplus), strict=True))
+# the modules of ACTIVATIONS' names, in their order
+MODULES = dict(zip(ACTIVATIONS, (nn.GELU, nn.ReLU, nn.SiLU, nn.Tanh, nn.ELU, nn.LeakyReLU, nn.Softplus), strict=True))
 
 
 class VAEOutput(NamedTuple):
@@ -54,7 +53,7 @@ class VAE(nn.Module, PyTorchModelHubMixin, **hub.CARD_METADATA):
         config = config if config is not None else VAEConfig()
         self.config = config.architecture() if isinstance(config, Config) else config  # config.json: the network
         self._hub_mixin_config = self.config  # what save_pretrained writes as config.json
-        c, act = self.config, ACTIVATIONS[self.config.act_fun]
+        c, act = self.config, MODULES[self.config.act_fun]
         self.encoder = mlp([c.input_dim, *c.hidden_dims], act)  # 784→128→32→16→(μ, log σ²)
         self.decoder = mlp([c.latent_dim, *reversed(c.hidden_dims), c.input_dim], act)  # 2→4→16→32→128→784
 

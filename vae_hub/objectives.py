@@ -110,9 +110,8 @@ def iwae_bound(
 
         log p(x) ≥ log (1/K) Σ_k p(x|z_k) p(z_k) / q(z_k|x),   z_k ~ q(z|x)
 
-    drawn ``chunk`` samples at a time to bound memory; K = 1 is the ELBO. ``x``: images as
-    :meth:`vae_hub.VAE.encode` takes them (uint8 is scaled by 1/255). :func:`vae_hub.fast.iwae_bound` is the
-    same, compiled.
+    drawn ``chunk`` samples at a time to bound memory; K = 1 is the ELBO. ``x``: images as :meth:`vae_hub.VAE.encode`
+    takes them (uint8 is scaled by 1/255). :func:`vae_hub.fast.iwae_bound` is the same, compiled.
     """
     if k < 1 or chunk < 1:
         raise ValueError(f"k and chunk must be at least 1, got k={k}, chunk={chunk}")

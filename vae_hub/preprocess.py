@@ -13,7 +13,6 @@ import torch
 import torch.nn.functional as F
 from PIL import Image
 from scipy import ndimage
-from torch import Tensor
 
 from .images import MAX_FILE_BYTES as MAX_FILE_BYTES  # re-exported: the app's upload limit
 from .images import WORK_SIDE, InputError, to_float_array
@@ -40,7 +39,7 @@ CROP_FRAME = 0.8  # ink along this much of three sides of the picture may be a f
 BLANK_MESSAGE = "No digit found: the image is blank or almost uniform. Draw a digit first, or upload a clearer picture."
 
 
-def to_mnist(image: Any) -> Tensor:
+def to_mnist(image: Any) -> torch.Tensor:
     """A digit as MNIST shows it: a float tensor (1, 28, 28) in [0, 1], light ink on black, from a PIL image, an array
     or tensor (H×W, H×W×1…4; uint8, uint16, int, bool or float), or an upload's path or bytes (PNG, JPEG, WebP, GIF or
     BMP: :mod:`vae_hub.images`). Raises :class:`InputError` if unusable (blank, unreadable, too large or too small)."""
@@ -99,10 +98,8 @@ def _paper(v: np.ndarray, light: bool) -> np.ndarray:
     # The first guess at the paper: the brightest tenth of coarse cells, each the median of its neighbours.
     cells = max(1, min(8, min(small.shape) // 6))
     ch, cw = small.shape[0] // cells, small.shape[1] // cells
-    blocks = small[: cells * ch, : cells * cw].reshape(cells, ch, cells, cw).transpose(0, 2, 1, 3)
-    level = np.percentile(blocks.reshape(cells, cells, -1), 90, axis=-1).astype(np.float32)
-    padded = np.pad(level, 1, mode="edge")  # a cell inside a bold stroke takes its neighbours' median
-    level = np.median([padded[i : i + cells, j : j + cells] for i in range(3) for j in range(3)], axis=0)
+    level = np.percentile(small[: cells * ch, : cells * cw].reshape(cells, ch, cells, cw), 90, axis=(1, 3))
+    level = ndimage.median_filter(level, 3, mode="nearest")  # a cell inside a bold stroke takes its neighbours' median
     first = _resize(level.astype(np.float32), *small.shape)
     keep = (small >= first - 0.1 * np.abs(first) - 0.02).ravel()
     # Candidates, simplest first: flat at the brightest tenth (a tight crop), flat, a plane and a quadratic fitted to
@@ -126,8 +123,7 @@ def _visible(a: np.ndarray) -> tuple[np.ndarray, bool]:
         return _sized(_luminance(a)), False
     alpha = a[..., -1]
     seen = alpha > 0.5
-    rows, cols = np.flatnonzero(seen.any(1)), np.flatnonzero(seen.any(0))
-    box = (slice(rows[0], rows[-1] + 1), slice(cols[0], cols[-1] + 1))
+    box = ndimage.find_objects(seen, 1)[0]  # the bounding box of what is seen (label 1: True), as slices
     colours = _luminance(a[seen][None])[0]
     spread = float(np.percentile(colours, 98) - np.percentile(colours, 2))
     if seen[box].mean() > 0.75 and spread >= BLANK_CONTRAST:  # a picture with ink of its own
@@ -250,9 +246,8 @@ def _without_clutter(n: np.ndarray) -> np.ndarray:
         return n
     ids = np.arange(1, count + 1)
     mass = ndimage.sum_labels(small, labels, ids)
-    rows, cols = zip(*ndimage.find_objects(labels))  # each region's bounding box, as slices
-    top, bottom = np.array([(r.start, r.stop - 1) for r in rows]).T
-    left, right = np.array([(c.start, c.stop - 1) for c in cols]).T
+    boxes = ndimage.find_objects(labels)  # each region's bounding box, as slices
+    top, bottom, left, right = np.array([(r.start, r.stop - 1, c.start, c.stop - 1) for r, c in boxes]).T
     main = int(mass.argmax())
     extent = max(bottom[main] - top[main], right[main] - left[main]) + 1
     gap = np.maximum.reduce([top - bottom[main], top[main] - bottom, left - right[main], left[main] - right])
@@ -275,11 +270,10 @@ def _find_sheet(v: np.ndarray, n: np.ndarray) -> tuple[np.ndarray, bool] | None:
     held = filled & ~light  # the note's own ink
     big = filled.sum() >= 0.05 * v.size and note.sum() >= 0.5 * filled.sum() and held.sum() >= 0.005 * filled.sum()
     is_note = big and float(v[note].mean()) > float(v[held].mean()) and _is_sheet(filled, held)  # paper over ink
-    if is_note and float(n[note].mean()) > 0.25:  # the ink map took the note for ink (on paper, it is about 0)
-        return ndimage.binary_erosion(filled, iterations=EDGE), True
-    # A note read as paper with its desk all around it, part of which was read as ink (wood grain, a cloth's pattern)
-    if is_note and not any(side.any() for side in _sides(filled)) and (ink & ~filled).any():
-        return ndimage.binary_erosion(filled, iterations=EDGE), False
+    as_ink = is_note and float(n[note].mean()) > 0.25  # the ink map took the note for ink (on paper, it is about 0)
+    # Or a note read as paper with its desk all around it, part of which was read as ink (wood grain, a cloth's pattern)
+    if as_ink or (is_note and not any(side.any() for side in _sides(filled)) and (ink & ~filled).any()):
+        return ndimage.binary_erosion(filled, iterations=EDGE), as_ink
     if max(side.mean() for side in _sides(ink)) < FRAME:
         return None  # no ink along most of a side: no frame (a desk, a title bar, a border) around a sheet
     filled = ndimage.binary_fill_holes(_largest(~ink))
@@ -323,11 +317,6 @@ def _blur(a: np.ndarray, sigma: float) -> np.ndarray:
     return (k0 @ a @ k1.T / (k0.sum(1).max() * k1.sum(1).max())).astype(np.float32)  # the centre's weights sum to 1
 
 
-def _local_max(a: np.ndarray, r: int) -> np.ndarray:
-    """The maximum over the (2r+1)×(2r+1) square around each pixel (within the picture)."""
-    return F.max_pool2d(torch.from_numpy(a)[None], 2 * r + 1, 1, r)[0].numpy()
-
-
 def _dilate(a: np.ndarray, r: float) -> np.ndarray:
     """Grey dilation by a disc of radius ``r`` whose rim fades over one pixel, so that strokes widen smoothly."""
     k = int(np.ceil(r + 0.5))
@@ -345,7 +334,8 @@ def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
     # FINE times the output's size, with a margin for strokes to grow into
     fine = np.pad(np.clip(_sized(crop, FINE * BOX, enlarge=True), 0, 1), round(FINE * max(target, 1.0)))
     if width < target:
-        fine = fine / np.maximum(_local_max(fine, 2 * FINE), 0.3 * float(fine.max()))  # every stroke full ink
+        # Every stroke to full ink, each against its own peak.
+        fine = fine / np.maximum(ndimage.maximum_filter(fine, 4 * FINE + 1), 0.3 * float(fine.max()))
 
         def draw(r: float) -> np.ndarray | None:  # r: the radius in fine pixels; the width grows with it
             return _fit(_dilate(fine, r))
@@ -357,7 +347,7 @@ def _redraw(crop: np.ndarray, width: float, target: float) -> np.ndarray:
         sigma = FINE * min(1.0, max(0.4, (width - target) / 2))
         b = _blur(fine, sigma)
         # Each stroke against its own peak, so that a faint thin stroke beside a dark crossing survives the level.
-        b = b / np.maximum(_local_max(b, round(FINE * target + 2 * sigma)), 0.3 * float(b.max()))
+        b = b / np.maximum(ndimage.maximum_filter(b, 2 * round(FINE * target + 2 * sigma) + 1), 0.3 * float(b.max()))
 
         def draw(t: float) -> np.ndarray | None:
             ramp = min(RAMP, 2 * t)  # a soft edge, as MNIST's, that never lifts the background above zero
@@ -399,10 +389,9 @@ def _span(profile: np.ndarray) -> tuple[int, int]:
 
 def _fit(ink: np.ndarray) -> np.ndarray | None:
     """MNIST's layout: crop to the ink, fit into 20×20 keeping the aspect ratio, centre the mass in 28×28."""
-    rows, cols = np.flatnonzero(ink.any(1)), np.flatnonzero(ink.any(0))
-    if len(rows) == 0:
+    if not ink.any():
         return None
-    crop = ink[rows[0] : rows[-1] + 1, cols[0] : cols[-1] + 1]
+    crop = ink[ndimage.find_objects(ink != 0, 1)[0]]  # to the ink's bounding box (label 1: True)
     small = np.clip(_sized(crop, BOX, enlarge=True), 0.0, None)
     h, w = small.shape
     if float(small.max()) <= 0:
