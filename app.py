@@ -16,6 +16,7 @@ import signal
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 # No network unless asked for: Gradio would otherwise send usage analytics from every start.
 os.environ.setdefault("GRADIO_ANALYTICS_ENABLED", "False")
@@ -34,17 +35,14 @@ log = logging.getLogger("vae_hub.app")
 def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     env = os.environ.get
     p = argparse.ArgumentParser(description="Serve the vae-hub demo.")
-    p.add_argument(
-        "--host",
-        default=env("VAE_HUB_HOST") or env("GRADIO_SERVER_NAME") or "127.0.0.1",
-        help="address to listen on (env VAE_HUB_HOST or GRADIO_SERVER_NAME; 0.0.0.0 for all)",
-    )
-    p.add_argument(
-        "--port",
-        type=int,
-        default=env("VAE_HUB_PORT") or env("GRADIO_SERVER_PORT") or 7860,
-        help="port (env VAE_HUB_PORT or GRADIO_SERVER_PORT; default 7860)",
-    )
+
+    def option(flag: str, envs: tuple[str, ...], default: Any, text: str, **kw: Any) -> None:
+        """``flag``, its default the first of ``envs`` that is set, else ``default``; its help names them both."""
+        value = next((env(e) for e in envs if env(e)), default)
+        p.add_argument(flag, default=value, help=f"{text} (env {' or '.join(envs)}; default {default})", **kw)
+
+    option("--host", ("VAE_HUB_HOST", "GRADIO_SERVER_NAME"), "127.0.0.1", "address to listen on, 0.0.0.0 for all")
+    option("--port", ("VAE_HUB_PORT", "GRADIO_SERVER_PORT"), 7860, "port", type=int)
     p.add_argument(
         "--share",
         action="store_true",
@@ -59,26 +57,10 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
         help=f"weights for a model: a save_pretrained folder or a Hub repo id; VARIANT is one of "
         f"{', '.join(VARIANTS)} (env {', '.join(ENV_MODELS.values())}; default the bundled weights)",
     )
-    p.add_argument(
-        "--concurrency",
-        type=int,
-        default=env("VAE_HUB_CONCURRENCY") or DEFAULT_CONCURRENCY,
-        help=f"requests processed at once (env VAE_HUB_CONCURRENCY; default {DEFAULT_CONCURRENCY})",
-    )
-    p.add_argument(
-        "--sessions",
-        type=int,
-        default=env("VAE_HUB_SESSIONS") or 200,
-        help="sessions Gradio keeps (the app itself holds nothing per session; the oldest goes first; "
-        "env VAE_HUB_SESSIONS; default 200)",
-    )
-    p.add_argument(
-        "--keep-files",
-        type=float,
-        default=env("VAE_HUB_KEEP_FILES") or 1800,
-        metavar="SECONDS",
-        help="how long an upload is kept (env VAE_HUB_KEEP_FILES; default 1800)",
-    )
+    option("--concurrency", ("VAE_HUB_CONCURRENCY",), DEFAULT_CONCURRENCY, "requests processed at once", type=int)
+    sessions = "sessions Gradio keeps, the oldest going first; the app itself holds nothing per session"
+    option("--sessions", ("VAE_HUB_SESSIONS",), 200, sessions, type=int)
+    option("--keep-files", ("VAE_HUB_KEEP_FILES",), 1800, "how long an upload is kept", type=float, metavar="SECONDS")
     p.add_argument(
         "--tmp",
         default=env("VAE_HUB_TMP"),

@@ -32,6 +32,9 @@ PAGES = re.compile(
     r"|/(assets|static|svelte)(/[^/]{1,255}){1,8}|/gradio_api/(heartbeat/[\w-]+|queue/data|upload_progress)"
 )  # a name or path too long for the file system made Gradio's file routes fail with a 500
 STREAMS = re.compile(r"/gradio_api/(heartbeat/|queue/data|upload_progress|call/)")  # answers that stay open
+MAX_BODY = 2**20  # bytes of a call's body
+BODY_S, UPLOAD_S = 20.0, 120.0  # seconds a call's body, and an upload, may take to arrive
+LIMITS = {"request": 64, "stream": 256}  # requests and event streams in flight at once
 
 
 class Endpoint(NamedTuple):  # one of the app's named endpoints
@@ -132,18 +135,11 @@ class Gate:
         endpoints: Mapping[int, Endpoint],
         uploads: Uploads,
         max_upload: int,
-        max_body: int = 2**20,
-        max_active: int = 64,
-        max_streams: int = 256,
-        upload_s: float = 120.0,
-        body_s: float = 20.0,
         files: Mapping[str, os.PathLike | bytes] | None = None,
     ) -> None:
-        self.app, self.endpoints, self.uploads = app, endpoints, uploads
-        self.max_upload, self.max_body, self.upload_s, self.body_s = max_upload, max_body, upload_s, body_s
+        self.app, self.endpoints, self.uploads, self.max_upload = app, endpoints, uploads, max_upload
         self.by_name = {e.name: e for e in endpoints.values()}
-        self.limits, self.active = {"request": max_active, "stream": max_streams}, {"request": 0, "stream": 0}
-        self.files = dict(files or {})
+        self.active, self.files = dict.fromkeys(LIMITS, 0), dict(files or {})
         self.menu = f"this app's endpoints are {', '.join(f'/{n}' for n in self.by_name)} (see /gradio_api/info)"
 
     async def __call__(self, scope: dict, receive: Any, send: Any) -> None:
@@ -152,7 +148,7 @@ class Gate:
         if scope["type"] != "http":
             return None  # no websockets: the page uses none (returning without accepting refuses the handshake)
         kind = "stream" if STREAMS.match(scope["path"]) and scope["method"] != "POST" else "request"
-        if self.active[kind] >= self.limits[kind]:
+        if self.active[kind] >= LIMITS[kind]:
             return await answer(send, 503, "The server is busy: try again in a few seconds.")
         self.active[kind] += 1
         try:
@@ -201,10 +197,10 @@ class Gate:
 
     async def call(self, scope: dict, receive: Any, send: Any, name: str | None) -> None:
         """A call of a named endpoint (``/queue/join`` by index, ``/call/<name>`` by name), or a cancel."""
-        if why := self.unstated(scope, "A call's body", self.max_body, f"{self.max_body // 2**10} KB"):
+        if why := self.unstated(scope, "A call's body", MAX_BODY, f"{MAX_BODY // 2**10} KB"):
             return await answer(send, 413, why)
         try:  # the server delivers no more than the stated length (see unstated)
-            raw = await Request(scope, self.deadline(receive, self.body_s)).body()
+            raw = await Request(scope, self.deadline(receive, BODY_S)).body()
         except ClientDisconnect:
             return await answer(send, 408, "The request body did not arrive in time: send it again.")
         try:
@@ -258,7 +254,7 @@ class Gate:
             sent.append(message)
 
         try:
-            await self.app(scope, self.deadline(receive, self.upload_s), capture)
+            await self.app(scope, self.deadline(receive, UPLOAD_S), capture)
         except ClientDisconnect:  # the client left, or missed the deadline, mid-upload: nothing to answer or log
             return None
         status, body = sent[0]["status"] if sent else 500, b"".join(m.get("body", b"") for m in sent[1:])

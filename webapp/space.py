@@ -17,9 +17,8 @@ from pathlib import Path
 from typing import Any
 
 from training import push
-from webapp import VARIANTS
+from webapp import ROOT, VARIANTS
 
-ROOT = Path(__file__).resolve().parent.parent
 PACKAGES = ("vae_hub", "webapp")  # what app.py imports from beside it
 WEIGHT_FILES = ("config.json", "model.safetensors")  # all that app.py loads from a weights folder
 MAP_CACHE_DIR = "assets/latent_map"  # webapp.latent_map.SHIPPED_DIR, relative to the checkout
