@@ -19,8 +19,8 @@ app: install ## serve the Gradio demo on http://127.0.0.1:7860 with the bundled 
 test: install ## the whole test suite (real MNIST, real HTTP, real browser)
 	$(PY) -m pytest
 
-test-fast: install ## the unit layer, for an edit-test loop: tiny models, no MNIST, no weights, no servers, no gradio
-	$(PY) -m pytest -q tests/unit
+test-fast: install ## the unit layer, for an edit-test loop: tiny models, no MNIST, no weights, no servers, no gradio (nor hypothesis, used only outside it)
+	$(PY) -m pytest -q -p no:hypothesispytest tests/unit
 
 lint: install
 	$(PY) -m ruff check .
