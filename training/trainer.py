@@ -297,7 +297,8 @@ class Trainer:
         (its ``generator``, if it has one, is seeded and checkpointed). Raises :class:`TrainingError` on a
         non-finite loss or a failed checkpoint write, keeping the last good checkpoint.
         """
-        cfg = dataclasses.replace(self.config, regularizer=regularizer, epochs=epochs or self.config.epochs)
+        epochs = self.config.epochs if epochs is None else epochs  # an explicit 0 is refused by Config, not ignored
+        cfg = dataclasses.replace(self.config, regularizer=regularizer, epochs=epochs)
         device = resolve_device(cfg.device)
         if getattr(train_loader, "binarize", cfg.binarize) != cfg.binarize:
             raise TrainingError(f"the config says binarize={cfg.binarize} but the loader does not")

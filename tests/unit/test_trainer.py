@@ -126,6 +126,13 @@ def test_a_loader_that_does_not_binarize_as_the_config_says_is_refused() -> None
         fit(1, binarize=True)
 
 
+def test_an_explicit_epoch_count_is_used_or_refused_never_replaced() -> None:
+    trainer = Trainer(recipe(**TINY, epochs=4, kl_warmup_epochs=1.0))
+    assert len(trainer.fit("kl_wo_e", loader(), epochs=1, progress=False).history) == 1
+    with pytest.raises(ValueError, match="epochs must be at least 1"):
+        trainer.fit("kl_wo_e", loader(), epochs=0, progress=False)
+
+
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """The checkpoint after epoch 2 of a 4-epoch run that was interrupted."""
