@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import io
 import json
+import shutil
 import struct
 import sys
 import time
@@ -23,12 +24,17 @@ ROOT = Path(__file__).resolve().parents[2]
 SMALL = VAEConfig(hidden_dims=[32, 8, 2])
 
 
-@pytest.fixture
-def folder(tmp_path: Path) -> Path:
-    """A valid save_pretrained folder of a small model, to be damaged by each test."""
+@pytest.fixture(scope="module")
+def saved(tmp_path_factory: pytest.TempPathFactory) -> Path:
     torch.manual_seed(0)
-    VAE(SMALL).save_pretrained(tmp_path / "model")
-    return tmp_path / "model"
+    VAE(SMALL).save_pretrained(path := tmp_path_factory.mktemp("saved") / "model")
+    return path
+
+
+@pytest.fixture
+def folder(saved: Path, tmp_path: Path) -> Path:
+    """A valid save_pretrained folder of a small model, to be damaged by each test (a copy: saving renders a card)."""
+    return Path(shutil.copytree(saved, tmp_path / "model"))
 
 
 def refuse(source: str | Path, pattern: str) -> WeightsError:
