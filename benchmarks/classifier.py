@@ -1,9 +1,9 @@
 """A small MNIST digit classifier, used only to *measure* how recognisable a digit is (never shipped as a weight).
 
-``load_classifier()`` trains a LeNet-style CNN on MNIST's training set the first time (about a minute and a half
-on one thread, 99.2% test accuracy) and caches it as safetensors under the checkout's ``runs/classifier/`` (ignored by
-git), keyed on :data:`VERSION`, so that benchmarks and tests share one trained copy. It is a measuring instrument, so
-it lives with the benchmarks, not in the package.
+``load_classifier()`` trains a LeNet-style CNN on MNIST's training set the first time (minutes: docs/robustness.md
+has its time and accuracy) and caches it as safetensors under the checkout's ``runs/classifier/`` (ignored by git),
+keyed on :data:`VERSION`, so that benchmarks and tests share one trained copy. It is a measuring instrument, so it
+lives with the benchmarks, not in the package.
 
 Each training digit is varied the way people's digits vary (see :func:`augment`), so that the instrument reads a
 digit a little slanted, thicker or thinner, larger or off by a pixel as itself, rather than setting a ceiling of its

@@ -21,7 +21,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.mnist]
 
 @pytest.fixture(scope="module")
 def classifier(mnist_root: Path):
-    return load_classifier(mnist_root, progress=False)  # trains once (about a minute), then loads from the cache
+    return load_classifier(mnist_root, progress=False)  # trains once per checkout, then loads from the cache
 
 
 def test_the_classifier_reads_clean_test_digits(classifier, mnist_test) -> None:
