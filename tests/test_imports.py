@@ -3,12 +3,11 @@ costs a torch import, so this lives outside the unit layer."""
 
 import subprocess
 import sys
-from pathlib import Path
 
 import pytest
+from conftest import ROOT
 
 pytestmark = pytest.mark.slow
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def test_the_library_imports_lazily_without_gradio_and_changes_no_global_state() -> None:
